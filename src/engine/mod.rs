@@ -1,0 +1,1 @@
+//! The parallel blob engine: one streaming pass per blob computes its digest and diff ID.

@@ -1,0 +1,1 @@
+//! Layer contents: reproducible tar building and streaming tar header reading.

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("ocipatch: under construction");
+    std::process::exit(2);
+}
