@@ -8,3 +8,4 @@
 pub mod engine;
 pub mod layer;
 pub mod model;
+pub mod plan;

@@ -116,12 +116,20 @@ mod tests {
         assert_eq!(s.parse::<Digest>().unwrap().to_string(), s);
         assert!("sha512:abcd".parse::<Digest>().is_err());
         assert!("sha256:abcd".parse::<Digest>().is_err());
-        assert!("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        assert!(
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                .parse::<Digest>()
+                .is_err()
+        );
+        assert!(s
+            .to_uppercase()
+            .replace("SHA256", "sha256")
             .parse::<Digest>()
             .is_err());
-        assert!(s.to_uppercase().replace("SHA256", "sha256").parse::<Digest>().is_err());
-        assert!("sha256:../../../../etc/passwd0000000000000000000000000000000000000000"
-            .parse::<Digest>()
-            .is_err());
+        assert!(
+            "sha256:../../../../etc/passwd0000000000000000000000000000000000000000"
+                .parse::<Digest>()
+                .is_err()
+        );
     }
 }

@@ -1,0 +1,411 @@
+//! Descriptors, manifests, indexes and configs as read from their bytes.
+//!
+//! Each keeps its original bytes and its JSON as a `serde_json::Value` (with key order kept):
+//! JSON we pass through is written back byte-for-byte, JSON we edit is edited as a value so
+//! fields we do not know survive. oci-spec's typed structs validate the shape and give typed
+//! access where a typed view is enough (config history and rootfs).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::media;
+use super::Digest;
+
+/// A content descriptor plus the whole JSON object it came from (annotations, urls, platform,
+/// and any field a newer spec or a vendor added).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    raw: Map<String, Value>,
+}
+
+impl Descriptor {
+    /// A fresh descriptor, keys in the spec's order.
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
+        let mut raw = Map::new();
+        raw.insert("mediaType".into(), media_type.into());
+        raw.insert("digest".into(), digest.to_string().into());
+        raw.insert("size".into(), size.into());
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            raw,
+        }
+    }
+
+    pub fn from_json(v: &Value) -> Result<Descriptor, String> {
+        let raw = v
+            .as_object()
+            .ok_or("descriptor is not a JSON object")?
+            .clone();
+        let media_type = raw
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .ok_or("descriptor has no mediaType")?
+            .to_string();
+        let digest = raw
+            .get("digest")
+            .and_then(Value::as_str)
+            .ok_or("descriptor has no digest")?
+            .parse::<Digest>()
+            .map_err(|e| e.to_string())?;
+        let size = raw
+            .get("size")
+            .and_then(Value::as_u64)
+            .ok_or("descriptor has no valid size")?;
+        Ok(Descriptor {
+            media_type,
+            digest,
+            size,
+            raw,
+        })
+    }
+
+    /// The descriptor as JSON: every field it was read with, the three core fields current.
+    pub fn to_json(&self) -> Value {
+        let mut raw = self.raw.clone();
+        raw.insert("mediaType".into(), self.media_type.clone().into());
+        raw.insert("digest".into(), self.digest.to_string().into());
+        raw.insert("size".into(), self.size.into());
+        Value::Object(raw)
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.raw.get("annotations")?.get(key)?.as_str()
+    }
+
+    pub fn platform(&self) -> Option<Platform> {
+        Platform::from_json(self.raw.get("platform")?)
+    }
+
+    /// Sets (or replaces) the `platform` object, keeping the fields of the old one we do not set.
+    pub fn set_platform_os_version(&mut self, os_version: Option<&str>) {
+        if let Some(Value::Object(p)) = self.raw.get_mut("platform") {
+            match os_version {
+                Some(v) => {
+                    p.insert("os.version".into(), v.into());
+                }
+                None => {
+                    p.remove("os.version");
+                }
+            }
+        }
+    }
+
+    /// Foreign layers may be fetched from here instead of the blob store.
+    pub fn urls(&self) -> Vec<String> {
+        self.raw
+            .get("urls")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// os / architecture / variant (and os.version, which may differ between compatible images).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(rename = "os.version", skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+}
+
+impl Platform {
+    fn from_json(v: &Value) -> Option<Platform> {
+        Some(Platform {
+            os: v.get("os")?.as_str()?.to_string(),
+            architecture: v.get("architecture")?.as_str()?.to_string(),
+            variant: v.get("variant").and_then(Value::as_str).map(str::to_string),
+            os_version: v
+                .get("os.version")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+
+    /// Same os, architecture and variant. A missing variant equals the architecture's default
+    /// (`arm64` is `v8`), as containerd's platform matcher has it; os.version is not compared.
+    pub fn same_target(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.architecture == other.architecture
+            && self.normalized_variant() == other.normalized_variant()
+    }
+
+    fn normalized_variant(&self) -> Option<&str> {
+        match (self.architecture.as_str(), self.variant.as_deref()) {
+            ("arm64", Some("v8")) => None,
+            (_, Some("")) => None,
+            (_, v) => v,
+        }
+    }
+
+    /// Descriptor entries for attestations and other non-images use `unknown/unknown`.
+    pub fn is_unknown(&self) -> bool {
+        self.os == "unknown" && self.architecture == "unknown"
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err("not a JSON object".to_string()),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
+/// oci-spec's errors say "serde failed"; the useful part is in the source chain.
+fn spec_error(e: oci_spec::OciSpecError) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+fn annotations_of(json: &Map<String, Value>) -> BTreeMap<String, String> {
+    json.get("annotations")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An image manifest (OCI or Docker schema 2).
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    pub bytes: Vec<u8>,
+    pub json: Map<String, Value>,
+    pub media_type: String,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+}
+
+impl Manifest {
+    /// `descriptor_media_type` is what the referring index or tag said; OCI manifests may omit
+    /// their own `mediaType`.
+    pub fn parse(bytes: &[u8], descriptor_media_type: Option<&str>) -> Result<Manifest, String> {
+        let json = parse_object(bytes)?;
+        let media_type = json
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .or(descriptor_media_type)
+            .unwrap_or(media::OCI_MANIFEST)
+            .to_string();
+        if media::is_index(&media_type) {
+            return Err(format!(
+                "expected an image manifest, found an index ({media_type})"
+            ));
+        }
+        if !media::is_manifest(&media_type) {
+            return Err(format!("unsupported manifest media type {media_type}"));
+        }
+        if json.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
+            return Err("schemaVersion must be 2".to_string());
+        }
+        let config = Descriptor::from_json(json.get("config").ok_or("manifest has no config")?)
+            .map_err(|e| format!("config descriptor: {e}"))?;
+        let layers = json
+            .get("layers")
+            .and_then(Value::as_array)
+            .ok_or("manifest has no layers array")?
+            .iter()
+            .enumerate()
+            .map(|(i, l)| Descriptor::from_json(l).map_err(|e| format!("layer {i}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        oci_spec::image::ImageManifest::from_reader(bytes).map_err(spec_error)?;
+        Ok(Manifest {
+            bytes: bytes.to_vec(),
+            json,
+            media_type,
+            config,
+            layers,
+        })
+    }
+
+    pub fn family(&self) -> media::Family {
+        media::family_of(&self.media_type).unwrap_or(media::Family::Oci)
+    }
+
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        annotations_of(&self.json)
+    }
+
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.bytes)
+    }
+
+    /// An image, as opposed to an artifact that borrows the manifest format.
+    pub fn is_image(&self) -> bool {
+        media::is_image_config(&self.config.media_type)
+    }
+}
+
+/// An image index (OCI) or manifest list (Docker).
+#[derive(Clone, Debug)]
+pub struct Index {
+    pub bytes: Vec<u8>,
+    pub json: Map<String, Value>,
+    pub media_type: String,
+    pub manifests: Vec<Descriptor>,
+}
+
+impl Index {
+    pub fn parse(bytes: &[u8], descriptor_media_type: Option<&str>) -> Result<Index, String> {
+        let json = parse_object(bytes)?;
+        let media_type = json
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .or(descriptor_media_type)
+            .unwrap_or(media::OCI_INDEX)
+            .to_string();
+        if !media::is_index(&media_type) {
+            return Err(format!("expected an index, found {media_type}"));
+        }
+        if json.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
+            return Err("schemaVersion must be 2".to_string());
+        }
+        let manifests = json
+            .get("manifests")
+            .and_then(Value::as_array)
+            .ok_or("index has no manifests array")?
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Descriptor::from_json(m).map_err(|e| format!("manifests[{i}]: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        oci_spec::image::ImageIndex::from_reader(bytes).map_err(spec_error)?;
+        Ok(Index {
+            bytes: bytes.to_vec(),
+            json,
+            media_type,
+            manifests,
+        })
+    }
+
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        annotations_of(&self.json)
+    }
+}
+
+/// An image config. `json` is what we edit; `typed` is oci-spec's read-only view.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bytes: Vec<u8>,
+    pub json: Map<String, Value>,
+    pub platform: Platform,
+    pub diff_ids: Vec<Digest>,
+    pub history: Vec<oci_spec::image::History>,
+}
+
+impl Config {
+    pub fn parse(bytes: &[u8]) -> Result<Config, String> {
+        let json = parse_object(bytes)?;
+        let typed = oci_spec::image::ImageConfiguration::from_reader(bytes).map_err(spec_error)?;
+        let platform = Platform {
+            os: typed.os().to_string(),
+            architecture: typed.architecture().to_string(),
+            variant: typed.variant().clone(),
+            os_version: typed.os_version().clone(),
+        };
+        let diff_ids = typed
+            .rootfs()
+            .diff_ids()
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                d.parse::<Digest>()
+                    .map_err(|e| format!("rootfs.diff_ids[{i}]: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Config {
+            bytes: bytes.to_vec(),
+            json,
+            platform,
+            diff_ids,
+            history: typed.history().clone().unwrap_or_default(),
+        })
+    }
+
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn descriptor_keeps_unknown_fields() {
+        let v: Value = serde_json::from_str(&format!(
+            r#"{{"mediaType":"a","digest":"{D}","size":3,"urls":["http://x"],"x-vendor":1}}"#
+        ))
+        .unwrap();
+        let mut d = Descriptor::from_json(&v).unwrap();
+        assert_eq!(d.urls(), vec!["http://x".to_string()]);
+        d.media_type = "b".into();
+        let out = serde_json::to_string(&d.to_json()).unwrap();
+        assert_eq!(
+            out,
+            format!(
+                r#"{{"mediaType":"b","digest":"{D}","size":3,"urls":["http://x"],"x-vendor":1}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn manifest_parse_reports_what_is_missing() {
+        let err = Manifest::parse(br#"{"schemaVersion":2}"#, None).unwrap_err();
+        assert!(err.contains("config"), "{err}");
+        let err = Manifest::parse(b"{", None).unwrap_err();
+        assert!(err.contains("invalid JSON"), "{err}");
+        let idx = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#,
+            media::OCI_INDEX
+        );
+        assert!(Manifest::parse(idx.as_bytes(), None)
+            .unwrap_err()
+            .contains("index"));
+    }
+
+    #[test]
+    fn platform_matching_normalises_arm64_variant() {
+        let p = |a: &str, v: Option<&str>| Platform {
+            os: "linux".into(),
+            architecture: a.into(),
+            variant: v.map(Into::into),
+            os_version: None,
+        };
+        assert!(p("arm64", Some("v8")).same_target(&p("arm64", None)));
+        assert!(!p("arm", Some("v7")).same_target(&p("arm", Some("v6"))));
+        assert!(!p("amd64", None).same_target(&p("arm64", None)));
+    }
+}

@@ -1,0 +1,355 @@
+//! Image references in skopeo's transport syntax.
+//!
+//! `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]`,
+//! `docker://HOST/REPO[:TAG|@DIGEST]`. As in containers/image, the path ends at the first `:`
+//! after the transport, so paths containing `:` are not expressible (skopeo has the same rule).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::Digest;
+
+/// Which tag or digest a reference selects inside a layout or archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// `org.opencontainers.image.ref.name` in a layout's index (default `latest`).
+    Tag(String),
+    /// A manifest or index by digest (`oci:DIR@sha256:…`).
+    Digest(Digest),
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selector::Tag(t) => f.write_str(t),
+            Selector::Digest(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// `oci:DIR[:TAG]`. No selector: the `latest` tag, or the only image of the layout.
+    OciLayout {
+        dir: PathBuf,
+        selector: Option<Selector>,
+    },
+    /// `oci-archive:FILE[:TAG]`; no tag means "the only image in the archive".
+    OciArchive { file: PathBuf, tag: Option<String> },
+    /// `docker-archive:FILE[:NAME:TAG]`; no name means "the only image in the archive".
+    DockerArchive { file: PathBuf, name: Option<String> },
+    /// `docker://HOST/REPO[:TAG|@DIGEST]`
+    Registry {
+        host: String,
+        repository: String,
+        selector: Selector,
+    },
+}
+
+/// A parsed reference that remembers how the user wrote it (for messages and `base.name`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    written: String,
+    pub location: Location,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid image reference {input:?}: {reason}")]
+pub struct ReferenceError {
+    pub input: String,
+    pub reason: String,
+}
+
+impl Reference {
+    pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
+        let err = |reason: &str| ReferenceError {
+            input: input.to_string(),
+            reason: reason.to_string(),
+        };
+        let (transport, rest) = input.split_once(':').ok_or_else(|| {
+            err("expected TRANSPORT:..., e.g. oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]")
+        })?;
+        let location = match transport {
+            "oci" => {
+                let (dir, sel) = split_path(rest).map_err(|r| err(r))?;
+                let selector = match sel {
+                    None => None,
+                    Some(s) if s.starts_with("sha256:") => Some(Selector::Digest(
+                        s.parse()
+                            .map_err(|e: super::digest::DigestParseError| err(e.reason))?,
+                    )),
+                    Some(s) => Some(Selector::Tag(check_layout_tag(s).map_err(|r| err(r))?)),
+                };
+                Location::OciLayout { dir, selector }
+            }
+            "oci-archive" => {
+                let (file, tag) = split_path(rest).map_err(|r| err(r))?;
+                let tag = tag
+                    .map(|t| check_layout_tag(t).map_err(|r| err(r)))
+                    .transpose()?;
+                Location::OciArchive { file, tag }
+            }
+            "docker-archive" => {
+                let (file, name) = split_path(rest).map_err(|r| err(r))?;
+                if let Some(n) = name {
+                    if n.starts_with('@') {
+                        return Err(err("docker-archive references by index (@N) are not supported; use NAME:TAG"));
+                    }
+                }
+                Location::DockerArchive {
+                    file,
+                    name: name.map(str::to_string),
+                }
+            }
+            "docker" => {
+                let rest = rest.strip_prefix("//").ok_or_else(|| {
+                    err("registry references are written docker://HOST/REPO[:TAG]")
+                })?;
+                parse_registry(rest).map_err(|r| err(&r))?
+            }
+            other => {
+                return Err(err(&format!(
+                    "unknown transport {other:?} (known: oci, oci-archive, docker-archive, docker)"
+                )))
+            }
+        };
+        Ok(Reference {
+            written: input.to_string(),
+            location,
+        })
+    }
+
+    /// The reference exactly as the user wrote it.
+    pub fn as_written(&self) -> &str {
+        &self.written
+    }
+
+    /// The transport's name, as in the reference syntax.
+    pub fn transport(&self) -> &'static str {
+        match self.location {
+            Location::OciLayout { .. } => "oci",
+            Location::OciArchive { .. } => "oci-archive",
+            Location::DockerArchive { .. } => "docker-archive",
+            Location::Registry { .. } => "docker",
+        }
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+
+impl std::str::FromStr for Reference {
+    type Err = ReferenceError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Reference::parse(s)
+    }
+}
+
+fn split_path(rest: &str) -> Result<(PathBuf, Option<&str>), &'static str> {
+    let (path, sel) = match rest.split_once(':') {
+        Some((p, s)) => (p, Some(s)),
+        None => (rest, None),
+    };
+    if path.is_empty() {
+        return Err("missing path");
+    }
+    if sel == Some("") {
+        return Err("empty tag after ':'");
+    }
+    Ok((PathBuf::from(path), sel))
+}
+
+/// `org.opencontainers.image.ref.name` values: the image-spec allows a wider set than registry
+/// tags (components separated by `.`, `-`, `/`, `:`…); refuse only what cannot be a name.
+fn check_layout_tag(tag: &str) -> Result<String, &'static str> {
+    if tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("tag contains whitespace or control characters");
+    }
+    Ok(tag.to_string())
+}
+
+fn is_registry_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// Docker reference normalisation, as `docker pull` does it: a first component without `.` or
+/// `:` that is not `localhost` is a Docker Hub path, and single names live under `library/`.
+fn parse_registry(rest: &str) -> Result<Location, String> {
+    let (name, selector) = if let Some((name, digest)) = rest.split_once('@') {
+        let d: Digest = digest
+            .parse()
+            .map_err(|e: super::digest::DigestParseError| e.to_string())?;
+        // `name:tag@digest` pins by digest; the tag is informational.
+        let name = match name.rsplit_once(':') {
+            Some((n, t)) if !t.contains('/') => n,
+            _ => name,
+        };
+        (name, Selector::Digest(d))
+    } else {
+        match rest.rsplit_once(':') {
+            Some((n, t)) if !t.contains('/') => {
+                if !is_registry_tag(t) {
+                    return Err(format!("invalid tag {t:?}"));
+                }
+                (n, Selector::Tag(t.to_string()))
+            }
+            _ => (rest, Selector::Tag("latest".to_string())),
+        }
+    };
+    if name.is_empty() {
+        return Err("missing repository".to_string());
+    }
+    let (host, repository) = match name.split_once('/') {
+        Some((first, path))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (first.to_string(), path.to_string())
+        }
+        Some(_) => ("docker.io".to_string(), name.to_string()),
+        None => ("docker.io".to_string(), format!("library/{name}")),
+    };
+    if repository.is_empty()
+        || repository.split('/').any(|c| {
+            c.is_empty()
+                || !c.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+                })
+        })
+    {
+        return Err(format!(
+            "invalid repository {repository:?} (lowercase letters, digits, '.', '_', '-' and '/')"
+        ));
+    }
+    Ok(Location::Registry {
+        host,
+        repository,
+        selector,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(s: &str) -> Location {
+        Reference::parse(s).unwrap().location
+    }
+
+    #[test]
+    fn oci_layout_defaults_to_latest() {
+        assert_eq!(
+            loc("oci:./app"),
+            Location::OciLayout {
+                dir: "./app".into(),
+                selector: None
+            }
+        );
+        assert_eq!(
+            loc("oci:/tmp/x:v1.2"),
+            Location::OciLayout {
+                dir: "/tmp/x".into(),
+                selector: Some(Selector::Tag("v1.2".into()))
+            }
+        );
+    }
+
+    #[test]
+    fn oci_layout_by_digest() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(
+            loc(&format!("oci:dir:{d}")),
+            Location::OciLayout {
+                dir: "dir".into(),
+                selector: Some(Selector::Digest(d.parse().unwrap()))
+            }
+        );
+    }
+
+    #[test]
+    fn archives() {
+        assert_eq!(
+            loc("oci-archive:a.tar"),
+            Location::OciArchive {
+                file: "a.tar".into(),
+                tag: None
+            }
+        );
+        assert_eq!(
+            loc("docker-archive:a.tar:app:1.0"),
+            Location::DockerArchive {
+                file: "a.tar".into(),
+                name: Some("app:1.0".into())
+            }
+        );
+    }
+
+    #[test]
+    fn registry_normalisation() {
+        assert_eq!(
+            loc("docker://alpine"),
+            Location::Registry {
+                host: "docker.io".into(),
+                repository: "library/alpine".into(),
+                selector: Selector::Tag("latest".into())
+            }
+        );
+        assert_eq!(
+            loc("docker://127.0.0.1:5000/team/app:v2"),
+            Location::Registry {
+                host: "127.0.0.1:5000".into(),
+                repository: "team/app".into(),
+                selector: Selector::Tag("v2".into())
+            }
+        );
+        assert_eq!(
+            loc("docker://localhost:5000/app"),
+            Location::Registry {
+                host: "localhost:5000".into(),
+                repository: "app".into(),
+                selector: Selector::Tag("latest".into())
+            }
+        );
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(
+            loc(&format!("docker://quay.io/a/b:tag@{d}")),
+            Location::Registry {
+                host: "quay.io".into(),
+                repository: "a/b".into(),
+                selector: Selector::Digest(d.parse().unwrap())
+            }
+        );
+    }
+
+    #[test]
+    fn bad_references_are_refused_with_a_reason() {
+        for bad in [
+            "app",
+            "foo:bar",
+            "oci:",
+            "oci:dir:",
+            "docker:alpine",
+            "docker://Alpine",
+            "docker://host.io/app:bad tag",
+            "oci:dir:sha256:abc",
+        ] {
+            let e = Reference::parse(bad).unwrap_err();
+            assert_eq!(e.input, bad);
+            assert!(!e.reason.is_empty());
+        }
+    }
+
+    #[test]
+    fn keeps_what_the_user_wrote() {
+        let r = Reference::parse("oci:./x:y").unwrap();
+        assert_eq!(r.to_string(), "oci:./x:y");
+        assert_eq!(r.transport(), "oci");
+    }
+}
