@@ -6,6 +6,11 @@
 //! reads layer tarballs. Nothing here prints; the binary in `main.rs`/`cli` does.
 
 pub mod engine;
+pub mod error;
 pub mod layer;
 pub mod model;
+pub mod ops;
 pub mod plan;
+pub mod transport;
+
+pub use error::{Error, Result};

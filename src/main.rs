@@ -1,4 +1,8 @@
+use clap::Parser;
+
+mod cli;
+
 fn main() {
-    eprintln!("ocipatch: under construction");
-    std::process::exit(2);
+    let cli = cli::Cli::parse();
+    std::process::exit(cli::run(cli));
 }

@@ -71,26 +71,24 @@ impl Reference {
         })?;
         let location = match transport {
             "oci" => {
-                let (dir, sel) = split_path(rest).map_err(|r| err(r))?;
+                let (dir, sel) = split_path(rest).map_err(&err)?;
                 let selector = match sel {
                     None => None,
                     Some(s) if s.starts_with("sha256:") => Some(Selector::Digest(
                         s.parse()
                             .map_err(|e: super::digest::DigestParseError| err(e.reason))?,
                     )),
-                    Some(s) => Some(Selector::Tag(check_layout_tag(s).map_err(|r| err(r))?)),
+                    Some(s) => Some(Selector::Tag(check_layout_tag(s).map_err(&err)?)),
                 };
                 Location::OciLayout { dir, selector }
             }
             "oci-archive" => {
-                let (file, tag) = split_path(rest).map_err(|r| err(r))?;
-                let tag = tag
-                    .map(|t| check_layout_tag(t).map_err(|r| err(r)))
-                    .transpose()?;
+                let (file, tag) = split_path(rest).map_err(&err)?;
+                let tag = tag.map(|t| check_layout_tag(t).map_err(&err)).transpose()?;
                 Location::OciArchive { file, tag }
             }
             "docker-archive" => {
-                let (file, name) = split_path(rest).map_err(|r| err(r))?;
+                let (file, name) = split_path(rest).map_err(&err)?;
                 if let Some(n) = name {
                     if n.starts_with('@') {
                         return Err(err("docker-archive references by index (@N) are not supported; use NAME:TAG"));

@@ -9,15 +9,15 @@ pub mod rebase;
 pub use index::{rewrite_index, IndexPlan};
 pub use rebase::{plan_image, BlobCopy, ImagePlan, ImageReport, LayerSummary, Origin, Parts};
 
-use crate::model::{Digest, Platform};
+use crate::model::Digest;
 
 /// Why a rebase cannot be planned. The operation layer adds which references were involved.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlanError {
     #[error("platform {image} of the image does not match platform {base} of the {which}")]
     PlatformMismatch {
-        image: Platform,
-        base: Platform,
+        image: String,
+        base: String,
         which: &'static str,
     },
     #[error("the {which} is inconsistent: its manifest lists {layers} layers but its config lists {diff_ids} diff IDs")]

@@ -115,8 +115,8 @@ pub fn plan_image(
     for (base, which) in [(&old, "old base"), (&new, "new base")] {
         if !image.config.platform.same_target(&base.config.platform) {
             return Err(PlanError::PlatformMismatch {
-                image: image.config.platform.clone(),
-                base: base.config.platform.clone(),
+                image: image.config.platform.to_string(),
+                base: base.config.platform.to_string(),
                 which,
             });
         }

@@ -1,0 +1,165 @@
+//! Reading an image graph (index → manifests → configs) from any source, every JSON blob
+//! checked against its descriptor.
+
+use crate::error::{Error, Result};
+use crate::model::{media, Config, Descriptor, Index, Manifest, Platform};
+use crate::plan::Parts;
+use crate::transport::{read_json_blob, Source};
+
+/// One image: a manifest and its config.
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub descriptor: Descriptor,
+    pub manifest: Manifest,
+    pub config: Config,
+}
+
+impl Image {
+    pub fn parts(&self) -> Parts<'_> {
+        Parts {
+            manifest: &self.manifest,
+            config: &self.config,
+        }
+    }
+
+    pub fn platform(&self) -> &Platform {
+        &self.config.platform
+    }
+}
+
+/// An entry of an index that is not an image (attestation, signature, other artifact).
+#[derive(Clone, Debug)]
+pub struct Other {
+    pub descriptor: Descriptor,
+    pub why: String,
+}
+
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // few per index; boxing buys nothing
+pub enum Entry {
+    Image(Image),
+    Other(Other),
+}
+
+impl Entry {
+    pub fn image(&self) -> Option<&Image> {
+        match self {
+            Entry::Image(i) => Some(i),
+            Entry::Other(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per operand of an operation: size does not matter
+pub enum Loaded {
+    Single(Image),
+    Multi {
+        descriptor: Descriptor,
+        index: Box<Index>,
+        /// One per `index.manifests` entry, in order.
+        entries: Vec<Entry>,
+    },
+}
+
+impl Loaded {
+    pub fn images(&self) -> Vec<&Image> {
+        match self {
+            Loaded::Single(i) => vec![i],
+            Loaded::Multi { entries, .. } => entries.iter().filter_map(Entry::image).collect(),
+        }
+    }
+
+    pub fn descriptor(&self) -> &Descriptor {
+        match self {
+            Loaded::Single(i) => &i.descriptor,
+            Loaded::Multi { descriptor, .. } => descriptor,
+        }
+    }
+
+    /// The image for a platform (os/architecture/variant), if there is one.
+    pub fn for_platform(&self, platform: &Platform) -> Option<&Image> {
+        self.images()
+            .into_iter()
+            .find(|i| i.platform().same_target(platform))
+    }
+}
+
+fn invalid(src: &dyn Source, what: &'static str, desc: &Descriptor, reason: String) -> Error {
+    Error::InvalidBlob {
+        reference: src.reference().to_string(),
+        what,
+        digest: desc.digest.clone(),
+        reason,
+    }
+}
+
+/// Reads the image a manifest descriptor points at.
+pub fn load_image(src: &dyn Source, desc: &Descriptor) -> Result<Image> {
+    image_from(src, desc, read_manifest(src, desc)?)
+}
+
+fn read_manifest(src: &dyn Source, desc: &Descriptor) -> Result<Manifest> {
+    let bytes = read_json_blob(src, desc, "manifest")?;
+    Manifest::parse(&bytes, Some(&desc.media_type)).map_err(|e| invalid(src, "manifest", desc, e))
+}
+
+fn image_from(src: &dyn Source, desc: &Descriptor, manifest: Manifest) -> Result<Image> {
+    if !manifest.is_image() {
+        return Err(invalid(
+            src,
+            "manifest",
+            desc,
+            format!(
+                "it is an artifact (config media type {}), not an image",
+                manifest.config.media_type
+            ),
+        ));
+    }
+    let config_bytes = read_json_blob(src, &manifest.config, "config")?;
+    let config =
+        Config::parse(&config_bytes).map_err(|e| invalid(src, "config", &manifest.config, e))?;
+    Ok(Image {
+        descriptor: desc.clone(),
+        manifest,
+        config,
+    })
+}
+
+/// Reads everything `desc` (an index or a manifest) points at.
+pub fn load(src: &dyn Source, desc: &Descriptor) -> Result<Loaded> {
+    if !media::is_index(&desc.media_type) {
+        return Ok(Loaded::Single(load_image(src, desc)?));
+    }
+    let bytes = read_json_blob(src, desc, "index")?;
+    let index =
+        Index::parse(&bytes, Some(&desc.media_type)).map_err(|e| invalid(src, "index", desc, e))?;
+    let mut entries = Vec::with_capacity(index.manifests.len());
+    for entry in &index.manifests {
+        let other = |why: &str| {
+            Entry::Other(Other {
+                descriptor: entry.clone(),
+                why: why.to_string(),
+            })
+        };
+        if entry.platform().is_some_and(|p| p.is_unknown()) {
+            entries.push(other("platform unknown/unknown (attestation or artifact)"));
+        } else if media::is_index(&entry.media_type) {
+            entries.push(other("nested index"));
+        } else if !media::is_manifest(&entry.media_type) {
+            entries.push(other("not an image manifest"));
+        } else {
+            let manifest = read_manifest(src, entry)?;
+            if manifest.is_image() {
+                entries.push(Entry::Image(image_from(src, entry, manifest)?));
+            } else {
+                entries.push(other("artifact manifest"));
+            }
+        }
+    }
+    Ok(Loaded::Multi {
+        descriptor: desc.clone(),
+        index: Box::new(index),
+        entries,
+    })
+}

@@ -1,0 +1,448 @@
+//! OCI image layout directories (`oci:DIR[:TAG]`).
+//!
+//! Reading: `index.json` names the images by `org.opencontainers.image.ref.name`; blobs live in
+//! `blobs/sha256/<hex>`. Writing: blobs go to a temp name, are checked, fsync'ed and renamed into
+//! place; `index.json` is replaced last by an atomic rename, under an exclusive lock on the
+//! layout directory, re-read inside the lock so concurrent writers keep each other's tags.
+
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{json, Map, Value};
+
+use super::{CopyOutcome, Sink, Source};
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::model::media;
+use crate::model::{Descriptor, Digest, Index, Location, Reference, Selector};
+
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+const LAYOUT_FILE: &str = "oci-layout";
+const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join("blobs")
+        .join(digest.algorithm())
+        .join(digest.hex())
+}
+
+/// A layout opened for reading.
+pub struct LayoutSource {
+    reference: Reference,
+    dir: PathBuf,
+    selector: Option<Selector>,
+    index: Index,
+}
+
+impl LayoutSource {
+    pub fn open(reference: &Reference) -> Result<LayoutSource> {
+        let Location::OciLayout { dir, selector } = &reference.location else {
+            unreachable!("LayoutSource::open is only called for oci: references")
+        };
+        let r = reference.to_string();
+        let invalid = |file: PathBuf, reason: String| Error::InvalidFile {
+            reference: r.clone(),
+            file,
+            reason,
+        };
+        if !dir.is_dir() {
+            return Err(Error::NotFound {
+                reference: r.clone(),
+                what: format!("directory {}", dir.display()),
+                hint: String::new(),
+            });
+        }
+        let layout_file = dir.join(LAYOUT_FILE);
+        let layout = fs::read(&layout_file).map_err(|e| {
+            invalid(
+                layout_file.clone(),
+                format!("cannot read ({e}); is this an OCI image layout?"),
+            )
+        })?;
+        let version = serde_json::from_slice::<Value>(&layout)
+            .ok()
+            .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
+        if version.as_deref() != Some("1.0.0") {
+            return Err(invalid(
+                layout_file,
+                "not a valid oci-layout file (expected imageLayoutVersion 1.0.0)".into(),
+            ));
+        }
+        let index_file = dir.join("index.json");
+        let bytes = fs::read(&index_file)
+            .map_err(|e| invalid(index_file.clone(), format!("cannot read: {e}")))?;
+        let index = Index::parse(&bytes, Some(media::OCI_INDEX))
+            .map_err(|e| invalid(index_file.clone(), e))?;
+        Ok(LayoutSource {
+            reference: reference.clone(),
+            dir: dir.clone(),
+            selector: selector.clone(),
+            index,
+        })
+    }
+
+    fn tags(&self) -> Vec<String> {
+        let mut tags: Vec<String> = self
+            .index
+            .manifests
+            .iter()
+            .filter_map(|d| d.annotation(REF_NAME).map(str::to_string))
+            .collect();
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+
+    fn by_tag(&self, tag: &str) -> Result<Option<Descriptor>> {
+        let found: Vec<&Descriptor> = self
+            .index
+            .manifests
+            .iter()
+            .filter(|d| d.annotation(REF_NAME) == Some(tag))
+            .collect();
+        match found.as_slice() {
+            [] => Ok(None),
+            [one, rest @ ..] if rest.iter().all(|d| d.digest == one.digest) => {
+                Ok(Some((*one).clone()))
+            }
+            _ => Err(Error::Rebase(format!(
+                "{}: tag {tag:?} names {} different manifests in {}",
+                self.reference,
+                found.len(),
+                self.dir.join("index.json").display()
+            ))),
+        }
+    }
+
+    fn tag_not_found(&self, tag: &str) -> Error {
+        let tags = self.tags();
+        Error::NotFound {
+            reference: self.reference.to_string(),
+            what: format!("tag {tag:?}"),
+            hint: if tags.is_empty() {
+                " (the layout has no tagged images)".to_string()
+            } else {
+                format!(" (tags: {})", tags.join(", "))
+            },
+        }
+    }
+}
+
+impl Source for LayoutSource {
+    fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    fn root(&self) -> Result<Descriptor> {
+        match &self.selector {
+            Some(Selector::Tag(tag)) => self.by_tag(tag)?.ok_or_else(|| self.tag_not_found(tag)),
+            Some(Selector::Digest(d)) => {
+                self.descriptor_for_digest(d)?
+                    .ok_or_else(|| Error::NotFound {
+                        reference: self.reference.to_string(),
+                        what: format!("manifest {d}"),
+                        hint: String::new(),
+                    })
+            }
+            // Like skopeo: no tag means `latest`, or the layout's only image.
+            None => match self.by_tag("latest")? {
+                Some(d) => Ok(d),
+                None if self.index.manifests.len() == 1 => Ok(self.index.manifests[0].clone()),
+                None => Err(self.tag_not_found("latest")),
+            },
+        }
+    }
+
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
+        let path = blob_path(&self.dir, digest);
+        match File::open(&path) {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::MissingBlob {
+                reference: self.reference.to_string(),
+                digest: digest.clone(),
+                location: path.display().to_string(),
+            }),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        Ok(blob_path(&self.dir, digest).is_file())
+    }
+
+    fn blob_path(&self, digest: &Digest) -> Option<PathBuf> {
+        Some(blob_path(&self.dir, digest))
+    }
+
+    fn descriptor_for_digest(&self, digest: &Digest) -> Result<Option<Descriptor>> {
+        if let Some(d) = self.index.manifests.iter().find(|d| &d.digest == digest) {
+            return Ok(Some(d.clone()));
+        }
+        // Not tagged, but maybe stored (a platform manifest of a tagged index, say).
+        let path = blob_path(&self.dir, digest);
+        let Ok(meta) = fs::metadata(&path) else {
+            return Ok(None);
+        };
+        if meta.len() > super::MAX_JSON_BLOB {
+            return Ok(None);
+        }
+        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let Ok(Value::Object(json)) = serde_json::from_slice::<Value>(&bytes) else {
+            return Ok(None);
+        };
+        let media_type = match json.get("mediaType").and_then(Value::as_str) {
+            Some(mt) => mt.to_string(),
+            None if json.contains_key("manifests") => media::OCI_INDEX.to_string(),
+            None if json.contains_key("config") => media::OCI_MANIFEST.to_string(),
+            None => return Ok(None),
+        };
+        Ok(Some(Descriptor::new(
+            &media_type,
+            digest.clone(),
+            bytes.len() as u64,
+        )))
+    }
+}
+
+/// A layout opened for writing one tag.
+pub struct LayoutSink {
+    reference: Reference,
+    dir: PathBuf,
+    tag: String,
+    /// The directory did not exist before this run: a failed run removes it whole.
+    created: bool,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl LayoutSink {
+    pub fn open(reference: &Reference) -> Result<LayoutSink> {
+        let Location::OciLayout { dir, selector } = &reference.location else {
+            unreachable!("LayoutSink::open is only called for oci: references")
+        };
+        let tag = match selector {
+            None => "latest".to_string(),
+            Some(Selector::Tag(t)) => t.clone(),
+            Some(Selector::Digest(_)) => {
+                return Err(Error::Rebase(format!(
+                    "{reference}: a destination needs a tag, not a digest"
+                )))
+            }
+        };
+        let created = !dir.exists();
+        if !created {
+            if !dir.is_dir() {
+                return Err(Error::Rebase(format!(
+                    "{reference}: {} exists and is not a directory",
+                    dir.display()
+                )));
+            }
+            let index_file = dir.join("index.json");
+            if index_file.exists() {
+                let bytes = fs::read(&index_file).map_err(|e| Error::io(&index_file, e))?;
+                Index::parse(&bytes, Some(media::OCI_INDEX)).map_err(|e| Error::InvalidFile {
+                    reference: reference.to_string(),
+                    file: index_file.clone(),
+                    reason: format!("{e}; refusing to overwrite it"),
+                })?;
+            } else if fs::read_dir(dir)
+                .map_err(|e| Error::io(dir, e))?
+                .next()
+                .is_some()
+            {
+                return Err(Error::Rebase(format!(
+                    "{reference}: {} is not empty and not an OCI image layout; refusing to write into it",
+                    dir.display()
+                )));
+            }
+        }
+        let blobs = dir.join("blobs").join("sha256");
+        fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
+        Ok(LayoutSink {
+            reference: reference.clone(),
+            dir: dir.clone(),
+            tag,
+            created,
+        })
+    }
+
+    fn temp_path(&self, name: &str) -> PathBuf {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.dir
+            .join("blobs")
+            .join("sha256")
+            .join(format!(".tmp-{name}-{}-{n}", std::process::id()))
+    }
+
+    /// Moves a checked temp file to its content address.
+    fn install(&self, tmp: &Path, digest: &Digest) -> Result<()> {
+        let dest = blob_path(&self.dir, digest);
+        fs::rename(tmp, &dest).map_err(|e| {
+            let _ = fs::remove_file(tmp);
+            Error::io(&dest, e)
+        })
+    }
+
+    fn check(
+        &self,
+        src: &dyn Source,
+        desc: &Descriptor,
+        tmp: &Path,
+        result: std::result::Result<engine::BlobDigests, engine::EngineError>,
+    ) -> Result<()> {
+        let fail = |e: Error| {
+            let _ = fs::remove_file(tmp);
+            Err(e)
+        };
+        let got = match result {
+            Ok(got) => got,
+            Err(source) => {
+                return fail(Error::Blob {
+                    reference: src.reference().to_string(),
+                    digest: desc.digest.clone(),
+                    source,
+                })
+            }
+        };
+        if got.digest != desc.digest {
+            return fail(Error::DigestMismatch {
+                reference: src.reference().to_string(),
+                expected: desc.digest.clone(),
+                actual: got.digest,
+                size: got.size,
+            });
+        }
+        if got.size != desc.size {
+            return fail(Error::SizeMismatch {
+                reference: src.reference().to_string(),
+                digest: desc.digest.clone(),
+                expected: desc.size,
+                actual: got.size,
+            });
+        }
+        Ok(())
+    }
+
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+impl Sink for LayoutSink {
+    fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    fn copy_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome> {
+        let dest = blob_path(&self.dir, &desc.digest);
+        if fs::metadata(&dest).is_ok_and(|m| m.len() == desc.size) {
+            return Ok(CopyOutcome::Present);
+        }
+        if media::is_foreign_layer(&desc.media_type)
+            && !desc.urls().is_empty()
+            && !src.has_blob(&desc.digest)?
+        {
+            return Ok(CopyOutcome::Foreign);
+        }
+        let tmp = self.temp_path(desc.digest.hex());
+        // Same filesystem: link instead of copying, then read the linked file once to check it.
+        if let Some(path) = src.blob_path(&desc.digest) {
+            if fs::hard_link(&path, &tmp).is_ok() {
+                self.check(src, desc, &tmp, engine::digest_file(&tmp, None))?;
+                self.install(&tmp, &desc.digest)?;
+                return Ok(CopyOutcome::Linked);
+            }
+        }
+        let reader = src.open_blob(&desc.digest)?;
+        let result = engine::copy_to_file(reader, &tmp, None);
+        self.check(src, desc, &tmp, result)?;
+        self.install(&tmp, &desc.digest)?;
+        Ok(CopyOutcome::Copied)
+    }
+
+    fn put_bytes(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
+        let dest = blob_path(&self.dir, &desc.digest);
+        if dest.exists() {
+            return Ok(());
+        }
+        self.write_atomically(&dest, bytes)
+    }
+
+    fn commit(&self, root: &Descriptor) -> Result<()> {
+        sync_dir(&self.dir.join("blobs").join("sha256"))?;
+        let lock = File::open(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        lock.lock().map_err(|e| Error::io(&self.dir, e))?;
+
+        let layout_file = self.dir.join(LAYOUT_FILE);
+        if !layout_file.exists() {
+            self.write_atomically(&layout_file, LAYOUT_CONTENT)?;
+        }
+        let index_file = self.dir.join("index.json");
+        let mut index: Map<String, Value> = match fs::read(&index_file) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(Value::Object(m)) => m,
+                _ => {
+                    return Err(Error::InvalidFile {
+                        reference: self.reference.to_string(),
+                        file: index_file,
+                        reason: "became invalid while we were writing".into(),
+                    })
+                }
+            },
+            Err(e) if e.kind() == ErrorKind::NotFound => json!({
+                "schemaVersion": 2,
+                "mediaType": media::OCI_INDEX,
+                "manifests": [],
+            })
+            .as_object()
+            .cloned()
+            .expect("literal object"),
+            Err(e) => return Err(Error::io(&index_file, e)),
+        };
+        let mut manifests: Vec<Value> = index
+            .get("manifests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        manifests.retain(|m| {
+            m.get("annotations")
+                .and_then(|a| a.get(REF_NAME))
+                .and_then(Value::as_str)
+                != Some(&self.tag)
+        });
+        let mut entry = root.to_json();
+        if let Value::Object(e) = &mut entry {
+            e.insert("annotations".into(), json!({ REF_NAME: self.tag }));
+        }
+        manifests.push(entry);
+        index.insert("manifests".into(), Value::Array(manifests));
+        let bytes = serde_json::to_vec(&index).expect("a JSON value always serializes");
+        self.write_atomically(&index_file, &bytes)?;
+        sync_dir(&self.dir)?;
+        lock.unlock().map_err(|e| Error::io(&self.dir, e))
+    }
+
+    fn abort(&self) {
+        if self.created {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}

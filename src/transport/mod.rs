@@ -1,0 +1,141 @@
+//! Where images live, behind one pair of traits. An operation never knows whether its source is
+//! a directory, a tarball or a registry.
+
+pub mod layout;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::model::{Descriptor, Digest, Location, Reference};
+
+/// Largest manifest, index or config we read into memory. Registries cap manifests at 4 MiB;
+/// configs with long histories reach a few hundred KiB.
+pub const MAX_JSON_BLOB: u64 = 32 << 20;
+
+/// A place images are read from.
+pub trait Source: Send + Sync {
+    fn reference(&self) -> &Reference;
+
+    /// The descriptor the reference selects: an image manifest or an index.
+    fn root(&self) -> Result<Descriptor>;
+
+    /// A stream of the blob's stored bytes, unverified (the caller verifies as it reads).
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>>;
+
+    fn has_blob(&self, digest: &Digest) -> Result<bool>;
+
+    /// The blob as a plain file, when it is one (lets a sink on the same filesystem link it).
+    fn blob_path(&self, _digest: &Digest) -> Option<PathBuf> {
+        None
+    }
+
+    /// A manifest or index by digest, whether or not a tag points at it (how `base.digest`
+    /// annotations are resolved). `None` when the source does not have it.
+    fn descriptor_for_digest(&self, digest: &Digest) -> Result<Option<Descriptor>>;
+}
+
+/// How a blob reached a sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CopyOutcome {
+    /// The destination already had it.
+    Present,
+    /// Hard-linked from the source, then digest-checked.
+    Linked,
+    /// Streamed through, digest-checked on the way.
+    Copied,
+    /// A foreign layer whose blob the source does not have: referenced by its urls only.
+    Foreign,
+}
+
+/// A place images are written to. Blobs first, then `commit` makes the tag point at the root,
+/// atomically; `abort` undoes what a failed run created.
+pub trait Sink: Send + Sync {
+    fn reference(&self) -> &Reference;
+
+    /// Copies a blob from `src`, checking its digest and size while it is copied.
+    fn copy_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome>;
+
+    /// Stores a small blob we produced (config, manifest, index).
+    fn put_bytes(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()>;
+
+    /// Points the tag at `root`. Nothing is visible under the tag before this.
+    fn commit(&self, root: &Descriptor) -> Result<()>;
+
+    /// Called after a failure: removes what this run created that is not referenced.
+    fn abort(&self);
+}
+
+/// Opens the source a reference names.
+pub fn open_source(reference: &Reference) -> Result<Box<dyn Source>> {
+    match &reference.location {
+        Location::OciLayout { .. } => Ok(Box::new(layout::LayoutSource::open(reference)?)),
+        _ => Err(unsupported(reference)),
+    }
+}
+
+/// Opens the sink a reference names (creating a layout directory if needed).
+pub fn open_sink(reference: &Reference) -> Result<Box<dyn Sink>> {
+    match &reference.location {
+        Location::OciLayout { .. } => Ok(Box::new(layout::LayoutSink::open(reference)?)),
+        _ => Err(unsupported(reference)),
+    }
+}
+
+fn unsupported(reference: &Reference) -> Error {
+    Error::Unsupported {
+        reference: reference.to_string(),
+        transport: reference.transport(),
+    }
+}
+
+/// Reads a small blob whole and checks it against its descriptor.
+pub fn read_json_blob(src: &dyn Source, desc: &Descriptor, what: &'static str) -> Result<Vec<u8>> {
+    let reference = src.reference().to_string();
+    if desc.size > MAX_JSON_BLOB {
+        return Err(Error::InvalidBlob {
+            reference,
+            what,
+            digest: desc.digest.clone(),
+            reason: format!(
+                "descriptor size {} exceeds the {MAX_JSON_BLOB}-byte limit",
+                desc.size
+            ),
+        });
+    }
+    let mut bytes = Vec::with_capacity(desc.size as usize);
+    src.open_blob(&desc.digest)?
+        .take(desc.size + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::InvalidBlob {
+            reference: reference.clone(),
+            what,
+            digest: desc.digest.clone(),
+            reason: format!("read failed: {e}"),
+        })?;
+    verify_bytes(&reference, desc, &bytes)?;
+    Ok(bytes)
+}
+
+/// Checks size and digest of bytes read for `desc`.
+pub fn verify_bytes(reference: &str, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
+    let actual = Digest::of(bytes);
+    if actual != desc.digest {
+        return Err(Error::DigestMismatch {
+            reference: reference.to_string(),
+            expected: desc.digest.clone(),
+            actual,
+            size: bytes.len() as u64,
+        });
+    }
+    if bytes.len() as u64 != desc.size {
+        return Err(Error::SizeMismatch {
+            reference: reference.to_string(),
+            digest: desc.digest.clone(),
+            expected: desc.size,
+            actual: bytes.len() as u64,
+        });
+    }
+    Ok(())
+}
