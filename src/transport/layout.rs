@@ -215,6 +215,8 @@ pub struct LayoutSink {
     created: bool,
 }
 
+/// Names of files being written; never part of a finished layout.
+const TEMP_PREFIX: &str = ".ocipatch-tmp-";
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl LayoutSink {
@@ -247,11 +249,7 @@ impl LayoutSink {
                     file: index_file.clone(),
                     reason: format!("{e}; refusing to overwrite it"),
                 })?;
-            } else if fs::read_dir(dir)
-                .map_err(|e| Error::io(dir, e))?
-                .next()
-                .is_some()
-            {
+            } else if !only_layout_entries(dir)? {
                 return Err(Error::Rebase(format!(
                     "{reference}: {} is not empty and not an OCI image layout; refusing to write into it",
                     dir.display()
@@ -260,12 +258,18 @@ impl LayoutSink {
         }
         let blobs = dir.join("blobs").join("sha256");
         fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
-        Ok(LayoutSink {
+        let sink = LayoutSink {
             reference: reference.clone(),
             dir: dir.clone(),
             tag,
             created,
-        })
+        };
+        // Written first so that a concurrent writer recognises the directory as a layout.
+        let layout_file = dir.join(LAYOUT_FILE);
+        if !layout_file.exists() {
+            sink.write_atomically(&layout_file, LAYOUT_CONTENT)?;
+        }
+        Ok(sink)
     }
 
     fn temp_path(&self, name: &str) -> PathBuf {
@@ -273,7 +277,7 @@ impl LayoutSink {
         self.dir
             .join("blobs")
             .join("sha256")
-            .join(format!(".tmp-{name}-{}-{n}", std::process::id()))
+            .join(format!("{TEMP_PREFIX}{name}-{}-{n}", std::process::id()))
     }
 
     /// Moves a checked temp file to its content address.
@@ -326,7 +330,11 @@ impl LayoutSink {
     }
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_file_name(format!("{TEMP_PREFIX}{name}-{}-{n}", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
@@ -338,6 +346,19 @@ impl LayoutSink {
             Error::io(path, e)
         })
     }
+}
+
+/// An empty directory, or one another writer is turning into a layout right now.
+fn only_layout_entries(dir: &Path) -> Result<bool> {
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let name = entry.map_err(|e| Error::io(dir, e))?.file_name();
+        let name = name.to_string_lossy();
+        let known = name == "blobs" || name == LAYOUT_FILE || name.starts_with(TEMP_PREFIX);
+        if !known {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -353,7 +374,11 @@ impl Sink for LayoutSink {
 
     fn copy_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome> {
         let dest = blob_path(&self.dir, &desc.digest);
-        if fs::metadata(&dest).is_ok_and(|m| m.len() == desc.size) {
+        // A blob already there is trusted only after reading it: a corrupt one is replaced
+        // from the source (or, when the source is this very layout, reported).
+        if fs::metadata(&dest).is_ok_and(|m| m.len() == desc.size)
+            && engine::digest_file(&dest, None).is_ok_and(|d| d.digest == desc.digest)
+        {
             return Ok(CopyOutcome::Present);
         }
         if media::is_foreign_layer(&desc.media_type)
@@ -391,10 +416,6 @@ impl Sink for LayoutSink {
         let lock = File::open(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         lock.lock().map_err(|e| Error::io(&self.dir, e))?;
 
-        let layout_file = self.dir.join(LAYOUT_FILE);
-        if !layout_file.exists() {
-            self.write_atomically(&layout_file, LAYOUT_CONTENT)?;
-        }
         let index_file = self.dir.join("index.json");
         let mut index: Map<String, Value> = match fs::read(&index_file) {
             Ok(bytes) => match serde_json::from_slice(&bytes) {
@@ -441,7 +462,8 @@ impl Sink for LayoutSink {
     }
 
     fn abort(&self) {
-        if self.created {
+        // Only a directory this run created, and that no concurrent writer has committed to.
+        if self.created && !self.dir.join("index.json").exists() {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }

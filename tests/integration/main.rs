@@ -1,0 +1,4 @@
+//! Integration tests: the real binary on layouts built by `harness`.
+
+mod harness;
+mod rebase;

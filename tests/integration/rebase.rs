@@ -1,0 +1,714 @@
+//! `ocipatch rebase` on OCI layouts: the rules and every error path.
+
+use std::fs;
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+#[test]
+fn rebase_onto_updated_base_splices_layers_and_merges_config() {
+    let s = scenario();
+    let dest = s.path("out");
+    let before = snapshot(&s.layout.dir);
+    let out = ok(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &format!("oci:{}:app", dest.display()),
+    ]);
+    assert_eq!(snapshot(&s.layout.dir), before, "inputs must not change");
+
+    let digest = last_line(&out);
+    let out_layout = Layout { dir: dest.clone() };
+    assert_eq!(out_layout.tagged("app").as_deref(), Some(digest));
+    let manifest = out_layout.read_json(digest);
+    let layers: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    // new base's two layers, then the app's two, byte-for-byte the same blobs
+    let v2 = s.layout.read_json(&s.layout.tagged("base-v2").unwrap());
+    let app = s.layout.read_json(&s.layout.tagged("app").unwrap());
+    assert_eq!(
+        layers[..2],
+        [
+            v2["layers"][0]["digest"].as_str().unwrap(),
+            v2["layers"][1]["digest"].as_str().unwrap()
+        ]
+    );
+    assert_eq!(
+        layers[2..],
+        [
+            app["layers"][1]["digest"].as_str().unwrap(),
+            app["layers"][2]["digest"].as_str().unwrap()
+        ]
+    );
+    for l in &layers {
+        assert_eq!(sha256(&fs::read(out_layout.blob_path(l)).unwrap()), *l);
+    }
+    assert_eq!(
+        manifest["layers"][3]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar"
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.digest"],
+        s.layout.tagged("base-v2").unwrap()
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.name"],
+        s.oci("base-v2")
+    );
+
+    let config = out_layout.read_json(manifest["config"]["digest"].as_str().unwrap());
+    assert_eq!(
+        config["config"]["Env"],
+        json!([
+            "PATH=/usr/bin:/bin",
+            "JAVA_HOME=/opt/jdk2",
+            "BASE=2",
+            "APP_ENV=prod"
+        ])
+    );
+    assert_eq!(config["created"], "2024-05-01T00:00:00Z");
+    let history: Vec<&str> = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "ADD rootfs",
+            "RUN apt-get upgrade",
+            "COPY server /app/",
+            "COPY config.yaml /app/"
+        ]
+    );
+    let expect_diff_ids: Vec<String> = s
+        .base_v2
+        .layers
+        .iter()
+        .chain(&s.app.layers[1..])
+        .map(Layer::diff_id)
+        .collect();
+    assert_eq!(config["rootfs"]["diff_ids"], json!(expect_diff_ids));
+}
+
+#[test]
+fn chain_of_rebases_finds_the_old_base_by_annotation() {
+    let s = scenario();
+    let dest = format!("oci:{}", s.layout.dir.display());
+    ok(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &format!("{dest}:app-v2"),
+    ]);
+    // no --from: the annotation names base-v2, found in the --onto layout
+    let out = ok(&[
+        "rebase",
+        &s.oci("app-v2"),
+        "--onto",
+        &s.oci("base-v2-fresh"),
+        "-o",
+        &format!("{dest}:app-fresh"),
+    ]);
+    let m = s.layout.read_json(last_line(&out));
+    assert_eq!(m["layers"].as_array().unwrap().len(), 3, "{m}");
+    assert_eq!(
+        m["annotations"]["org.opencontainers.image.base.digest"],
+        s.layout.tagged("base-v2-fresh").unwrap()
+    );
+}
+
+#[test]
+fn rebase_onto_the_current_base_is_a_no_op() {
+    let s = scenario();
+    let dest = format!("oci:{}", s.layout.dir.display());
+    let first = ok(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &format!("{dest}:once"),
+    ]);
+    let second = ok(&[
+        "rebase",
+        &s.oci("once"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &format!("{dest}:twice"),
+    ]);
+    assert_eq!(last_line(&first), last_line(&second));
+}
+
+#[test]
+fn output_is_reproducible_across_directories() {
+    let s = scenario();
+    let a = s.path("a");
+    let b = s.path("nested/b");
+    let run = |d: &std::path::Path| {
+        ok(&[
+            "rebase",
+            &s.oci("app"),
+            "--from",
+            &s.oci("base-v1"),
+            "--onto",
+            &s.oci("base-v2"),
+            "-o",
+            &format!("oci:{}:app", d.display()),
+        ])
+    };
+    assert_eq!(last_line(&run(&a)), last_line(&run(&b)));
+    assert_eq!(snapshot(&a), snapshot(&b));
+}
+
+#[test]
+fn json_report_and_dry_run() {
+    let s = scenario();
+    let dest = s.path("out");
+    let out = ok(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &format!("oci:{}:app", dest.display()),
+        "--dry-run",
+        "--json",
+    ]);
+    assert!(!dest.exists(), "--dry-run must write nothing");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["dry_run"], true);
+    let p = &r["platforms"][0];
+    assert_eq!(p["layers_removed"].as_array().unwrap().len(), 1);
+    assert_eq!(p["layers_added"].as_array().unwrap().len(), 2);
+    assert_eq!(p["layers_kept"].as_array().unwrap().len(), 2);
+    assert!(p["config_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c.as_str().unwrap().starts_with("Env.JAVA_HOME")));
+    // the planned digest is the one a real run writes
+    let real = ok(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &format!("oci:{}:app", dest.display()),
+    ]);
+    assert_eq!(r["digest"], last_line(&real));
+}
+
+#[test]
+fn existing_destination_keeps_other_tags_and_replaces_its_own() {
+    let s = scenario();
+    let dest = s.layout.oci("app");
+    let other_tags: Vec<String> = ["base-v1", "base-v2", "base-v2-fresh"]
+        .iter()
+        .map(|t| s.layout.tagged(t).unwrap())
+        .collect();
+    let out = ok(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &dest,
+    ]);
+    assert_eq!(s.layout.tagged("app").as_deref(), Some(last_line(&out)));
+    for (t, d) in ["base-v1", "base-v2", "base-v2-fresh"]
+        .iter()
+        .zip(other_tags)
+    {
+        assert_eq!(s.layout.tagged(t), Some(d));
+    }
+    assert_eq!(s.layout.index()["manifests"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn concurrent_writers_keep_each_others_tags() {
+    let s = scenario();
+    let dest = s.path("shared");
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let args: Vec<String> = vec![
+                "rebase".into(),
+                s.oci("app"),
+                "--from".into(),
+                s.oci("base-v1"),
+                "--onto".into(),
+                s.oci("base-v2"),
+                "-o".into(),
+                format!("oci:{}:t{i}", dest.display()),
+                "-q".into(),
+            ];
+            std::thread::spawn(move || {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                ok(&a)
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let l = Layout { dir: dest };
+    for i in 0..6 {
+        assert!(
+            l.tagged(&format!("t{i}")).is_some(),
+            "tag t{i} lost: {}",
+            l.index()
+        );
+    }
+}
+
+#[test]
+fn multi_platform_index_is_rebased_per_platform_and_attestations_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = Layout::new(tmp.path().join("l"));
+    let mk = |arch: &str, v: &[u8]| {
+        Image::new(
+            vec![Layer::files(&[("etc/v", v), ("arch", arch.as_bytes())])],
+            &["base"],
+        )
+        .arch(arch)
+    };
+    let (b1a, b1r) = (mk("amd64", b"1"), mk("arm64", b"1"));
+    let (b2a, b2r) = (mk("amd64", b"2"), mk("arm64", b"2"));
+    let app_layer = Layer::files(&[("app", b"x")]);
+    let (aa, ar) = (
+        Image::on(&b1a, vec![app_layer.clone()], &["app"]),
+        Image::on(&b1r, vec![app_layer], &["app"]),
+    );
+    let e = |img: &Image| l.put_image(img);
+    l.add_index("b1", vec![e(&b1a), e(&b1r)]);
+    l.add_index("b2", vec![e(&b2r), e(&b2a)]);
+    let (att, _) = l.write_blob(b"{}");
+    l.add_index("app", vec![
+        e(&aa), e(&ar),
+        json!({"mediaType": OCI_MANIFEST, "digest": att, "size": 2, "platform": {"os": "unknown", "architecture": "unknown"}}),
+    ]);
+    let out = ok(&[
+        "rebase",
+        &l.oci("app"),
+        "--from",
+        &l.oci("b1"),
+        "--onto",
+        &l.oci("b2"),
+        "-o",
+        &l.oci("rebased"),
+        "--json",
+    ]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["platforms"].as_array().unwrap().len(), 2);
+    assert_eq!(r["dropped"].as_array().unwrap().len(), 1);
+    let idx = l.read_json(r["digest"].as_str().unwrap());
+    assert_eq!(idx["mediaType"], OCI_INDEX);
+    assert_eq!(idx["annotations"]["org.example.index"], "kept");
+    let entries = idx["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for (entry, base) in entries.iter().zip([&b2a, &b2r]) {
+        let m = l.read_json(entry["digest"].as_str().unwrap());
+        let c = l.read_json(m["config"]["digest"].as_str().unwrap());
+        assert_eq!(c["architecture"], entry["platform"]["architecture"]);
+        assert_eq!(c["rootfs"]["diff_ids"][0], base.layers[0].diff_id());
+    }
+    assert_eq!(l.tagged("rebased").as_deref(), r["digest"].as_str());
+
+    // a platform the new base lacks is named in the error
+    l.add_index("b2-amd64-only", vec![e(&b2a)]);
+    let err = fails(&[
+        "rebase",
+        &l.oci("app"),
+        "--from",
+        &l.oci("b1"),
+        "--onto",
+        &l.oci("b2-amd64-only"),
+        "-o",
+        &l.oci("x"),
+    ]);
+    assert!(err.contains("linux/arm64"), "{err}");
+    assert!(l.tagged("x").is_none());
+}
+
+#[test]
+fn docker_manifest_keeps_docker_media_types_and_refuses_zstd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = Layout::new(tmp.path().join("l"));
+    let b1 = Image::new(vec![Layer::files(&[("a", b"1")])], &["b1"]).docker();
+    let app = Image::on(&b1, vec![Layer::files(&[("app", b"x")])], &["app"]);
+    l.add("b1", &b1);
+    l.add("app", &app);
+    l.add(
+        "b2-oci",
+        &Image::new(vec![Layer::files(&[("a", b"2")])], &["b2"]),
+    );
+    l.add(
+        "b2-zstd",
+        &Image::new(vec![Layer::files(&[("a", b"3")]).with(Comp::Zstd)], &["b2"]),
+    );
+    let out = ok(&[
+        "rebase",
+        &l.oci("app"),
+        "--from",
+        &l.oci("b1"),
+        "--onto",
+        &l.oci("b2-oci"),
+        "-o",
+        &l.oci("out"),
+    ]);
+    let m = l.read_json(last_line(&out));
+    assert_eq!(m["mediaType"], DOCKER_MANIFEST);
+    assert_eq!(m["config"]["mediaType"], DOCKER_CONFIG);
+    for layer in m["layers"].as_array().unwrap() {
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+    }
+    let err = fails(&[
+        "rebase",
+        &l.oci("app"),
+        "--from",
+        &l.oci("b1"),
+        "--onto",
+        &l.oci("b2-zstd"),
+        "-o",
+        &l.oci("out2"),
+    ]);
+    assert!(err.contains("zstd") && err.contains("Docker"), "{err}");
+}
+
+#[test]
+fn foreign_layers_without_blobs_keep_their_urls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = Layout::new(tmp.path().join("l"));
+    let b1 = Image::new(vec![Layer::files(&[("a", b"1")])], &["b1"]);
+    let app = Image::on(&b1, vec![Layer::files(&[("app", b"x")])], &["app"]);
+    l.add("b1", &b1);
+    l.add("app", &app);
+    // a Windows-style new base: a foreign layer whose blob is not in the layout
+    let foreign = Layer::files(&[("Windows/System32/x", b"base")]);
+    let b2 = Image::new(vec![foreign.clone()], &["servercore"]);
+    let mut desc = l.put_image(&b2);
+    let mut m = l.read_json(desc["digest"].as_str().unwrap());
+    let blob_digest = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    fs::remove_file(l.blob_path(&blob_digest)).unwrap();
+    m["layers"][0]["mediaType"] =
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip".into();
+    m["layers"][0]["urls"] = json!(["https://mcr.example/blob"]);
+    let (d, s) = l.write_blob(&serde_json::to_vec(&m).unwrap());
+    desc["digest"] = d.into();
+    desc["size"] = s.into();
+    l.tag("b2", desc);
+    let dest = tmp.path().join("out");
+    let out = ok(&[
+        "rebase",
+        &l.oci("app"),
+        "--from",
+        &l.oci("b1"),
+        "--onto",
+        &l.oci("b2"),
+        "-o",
+        &format!("oci:{}:app", dest.display()),
+        "--json",
+    ]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["blobs"]["foreign"], 1);
+    let ol = Layout { dir: dest };
+    let m = ol.read_json(r["digest"].as_str().unwrap());
+    assert_eq!(m["layers"][0]["urls"], json!(["https://mcr.example/blob"]));
+    assert!(!ol.blob_path(&blob_digest).exists());
+}
+
+// ---- errors: non-zero exit, one line naming the culprit, nothing written ----
+
+fn rebase_into_new_dir(s: &Scenario, image: &str, from: Option<&str>, onto: &str) -> String {
+    let dest = s.path("dest");
+    let mut args = vec![
+        "rebase".to_string(),
+        image.to_string(),
+        "--onto".into(),
+        onto.to_string(),
+    ];
+    if let Some(f) = from {
+        args.extend(["--from".to_string(), f.to_string()]);
+    }
+    args.extend(["-o".to_string(), format!("oci:{}:app", dest.display())]);
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = fails(&a);
+    assert!(
+        !dest.exists(),
+        "a failed run must leave no destination behind"
+    );
+    err
+}
+
+#[test]
+fn missing_tag_lists_the_available_ones() {
+    let s = scenario();
+    let err = rebase_into_new_dir(
+        &s,
+        &s.oci("nope"),
+        Some(&s.oci("base-v1")),
+        &s.oci("base-v2"),
+    );
+    assert!(
+        err.contains("tag \"nope\" not found") && err.contains("base-v1, base-v2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_blob_is_named() {
+    let s = scenario();
+    let app = s.layout.read_json(&s.layout.tagged("app").unwrap());
+    let layer = app["layers"][2]["digest"].as_str().unwrap();
+    fs::remove_file(s.layout.blob_path(layer)).unwrap();
+    let err = rebase_into_new_dir(
+        &s,
+        &s.oci("app"),
+        Some(&s.oci("base-v1")),
+        &s.oci("base-v2"),
+    );
+    assert!(err.contains(layer) && err.contains("missing"), "{err}");
+}
+
+#[test]
+fn corrupt_blob_fails_the_copy_and_writes_no_tag() {
+    let s = scenario();
+    let v2 = s.layout.read_json(&s.layout.tagged("base-v2").unwrap());
+    let layer = v2["layers"][1]["digest"].as_str().unwrap();
+    let path = s.layout.blob_path(layer);
+    let mut bytes = fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+    let err = rebase_into_new_dir(
+        &s,
+        &s.oci("app"),
+        Some(&s.oci("base-v1")),
+        &s.oci("base-v2"),
+    );
+    assert!(err.contains(layer) && err.contains("corrupt"), "{err}");
+
+    // into an existing layout: the tag is not written, the other tags are intact
+    let before = s.layout.index();
+    fails(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &s.oci("app-new"),
+    ]);
+    assert_eq!(s.layout.index(), before);
+}
+
+#[test]
+fn blob_with_wrong_size_is_named() {
+    let s = scenario();
+    let mut desc = s.layout.put_image(&s.app);
+    let mut m = s.layout.read_json(desc["digest"].as_str().unwrap());
+    let layer = m["layers"][2]["digest"].as_str().unwrap().to_string();
+    m["layers"][2]["size"] = (m["layers"][2]["size"].as_u64().unwrap() + 7).into();
+    let (d, size) = s.layout.write_blob(&serde_json::to_vec(&m).unwrap());
+    desc["digest"] = d.into();
+    desc["size"] = size.into();
+    s.layout.tag("app-badsize", desc);
+    let err = rebase_into_new_dir(
+        &s,
+        &s.oci("app-badsize"),
+        Some(&s.oci("base-v1")),
+        &s.oci("base-v2"),
+    );
+    assert!(err.contains(&layer) && err.contains("bytes"), "{err}");
+}
+
+#[test]
+fn truncated_index_json_is_named() {
+    let s = scenario();
+    let index = s.layout.dir.join("index.json");
+    let bytes = fs::read(&index).unwrap();
+    fs::write(&index, &bytes[..bytes.len() / 2]).unwrap();
+    let err = rebase_into_new_dir(
+        &s,
+        &s.oci("app"),
+        Some(&s.oci("base-v1")),
+        &s.oci("base-v2"),
+    );
+    assert!(
+        err.contains("index.json") && err.contains("invalid JSON"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_manifest_and_config_are_named() {
+    let s = scenario();
+    // a manifest that is not JSON, correctly addressed
+    let (d, size) = s.layout.write_blob(b"{\"schemaVersion\": 2, \"config\": ");
+    s.layout.tag(
+        "broken",
+        json!({"mediaType": OCI_MANIFEST, "digest": d, "size": size}),
+    );
+    let err = rebase_into_new_dir(
+        &s,
+        &s.oci("broken"),
+        Some(&s.oci("base-v1")),
+        &s.oci("base-v2"),
+    );
+    assert!(
+        err.contains(&d) && err.contains("manifest") && err.contains("invalid JSON"),
+        "{err}"
+    );
+
+    // a config without rootfs
+    let mut desc = s.layout.put_image(&s.app);
+    let mut m = s.layout.read_json(desc["digest"].as_str().unwrap());
+    let (cd, cs) = s
+        .layout
+        .write_blob(br#"{"architecture":"amd64","os":"linux"}"#);
+    m["config"]["digest"] = cd.clone().into();
+    m["config"]["size"] = cs.into();
+    let (md, ms) = s.layout.write_blob(&serde_json::to_vec(&m).unwrap());
+    desc["digest"] = md.into();
+    desc["size"] = ms.into();
+    s.layout.tag("badconfig", desc);
+    let err = rebase_into_new_dir(
+        &s,
+        &s.oci("badconfig"),
+        Some(&s.oci("base-v1")),
+        &s.oci("base-v2"),
+    );
+    assert!(
+        err.contains(&cd) && err.contains("config") && err.contains("rootfs"),
+        "{err}"
+    );
+
+    // a manifest blob whose bytes do not match its digest
+    let app = s.layout.tagged("app").unwrap();
+    let path = s.layout.blob_path(&app);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[10] = b' ';
+    fs::write(&path, bytes).unwrap();
+    let err = rebase_into_new_dir(
+        &s,
+        &s.oci("app"),
+        Some(&s.oci("base-v1")),
+        &s.oci("base-v2"),
+    );
+    assert!(err.contains(&app) && err.contains("corrupt"), "{err}");
+}
+
+#[test]
+fn from_that_is_not_the_base_names_the_first_differing_layer() {
+    let s = scenario();
+    let err = rebase_into_new_dir(
+        &s,
+        &s.oci("app"),
+        Some(&s.oci("base-v2-fresh")),
+        &s.oci("base-v2"),
+    );
+    assert!(
+        err.contains("does not sit on the old base") && err.contains("layer 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_from_or_annotation_asks_for_from() {
+    let s = scenario();
+    let err = rebase_into_new_dir(&s, &s.oci("app"), None, &s.oci("base-v2"));
+    assert!(err.contains("--from"), "{err}");
+}
+
+#[test]
+fn unsupported_and_unknown_transports() {
+    let s = scenario();
+    let err = rebase_into_new_dir(
+        &s,
+        "docker://registry.example/app:1",
+        Some(&s.oci("base-v1")),
+        &s.oci("base-v2"),
+    );
+    assert!(
+        err.contains("docker://registry.example/app:1") && err.contains("not supported yet"),
+        "{err}"
+    );
+    let (code, _, err) = ocipatch(&[
+        "rebase",
+        "ftp:x",
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        "oci:y",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown transport \"ftp\""), "{err}");
+}
+
+#[test]
+fn unwritable_destination_is_named() {
+    let s = scenario();
+    let file = s.path("a-file");
+    fs::write(&file, b"x").unwrap();
+    let dest = format!("oci:{}/sub:app", file.display());
+    let err = fails(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &dest,
+    ]);
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert_eq!(fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn destination_that_is_not_a_layout_is_refused() {
+    let s = scenario();
+    let dir = s.path("stuff");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    let err = fails(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &format!("oci:{}:app", dir.display()),
+    ]);
+    assert!(err.contains("not an OCI image layout"), "{err}");
+    assert_eq!(snapshot(&dir).len(), 1);
+}
