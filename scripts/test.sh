@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The whole ocipatch test suite: tool check/install, formatting, lints, build, unit +
+# integration + interop tests. What a new contributor runs, and what CI runs (.ci/run).
+#
+# Usage: scripts/test.sh [--release]
+#   --release   also build the release binary (LTO; slow on small machines)
+#
+# The interop tests drive real clients: skopeo, umoci, oci-image-tool (plus docker-registry,
+# pigz and GNU time for the tools' wider use). As root, missing ones are installed with
+# apt-get; otherwise the script stops and says what to install. The interop tests must run
+# as root (umoci unpack of files owned by other uids).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+release=0
+for arg in "$@"; do
+	case $arg in
+	--release) release=1 ;;
+	-h | --help)
+		sed -n '2,11p' "$0"
+		exit 0
+		;;
+	*)
+		echo "scripts/test.sh: unknown argument: $arg" >&2
+		exit 2
+		;;
+	esac
+done
+
+section() {
+	printf '\n==== %s ====\n' "$*"
+}
+
+start=$SECONDS
+
+section "tools"
+# command -> Debian package
+declare -A pkg_of=(
+	[skopeo]=skopeo
+	[umoci]=umoci
+	[oci-image-tool]=oci-image-tool
+	[docker-registry]=docker-registry
+	[pigz]=pigz
+	[time]=time
+)
+missing=()
+for tool in skopeo umoci oci-image-tool docker-registry pigz time; do
+	# type -P: a file on PATH (bash's `time` keyword does not count)
+	if ! type -P "$tool" >/dev/null; then
+		missing+=("${pkg_of[$tool]}")
+	fi
+done
+if ((${#missing[@]})); then
+	if [ "$(id -u)" = 0 ] && type -P apt-get >/dev/null; then
+		echo "installing: ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update
+		apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+	else
+		echo "scripts/test.sh: missing tools: ${missing[*]}" >&2
+		echo "install them (Debian/Ubuntu: sudo apt-get install -y ${missing[*]}) and rerun" >&2
+		exit 1
+	fi
+fi
+for tool in skopeo umoci oci-image-tool; do
+	printf '%-16s %s\n' "$tool" "$("$tool" --version 2>&1 | head -n1)"
+done
+if [ "$(id -u)" != 0 ]; then
+	echo "scripts/test.sh: the interop tests need root (umoci unpack/repack of uid 1000 files)" >&2
+	exit 1
+fi
+for sub in fmt clippy; do
+	if ! cargo "$sub" --version >/dev/null 2>&1; then
+		echo "scripts/test.sh: 'cargo $sub' is not available; install the rustfmt/clippy components" >&2
+		exit 1
+	fi
+done
+cargo --version
+
+section "cargo fmt --check"
+cargo fmt --all --check
+
+section "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+if ((release)); then
+	section "cargo build --release"
+	cargo build --release
+fi
+
+section "cargo test --all-targets (unit, integration, interop)"
+cargo test --all-targets --no-fail-fast
+
+section "cargo test --doc"
+cargo test --doc
+
+section "done in $((SECONDS - start))s"
