@@ -1,7 +1,10 @@
 //! The command line: clap argument structs, one file per subcommand, output formatting and the
 //! mapping of errors to exit codes. Everything else lives in the library.
 
+pub mod inspect;
+pub mod progress;
 pub mod rebase;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -31,12 +34,18 @@ pub struct Cli {
 pub enum Command {
     /// Move an image from its old base onto a new base by swapping layers
     Rebase(rebase::RebaseArgs),
+    /// Check every blob of an image: digests, sizes and diff IDs
+    Verify(verify::VerifyArgs),
+    /// Show an image's platforms, layers, history and base
+    Inspect(inspect::InspectArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Rebase(args) => rebase::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Inspect(args) => inspect::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,12 @@
 //! One function per user operation: open sources, plan, run the engine, commit to a sink.
 
+pub mod inspect;
 pub mod load;
+pub mod progress;
 pub mod rebase;
+pub mod verify;
 
+pub use inspect::{inspect, InspectReport};
+pub use progress::{Progress, Silent};
 pub use rebase::{rebase, RebaseOptions, RebaseReport};
+pub use verify::{verify, VerifyReport};

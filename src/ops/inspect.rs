@@ -1,0 +1,236 @@
+//! `ocipatch inspect`: what a person needs to know before a rebase.
+
+use serde::Serialize;
+
+use super::load::{load, Image, Loaded};
+use crate::error::Result;
+use crate::model::{Digest, Platform, Reference};
+use crate::plan::rebase::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
+use crate::transport::{open_source, Source};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Part of the base image.
+    Base,
+    /// Added by the application on top of the base.
+    App,
+    /// The base is not known, so neither is the layer's role.
+    Unknown,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerInfo {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<Digest>,
+    /// `created_by` of the history entry that made the layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BaseInfo {
+    /// How the base was found: `--base` or `annotation`.
+    pub found_via: &'static str,
+    pub manifest: Digest,
+    /// Number of the image's layers that are the base's.
+    pub layers: usize,
+    /// False when the image's layers do not start with the base's (the base was rebuilt, or
+    /// this is not the image's base).
+    pub matches: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PlatformInfo {
+    pub platform: Platform,
+    pub manifest: Digest,
+    pub media_type: String,
+    pub config: Digest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_digest_annotation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_name_annotation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseInfo>,
+    pub layers: Vec<LayerInfo>,
+    pub total_size: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InspectReport {
+    pub image: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub platforms: Vec<PlatformInfo>,
+    /// Index entries that are not images (attestations, artifacts).
+    pub other_entries: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// For each layer, the `created_by` of the non-empty history entry that made it.
+fn layer_history(image: &Image) -> Vec<Option<String>> {
+    let mut out: Vec<Option<String>> = image
+        .config
+        .history
+        .iter()
+        .filter(|h| !h.empty_layer().unwrap_or(false))
+        .map(|h| h.created_by().clone())
+        .collect();
+    out.resize(image.manifest.layers.len(), None);
+    out
+}
+
+/// Finds the image's base: `--base` when given, else the base.digest annotation looked up in
+/// the image's own source, else the base.name annotation when it is a reference we can open.
+fn resolve_base(
+    image: &Image,
+    explicit: Option<&Loaded>,
+    src: &dyn Source,
+    notes: &mut Vec<String>,
+) -> Option<(Loaded, &'static str)> {
+    if let Some(b) = explicit {
+        return Some((b.clone(), "--base"));
+    }
+    let annotations = image.manifest.annotations();
+    if let Some(d) = annotations
+        .get(ANNOTATION_BASE_DIGEST)
+        .and_then(|d| d.parse::<Digest>().ok())
+    {
+        if let Ok(Some(desc)) = src.descriptor_for_digest(&d) {
+            if let Ok(l) = load(src, &desc) {
+                return Some((l, "annotation"));
+            }
+        }
+        if let Some(name) = annotations.get(ANNOTATION_BASE_NAME) {
+            if let Ok(r) = Reference::parse(name) {
+                if let Ok(s) = open_source(&r) {
+                    if let Ok(Some(desc)) = s.descriptor_for_digest(&d) {
+                        if let Ok(l) = load(s.as_ref(), &desc) {
+                            return Some((l, "annotation"));
+                        }
+                    }
+                }
+            }
+        }
+        notes.push(format!(
+            "base {d} (from the {ANNOTATION_BASE_DIGEST} annotation) is not available here; pass --base REF to classify layers"
+        ));
+    }
+    None
+}
+
+fn platform_info(image: &Image, base: Option<(&Image, &'static str)>) -> PlatformInfo {
+    let history = layer_history(image);
+    let base_info = base.map(|(b, via)| {
+        let n = b.config.diff_ids.len();
+        let matches =
+            image.config.diff_ids.len() >= n && image.config.diff_ids[..n] == b.config.diff_ids[..];
+        BaseInfo {
+            found_via: via,
+            manifest: b.descriptor.digest.clone(),
+            layers: if matches { n } else { 0 },
+            matches,
+        }
+    });
+    let layers = image
+        .manifest
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LayerInfo {
+            digest: l.digest.clone(),
+            media_type: l.media_type.clone(),
+            size: l.size,
+            diff_id: image.config.diff_ids.get(i).cloned(),
+            created_by: history[i].clone(),
+            role: match &base_info {
+                Some(b) if b.matches && i < b.layers => Role::Base,
+                Some(b) if b.matches => Role::App,
+                _ => Role::Unknown,
+            },
+        })
+        .collect();
+    let annotations = image.manifest.annotations();
+    PlatformInfo {
+        platform: image.platform().clone(),
+        manifest: image.descriptor.digest.clone(),
+        media_type: image.manifest.media_type.clone(),
+        config: image.manifest.config.digest.clone(),
+        created: image
+            .config
+            .json
+            .get("created")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        base_digest_annotation: annotations.get(ANNOTATION_BASE_DIGEST).cloned(),
+        base_name_annotation: annotations.get(ANNOTATION_BASE_NAME).cloned(),
+        base: base_info,
+        total_size: image.manifest.layers.iter().map(|l| l.size).sum(),
+        layers,
+    }
+}
+
+pub fn inspect(reference: &Reference, base: Option<&Reference>) -> Result<InspectReport> {
+    let src = open_source(reference)?;
+    let root = src.root()?;
+    let loaded = load(src.as_ref(), &root)?;
+    let explicit = match base {
+        Some(b) => {
+            let bs = open_source(b)?;
+            let d = bs.root()?;
+            Some(load(bs.as_ref(), &d)?)
+        }
+        None => None,
+    };
+    let mut notes = Vec::new();
+    let mut platforms = Vec::new();
+    for image in loaded.images() {
+        let resolved = resolve_base(image, explicit.as_ref(), src.as_ref(), &mut notes);
+        let base_image = resolved
+            .as_ref()
+            .and_then(|(l, via)| l.for_platform(image.platform()).map(|b| (b, *via)));
+        if resolved.is_some() && base_image.is_none() {
+            notes.push(format!(
+                "the base has no image for platform {}",
+                image.platform()
+            ));
+        }
+        let info = platform_info(image, base_image);
+        if info.base.as_ref().is_some_and(|b| !b.matches) {
+            notes.push(format!(
+                "{}: the image's layers do not start with the base's ({} layers): it is not built on this base",
+                image.platform(),
+                base_image.map_or(0, |(b, _)| b.config.diff_ids.len())
+            ));
+        }
+        platforms.push(info);
+    }
+    notes.dedup();
+    let other_entries = match &loaded {
+        Loaded::Single(_) => vec![],
+        Loaded::Multi { entries, .. } => entries
+            .iter()
+            .filter_map(|e| match e {
+                super::load::Entry::Other(o) => {
+                    Some(format!("{} ({})", o.descriptor.digest, o.why))
+                }
+                super::load::Entry::Image(_) => None,
+            })
+            .collect(),
+    };
+    Ok(InspectReport {
+        image: reference.to_string(),
+        digest: root.digest,
+        media_type: root.media_type,
+        platforms,
+        other_entries,
+        notes,
+    })
+}

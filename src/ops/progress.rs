@@ -1,0 +1,29 @@
+//! How long-running operations report progress without printing: the CLI passes an
+//! implementation (a progress bar on a terminal), the library only counts bytes.
+
+pub trait Progress: Sync {
+    /// The work ahead, in bytes.
+    fn start(&self, _total_bytes: u64) {}
+    /// `bytes` more are done.
+    fn advance(&self, _bytes: u64) {}
+    fn finish(&self) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {}
+
+/// A reader that reports what passes through it.
+pub struct Counting<'a, R> {
+    pub inner: R,
+    pub progress: &'a dyn Progress,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
