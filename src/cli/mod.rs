@@ -31,6 +31,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Move an image from its old base onto a new base by swapping layers
     Rebase(rebase::RebaseArgs),
