@@ -1,11 +1,13 @@
 //! One function per user operation: open sources, plan, run the engine, commit to a sink.
 
+pub mod check;
 pub mod inspect;
 pub mod load;
 pub mod progress;
 pub mod rebase;
 pub mod verify;
 
+pub use check::{check, CheckReport};
 pub use inspect::{inspect, InspectReport};
 pub use progress::{Progress, Silent};
 pub use rebase::{rebase, RebaseOptions, RebaseReport};
