@@ -174,6 +174,8 @@ fn link_groups(entries: &mut Entries) {
 }
 
 /// Adds `dir/.wh.name` for every `--delete dir/name`; returns the canonical deleted paths.
+/// A delete inside another delete (`a` and `a/b`) is redundant and dropped: its whiteout would
+/// need `a/` as a directory entry in the very layer that deletes `a`.
 fn add_whiteouts(entries: &mut Entries, deletes: &[String]) -> Result<Vec<String>, LayerError> {
     let mut canonical = Vec::new();
     for raw in deletes {
@@ -185,7 +187,16 @@ fn add_whiteouts(entries: &mut Entries, deletes: &[String]) -> Result<Vec<String
                 "whiteout names cannot be deleted",
             ));
         }
-        let whiteout = path::whiteout_for(&deleted);
+        canonical.push(deleted);
+    }
+    canonical.sort();
+    canonical.dedup();
+    let all = canonical.clone();
+    canonical.retain(|d| {
+        !path::ancestors(d).any(|a| all.binary_search_by(|x| x.as_str().cmp(a)).is_ok())
+    });
+    for deleted in &canonical {
+        let whiteout = path::whiteout_for(deleted);
         match entries.get(&whiteout).map(|n| &n.kind) {
             None | Some(NodeKind::Whiteout) => {}
             Some(_) => return Err(LayerError::DeleteAlsoAdded { path: whiteout }),
@@ -194,7 +205,6 @@ fn add_whiteouts(entries: &mut Entries, deletes: &[String]) -> Result<Vec<String
             whiteout,
             Node::new(NodeKind::Whiteout, Meta::synthetic(0o644)),
         );
-        canonical.push(deleted);
     }
     Ok(canonical)
 }
