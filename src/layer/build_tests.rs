@@ -566,3 +566,43 @@ fn golden_digests() {
         ]
     );
 }
+
+fn header(kind: EntryType) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
+
+#[test]
+fn tar_input_through_a_symlink_or_with_a_dangling_hard_link_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_link(&mut header(EntryType::Symlink), "lib", "usr/lib")
+        .unwrap();
+    b.append_data(
+        &mut header(EntryType::Regular),
+        "lib/evil.so",
+        std::io::empty(),
+    )
+    .unwrap();
+    let through = work.path().join("through.tar");
+    fs::write(&through, b.into_inner().unwrap()).unwrap();
+    let err = build(&LayerInput::Tar(through), &opts(LayerCompression::Gzip)).unwrap_err();
+    assert!(
+        matches!(err, LayerError::NotADirectory { ref parent, ref path } if parent == "lib" && path == "lib/evil.so"),
+        "{err}"
+    );
+
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_link(&mut header(EntryType::Link), "bin/sh", "bin/busybox")
+        .unwrap();
+    let dangling = work.path().join("dangling.tar");
+    fs::write(&dangling, b.into_inner().unwrap()).unwrap();
+    let err = build(&LayerInput::Tar(dangling), &opts(LayerCompression::Gzip)).unwrap_err();
+    assert!(matches!(err, LayerError::BadHardLink { .. }), "{err}");
+    assert!(err.to_string().contains("bin/busybox"), "{err}");
+}

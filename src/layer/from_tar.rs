@@ -33,7 +33,13 @@ fn index(tar: &File, tar_path: &Path, entries: &mut Entries) -> Result<(), Layer
         if entry_type == EntryType::XGlobalHeader {
             continue;
         }
-        let raw = read_header(&mut entry, false)?;
+        let raw = read_header(&mut entry, false).map_err(|e| match e {
+            LayerError::Read(source) => LayerError::Io {
+                path: tar_path.to_path_buf(),
+                source,
+            },
+            other => other,
+        })?;
         let Some(path) = raw.path else { continue };
         let kind = match entry_type {
             _ if path::whiteout_meaning(&path).is_some() => NodeKind::Whiteout,
