@@ -323,3 +323,30 @@ impl<W: Write> Write for Encoder<W> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_modes_ignore_the_umask_but_keep_special_bits() {
+        let file = NodeKind::Whiteout;
+        let link = NodeKind::Symlink { target: "x".into() };
+        let cases = [
+            (&NodeKind::Dir, 0o700, 0o755),
+            (&NodeKind::Dir, 0o775, 0o755),
+            (&NodeKind::Dir, 0o1777, 0o1777),
+            (&NodeKind::Dir, 0o1755, 0o1755),
+            (&NodeKind::Dir, 0o2770, 0o2755),
+            (&file, 0o600, 0o644),
+            (&file, 0o664, 0o644),
+            (&file, 0o700, 0o755),
+            (&file, 0o744, 0o755),
+            (&file, 0o4750, 0o4755),
+            (&link, 0o755, 0o777),
+        ];
+        for (kind, mode, want) in cases {
+            assert_eq!(canonical_mode(kind, mode), want, "{kind:?} {mode:o}");
+        }
+    }
+}
