@@ -28,6 +28,11 @@ pub struct RebaseArgs {
     /// Print a machine-readable report on stdout instead of the digest
     #[arg(long)]
     pub json: bool,
+    /// Refuse the rebase when the safety report finds anything (files the app overwrites that
+    /// the new base changed, whiteouts of changed paths, app files under removed paths,
+    /// platform changes)
+    #[arg(long)]
+    pub strict: bool,
     /// No summary on stderr
     #[arg(short, long)]
     pub quiet: bool,
@@ -41,6 +46,8 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
         dest: args.dest,
         base_name: args.base_name,
         dry_run: args.dry_run,
+        safety: args.json || args.dry_run || args.strict,
+        strict: args.strict,
     })?;
     if args.json {
         print_json(&report)?;
@@ -74,6 +81,21 @@ fn summary(r: &RebaseReport) -> String {
         }
         for n in &p.notes {
             let _ = writeln!(s, "    note: {n}");
+        }
+    }
+    for sr in r.safety.iter().flatten() {
+        if sr.is_clean() {
+            let _ = writeln!(
+                s,
+                "  safety ({}): nothing the new base changed is hidden or removed under the app",
+                sr.platform
+            );
+        }
+        for f in &sr.findings {
+            let _ = writeln!(s, "  safety ({}): {}: {}", sr.platform, f.path, f.detail);
+        }
+        for c in &sr.platform_changes {
+            let _ = writeln!(s, "  safety ({}): platform {c}", sr.platform);
         }
     }
     for d in &r.dropped {

@@ -25,14 +25,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::path;
 use super::{EntryInfo, EntryKind, Tree};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FindingKind {
     AppOverwritesChangedFile,
     AppWhiteoutDeletesChangedPath,
     AppDependsOnRemovedPath,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     pub kind: FindingKind,
     pub path: String,

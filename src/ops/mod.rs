@@ -2,9 +2,11 @@
 
 pub mod check;
 pub mod inspect;
+pub mod layers;
 pub mod load;
 pub mod progress;
 pub mod rebase;
+pub mod safety;
 pub mod verify;
 
 pub use check::{check, CheckReport};

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::load::{load, Entry, Image, Loaded};
+use super::safety::{self, SafetyReport};
 use crate::error::{Error, Result};
 use crate::model::{Descriptor, Digest, Platform, Reference};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
@@ -19,6 +20,10 @@ pub struct RebaseOptions {
     /// `org.opencontainers.image.base.name` to record; the `--onto` reference when unset.
     pub base_name: Option<String>,
     pub dry_run: bool,
+    /// Scan layer headers for the safety report (what the swap changes under the app).
+    pub safety: bool,
+    /// Refuse the rebase (write nothing) when the safety report has any finding.
+    pub strict: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -56,6 +61,9 @@ pub struct RebaseReport {
     pub digest: Digest,
     pub unchanged: bool,
     pub platforms: Vec<ImageReport>,
+    /// Present when the safety scan ran (`--json`, `--dry-run`, `--strict`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety: Option<Vec<SafetyReport>>,
     pub dropped: Vec<DroppedEntry>,
     pub blobs: BlobStats,
 }
@@ -126,6 +134,7 @@ struct Planned {
     index: Option<plan::IndexPlan>,
     root: Descriptor,
     old_base: String,
+    safety: Vec<SafetyReport>,
 }
 
 fn plan_all(
@@ -145,6 +154,7 @@ fn plan_all(
         .unwrap_or_else(|| opts.onto.to_string());
     let mut resolved = BTreeMap::new();
     let mut old_bases = Vec::new();
+    let mut safety = Vec::new();
 
     let mut plan_one = |img: &Image| -> Result<ImagePlan> {
         let platform = img.platform();
@@ -163,6 +173,12 @@ fn plan_all(
                 opts.onto, opts.image
             ))
         })?;
+        if opts.safety || opts.strict {
+            let base_len = old.config.diff_ids.len().min(img.manifest.layers.len());
+            safety.push(safety::analyze(
+                image_src, img, base_len, old, new_src, new,
+            )?);
+        }
         plan::plan_image(img.parts(), old.parts(), new.parts(), &base_name).map_err(|source| {
             Error::Plan {
                 context: format!(
@@ -212,6 +228,7 @@ fn plan_all(
         index,
         root,
         old_base,
+        safety,
     })
 }
 
@@ -267,6 +284,32 @@ fn write(
     Ok(stats)
 }
 
+/// `--strict`: any safety finding fails the rebase before anything is written.
+fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
+    let findings: Vec<String> = reports
+        .iter()
+        .flat_map(|r| {
+            let findings = r
+                .findings
+                .iter()
+                .map(move |f| format!("{} {}: {}", r.platform, f.path, f.detail));
+            let platform = r
+                .platform_changes
+                .iter()
+                .map(move |c| format!("{} {c}", r.platform));
+            findings.chain(platform)
+        })
+        .collect();
+    match findings.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::Rebase(format!(
+            "rebase of {} refused by --strict: {} safety finding(s), first: {first}",
+            opts.image,
+            findings.len()
+        ))),
+    }
+}
+
 pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
     let image_src = open_source(&opts.image)?;
     let new_src = open_source(&opts.onto)?;
@@ -277,6 +320,9 @@ pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
         new_src.as_ref(),
         from_src.as_deref(),
     )?;
+    if opts.strict {
+        refuse_unsafe(opts, &planned.safety)?;
+    }
 
     let blobs = if opts.dry_run {
         BlobStats::default()
@@ -325,6 +371,7 @@ pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
         digest: planned.root.digest.clone(),
         unchanged: planned.root.digest == planned.image.descriptor().digest,
         platforms,
+        safety: (opts.safety || opts.strict).then(|| planned.safety.clone()),
         dropped,
         blobs,
     })

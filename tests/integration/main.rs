@@ -3,4 +3,5 @@
 mod check;
 mod harness;
 mod rebase;
+mod safety;
 mod verify;
