@@ -1,6 +1,7 @@
 //! The command line: clap argument structs, one file per subcommand, output formatting and the
 //! mapping of errors to exit codes. Everything else lives in the library.
 
+pub mod append;
 pub mod check;
 pub mod inspect;
 pub mod progress;
@@ -38,6 +39,8 @@ pub struct Cli {
 pub enum Command {
     /// Move an image from its old base onto a new base by swapping layers
     Rebase(rebase::RebaseArgs),
+    /// Add a reproducible layer (from a directory or tar, with optional deletions) on top
+    Append(append::AppendArgs),
     /// Check every blob of an image: digests, sizes and diff IDs
     Verify(verify::VerifyArgs),
     /// Show an image's platforms, layers, history and base
@@ -50,6 +53,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Rebase(args) => rebase::run(args),
+        Command::Append(args) => append::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(args),

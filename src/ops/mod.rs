@@ -1,5 +1,6 @@
 //! One function per user operation: open sources, plan, run the engine, commit to a sink.
 
+pub mod append;
 pub mod check;
 pub mod inspect;
 pub mod layers;
@@ -8,7 +9,9 @@ pub mod progress;
 pub mod rebase;
 pub mod safety;
 pub mod verify;
+pub mod write;
 
+pub use append::{append, AppendOptions, AppendReport};
 pub use check::{check, CheckReport};
 pub use inspect::{inspect, InspectReport};
 pub use progress::{Progress, Silent};

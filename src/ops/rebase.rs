@@ -2,15 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::load::{load, Entry, Image, Loaded};
 use super::safety::{self, SafetyReport};
+use super::write::{write_image, BlobCopy, BlobStats};
 use crate::error::{Error, Result};
 use crate::model::{Descriptor, Digest, Platform, Reference};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
-use crate::transport::{open_sink, open_source, CopyOutcome, Sink, Source};
+use crate::transport::{open_sink, open_source, Sink, Source};
 
 pub struct RebaseOptions {
     pub image: Reference,
@@ -24,20 +24,6 @@ pub struct RebaseOptions {
     pub safety: bool,
     /// Refuse the rebase (write nothing) when the safety report has any finding.
     pub strict: bool,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct BlobStats {
-    /// Blobs streamed into the destination (digest checked on the way).
-    pub copied: usize,
-    /// Blobs hard-linked from the source (digest checked after linking).
-    pub linked: usize,
-    /// Blobs the destination already had.
-    pub present: usize,
-    /// Foreign layers referenced by URL only.
-    pub foreign: usize,
-    /// Bytes in the copied and linked blobs (all read once to check them).
-    pub bytes_checked: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -211,8 +197,16 @@ fn plan_all(
                     opts.image
                 )));
             }
-            let refs: Vec<Option<&ImagePlan>> = plans.iter().map(Option::as_ref).collect();
-            let ip = plan::rewrite_index(index, &refs);
+            let entries: Vec<Option<plan::NewEntry>> = plans
+                .iter()
+                .map(|p| {
+                    p.as_ref().map(|p| plan::NewEntry {
+                        manifest: &p.manifest_descriptor,
+                        os_version: p.report.platform.os_version.as_deref(),
+                    })
+                })
+                .collect();
+            let ip = plan::rewrite_index(index, &entries);
             let root = ip.descriptor.clone();
             (plans, Some(ip), root)
         }
@@ -232,56 +226,36 @@ fn plan_all(
     })
 }
 
-/// Copies what the plan needs, then the new JSON blobs, then commits. Blobs are copied in
-/// parallel; the first failure (in plan order) is reported.
+/// Copies what the plan needs from where the plan says, then writes the new JSON blobs and
+/// commits.
 fn write(
     planned: &Planned,
     sink: &dyn Sink,
     image_src: &dyn Source,
     new_src: &dyn Source,
 ) -> Result<BlobStats> {
-    let mut seen = std::collections::HashSet::new();
-    let copies: Vec<_> = planned
+    let copies = planned
         .plans
         .iter()
         .flatten()
         .flat_map(|p| &p.copies)
-        .filter(|c| seen.insert(c.descriptor.digest.clone()))
-        .collect();
-    let outcomes: Vec<Result<CopyOutcome>> = copies
-        .par_iter()
-        .map(|c| {
-            let src = match c.origin {
+        .map(|c| BlobCopy {
+            src: match c.origin {
                 Origin::Image => image_src,
                 Origin::NewBase => new_src,
-            };
-            sink.copy_blob(src, &c.descriptor)
+            },
+            descriptor: &c.descriptor,
         })
         .collect();
-    let mut stats = BlobStats::default();
-    for (c, outcome) in copies.iter().zip(outcomes) {
-        match outcome? {
-            CopyOutcome::Present => stats.present += 1,
-            CopyOutcome::Foreign => stats.foreign += 1,
-            CopyOutcome::Linked => {
-                stats.linked += 1;
-                stats.bytes_checked += c.descriptor.size;
-            }
-            CopyOutcome::Copied => {
-                stats.copied += 1;
-                stats.bytes_checked += c.descriptor.size;
-            }
-        }
-    }
+    let mut json: Vec<(&Descriptor, &[u8])> = Vec::new();
     for p in planned.plans.iter().flatten() {
-        sink.put_bytes(&p.config_descriptor, &p.config)?;
-        sink.put_bytes(&p.manifest_descriptor, &p.manifest)?;
+        json.push((&p.config_descriptor, &p.config));
+        json.push((&p.manifest_descriptor, &p.manifest));
     }
     if let Some(ip) = &planned.index {
-        sink.put_bytes(&ip.descriptor, &ip.bytes)?;
+        json.push((&ip.descriptor, &ip.bytes));
     }
-    sink.commit(&planned.root)?;
-    Ok(stats)
+    write_image(sink, copies, &json, &planned.root)
 }
 
 /// `--strict`: any safety finding fails the rebase before anything is written.

@@ -1,5 +1,6 @@
 //! Integration tests: the real binary on layouts built by `harness`.
 
+mod append;
 mod check;
 mod harness;
 mod rebase;
