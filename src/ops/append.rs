@@ -224,6 +224,7 @@ pub fn append(opts: &AppendOptions) -> Result<AppendReport> {
                 copies.push(BlobCopy {
                     src: src.as_ref(),
                     descriptor: l,
+                    verified: false,
                 });
             }
         }
@@ -231,6 +232,7 @@ pub fn append(opts: &AppendOptions) -> Result<AppendReport> {
             copies.push(BlobCopy {
                 src: staged.as_ref(),
                 descriptor: &p.layer,
+                verified: false,
             });
         }
         let mut json: Vec<(&Descriptor, &[u8])> = Vec::new();
@@ -241,7 +243,7 @@ pub fn append(opts: &AppendOptions) -> Result<AppendReport> {
         if let Some(ip) = &index {
             json.push((&ip.descriptor, &ip.bytes));
         }
-        write_image(sink.as_ref(), copies, &json, &root_out).inspect_err(|_| sink.abort())?
+        write_image(sink.as_ref(), copies, &json, &root_out, None).inspect_err(|_| sink.abort())?
     };
 
     Ok(AppendReport {

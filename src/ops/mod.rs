@@ -15,5 +15,5 @@ pub use append::{append, AppendOptions, AppendReport};
 pub use check::{check, CheckReport};
 pub use inspect::{inspect, InspectReport};
 pub use progress::{Progress, Silent};
-pub use rebase::{rebase, RebaseOptions, RebaseReport};
+pub use rebase::{rebase, rebase_fleet, RebaseOptions, RebaseReport};
 pub use verify::{verify, VerifyReport};

@@ -1,17 +1,22 @@
 //! `ocipatch rebase`: open the sources, plan, copy the blobs the plan needs, commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+
+use rayon::prelude::*;
 
 use serde::Serialize;
 
 use super::load::{load, Entry, Image, Loaded};
 use super::safety::{self, SafetyReport};
-use super::write::{write_image, BlobCopy, BlobStats};
+use super::write::{write_image, BlobCopy, BlobStats, SharedCopies};
+use crate::engine;
 use crate::error::{Error, Result};
+use crate::model::media;
 use crate::model::{Descriptor, Digest, Platform, Reference};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
 use crate::transport::{open_sink, open_source, Sink, Source};
 
+#[derive(Clone)]
 pub struct RebaseOptions {
     pub image: Reference,
     pub onto: Reference,
@@ -123,17 +128,89 @@ struct Planned {
     safety: Vec<SafetyReport>,
 }
 
-fn plan_all(
-    opts: &RebaseOptions,
-    image_src: &dyn Source,
-    new_src: &dyn Source,
-    from_src: Option<&dyn Source>,
-) -> Result<Planned> {
+/// The bases of a rebase, opened and read once: a fleet shares them between its images.
+pub struct Bases {
+    new_src: Box<dyn Source>,
+    new_base: Loaded,
+    from: Option<Loaded>,
+}
+
+impl Bases {
+    pub fn open(onto: &Reference, from: Option<&Reference>) -> Result<Bases> {
+        let new_src = open_source(onto)?;
+        let new_base = load(new_src.as_ref(), &new_src.root()?)?;
+        let from = match from {
+            Some(r) => {
+                let src = open_source(r)?;
+                let root = src.root()?;
+                Some(load(src.as_ref(), &root)?)
+            }
+            None => None,
+        };
+        Ok(Bases {
+            new_src,
+            new_base,
+            from,
+        })
+    }
+
+    /// Reads every layer blob of the new base once and checks its digest and size, in
+    /// parallel; returns the digests checked.
+    fn verify_layers(&self) -> Result<HashSet<Digest>> {
+        let mut layers: Vec<&Descriptor> = self
+            .new_base
+            .images()
+            .into_iter()
+            .flat_map(|i| &i.manifest.layers)
+            .filter(|l| {
+                !media::is_foreign_layer(&l.media_type)
+                    || self.new_src.has_blob(&l.digest).unwrap_or(false)
+            })
+            .collect();
+        layers.sort_by(|a, b| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
+        layers.dedup_by(|a, b| a.digest == b.digest);
+        let src = self.new_src.as_ref();
+        layers
+            .par_iter()
+            .map(|l| {
+                let got =
+                    engine::digest_stream(src.open_blob(&l.digest)?, None, None).map_err(|e| {
+                        Error::Blob {
+                            reference: src.reference().to_string(),
+                            digest: l.digest.clone(),
+                            source: e,
+                        }
+                    })?;
+                verify_digests(src, l, &got)?;
+                Ok(l.digest.clone())
+            })
+            .collect()
+    }
+}
+
+fn verify_digests(src: &dyn Source, desc: &Descriptor, got: &engine::BlobDigests) -> Result<()> {
+    if got.digest != desc.digest {
+        return Err(Error::DigestMismatch {
+            reference: src.reference().to_string(),
+            expected: desc.digest.clone(),
+            actual: got.digest.clone(),
+            size: got.size,
+        });
+    }
+    if got.size != desc.size {
+        return Err(Error::SizeMismatch {
+            reference: src.reference().to_string(),
+            digest: desc.digest.clone(),
+            expected: desc.size,
+            actual: got.size,
+        });
+    }
+    Ok(())
+}
+
+fn plan_all(opts: &RebaseOptions, image_src: &dyn Source, bases: &Bases) -> Result<Planned> {
     let image = load(image_src, &image_src.root()?)?;
-    let new_base = load(new_src, &new_src.root()?)?;
-    let from = from_src
-        .map(|s| s.root().and_then(|d| load(s, &d)))
-        .transpose()?;
+    let (new_src, new_base, from) = (bases.new_src.as_ref(), &bases.new_base, &bases.from);
     let base_name = opts
         .base_name
         .clone()
@@ -233,6 +310,7 @@ fn write(
     sink: &dyn Sink,
     image_src: &dyn Source,
     new_src: &dyn Source,
+    shared: Option<(&SharedCopies, &HashSet<Digest>)>,
 ) -> Result<BlobStats> {
     let copies = planned
         .plans
@@ -245,6 +323,8 @@ fn write(
                 Origin::NewBase => new_src,
             },
             descriptor: &c.descriptor,
+            verified: c.origin == Origin::NewBase
+                && shared.is_some_and(|(_, v)| v.contains(&c.descriptor.digest)),
         })
         .collect();
     let mut json: Vec<(&Descriptor, &[u8])> = Vec::new();
@@ -255,7 +335,7 @@ fn write(
     if let Some(ip) = &planned.index {
         json.push((&ip.descriptor, &ip.bytes));
     }
-    write_image(sink, copies, &json, &planned.root)
+    write_image(sink, copies, &json, &planned.root, shared.map(|(s, _)| s))
 }
 
 /// `--strict`: any safety finding fails the rebase before anything is written.
@@ -284,16 +364,47 @@ fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
     }
 }
 
+/// Rebases one image.
 pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
+    let bases = Bases::open(&opts.onto, opts.from.as_ref())?;
+    rebase_on(opts, &bases, None)
+}
+
+/// Rebases many images onto the same bases in one run (`opts.image`/`opts.dest` are replaced
+/// by each job's). The bases are read once and the new base's blobs checked once; blobs shared
+/// between images are copied once per destination; images run in parallel, and one image's
+/// failure does not stop the others. Only a failure of the bases themselves fails the run.
+pub fn rebase_fleet(
+    opts: &RebaseOptions,
+    jobs: &[(Reference, Reference)],
+) -> Result<Vec<Result<RebaseReport>>> {
+    let bases = Bases::open(&opts.onto, opts.from.as_ref())?;
+    let verified = if opts.dry_run {
+        HashSet::new()
+    } else {
+        bases.verify_layers()?
+    };
+    let shared = SharedCopies::default();
+    Ok(jobs
+        .par_iter()
+        .map(|(image, dest)| {
+            let job = RebaseOptions {
+                image: image.clone(),
+                dest: dest.clone(),
+                ..opts.clone()
+            };
+            rebase_on(&job, &bases, Some((&shared, &verified)))
+        })
+        .collect())
+}
+
+fn rebase_on(
+    opts: &RebaseOptions,
+    bases: &Bases,
+    shared: Option<(&SharedCopies, &HashSet<Digest>)>,
+) -> Result<RebaseReport> {
     let image_src = open_source(&opts.image)?;
-    let new_src = open_source(&opts.onto)?;
-    let from_src = opts.from.as_ref().map(open_source).transpose()?;
-    let planned = plan_all(
-        opts,
-        image_src.as_ref(),
-        new_src.as_ref(),
-        from_src.as_deref(),
-    )?;
+    let planned = plan_all(opts, image_src.as_ref(), bases)?;
     if opts.strict {
         refuse_unsafe(opts, &planned.safety)?;
     }
@@ -306,11 +417,10 @@ pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
             &planned,
             sink.as_ref(),
             image_src.as_ref(),
-            new_src.as_ref(),
+            bases.new_src.as_ref(),
+            shared,
         )
-        .inspect_err(|_| {
-            sink.abort();
-        })?
+        .inspect_err(|_| sink.abort())?
     };
 
     let platforms: Vec<ImageReport> = planned

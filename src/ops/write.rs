@@ -1,13 +1,14 @@
 //! Writing an image to a sink: blobs first (in parallel, each once, digest-checked by the
 //! sink), then the JSON blobs in order (configs, manifests, index), then the tag.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::error::Result;
-use crate::model::Descriptor;
+use crate::error::{Error, Result};
+use crate::model::{Descriptor, Digest};
 use crate::transport::{CopyOutcome, Sink, Source};
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -28,6 +29,46 @@ pub struct BlobStats {
 pub struct BlobCopy<'a> {
     pub src: &'a dyn Source,
     pub descriptor: &'a Descriptor,
+    /// This run already read and checked the source blob (a fleet's new base).
+    pub verified: bool,
+}
+
+/// Copies shared by the operations of one run (a fleet): each blob reaches each destination
+/// place once, and every other image waits for that copy instead of repeating it.
+#[derive(Default)]
+pub struct SharedCopies {
+    done: Mutex<HashMap<(String, Digest), Arc<OnceLock<Result<CopyOutcome, String>>>>>,
+}
+
+impl SharedCopies {
+    fn copy(&self, sink: &dyn Sink, c: &BlobCopy) -> Result<CopyOutcome> {
+        let key = (sink.reference().place(), c.descriptor.digest.clone());
+        let cell = self
+            .done
+            .lock()
+            .expect("no panics while holding the lock")
+            .entry(key)
+            .or_default()
+            .clone();
+        let mut ran = false;
+        let result = cell.get_or_init(|| {
+            ran = true;
+            copy_one(sink, c).map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(outcome) if ran => Ok(*outcome),
+            Ok(_) => Ok(CopyOutcome::Present),
+            Err(msg) => Err(Error::Rebase(msg.clone())),
+        }
+    }
+}
+
+fn copy_one(sink: &dyn Sink, c: &BlobCopy) -> Result<CopyOutcome> {
+    if c.verified {
+        sink.copy_verified_blob(c.src, c.descriptor)
+    } else {
+        sink.copy_blob(c.src, c.descriptor)
+    }
 }
 
 /// Copies `copies` (duplicates by digest are copied once), stores `json` in order, then points
@@ -37,6 +78,7 @@ pub fn write_image(
     copies: Vec<BlobCopy>,
     json: &[(&Descriptor, &[u8])],
     root: &Descriptor,
+    shared: Option<&SharedCopies>,
 ) -> Result<BlobStats> {
     let mut seen = HashSet::new();
     let copies: Vec<BlobCopy> = copies
@@ -45,7 +87,10 @@ pub fn write_image(
         .collect();
     let outcomes: Vec<Result<CopyOutcome>> = copies
         .par_iter()
-        .map(|c| sink.copy_blob(c.src, c.descriptor))
+        .map(|c| match shared {
+            Some(shared) => shared.copy(sink, c),
+            None => copy_one(sink, c),
+        })
         .collect();
     let mut stats = BlobStats::default();
     for (c, outcome) in copies.iter().zip(outcomes) {

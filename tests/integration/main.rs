@@ -2,6 +2,7 @@
 
 mod append;
 mod check;
+mod fleet;
 mod harness;
 mod rebase;
 mod safety;
