@@ -37,8 +37,11 @@ pub struct BlobCopy<'a> {
 /// place once, and every other image waits for that copy instead of repeating it.
 #[derive(Default)]
 pub struct SharedCopies {
-    done: Mutex<HashMap<(String, Digest), Arc<OnceLock<Result<CopyOutcome, String>>>>>,
+    done: Mutex<HashMap<(String, Digest), Arc<CopyCell>>>,
 }
+
+/// One blob's copy into one place: run once, its outcome (or error text) seen by all.
+type CopyCell = OnceLock<Result<CopyOutcome, String>>;
 
 impl SharedCopies {
     fn copy(&self, sink: &dyn Sink, c: &BlobCopy) -> Result<CopyOutcome> {
