@@ -150,3 +150,43 @@ fn app_files_under_a_directory_the_new_base_removed_are_reported() {
         kinds(&r)
     );
 }
+
+#[test]
+fn inspect_with_a_candidate_base_previews_the_rebase() {
+    let s = scenario();
+    let app = Image::on(
+        &s.base_v1,
+        vec![Layer::files(&[(
+            "usr/lib/libfoo.so.1",
+            b"app's bundled copy",
+        )])],
+        &["COPY libfoo"],
+    );
+    s.layout.add("bundler", &app);
+    // give it the annotation a previous rebase would have written
+    ok(&[
+        "rebase",
+        &s.oci("bundler"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v1"),
+        "-o",
+        &s.oci("annotated"),
+    ]);
+    let out = ok(&[
+        "inspect",
+        &s.oci("annotated"),
+        "--base",
+        &s.oci("base-v2"),
+        "--json",
+    ]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    let f = &r["platforms"][0]["rebase_safety"]["findings"];
+    assert_eq!(f[0]["path"], "usr/lib/libfoo.so.1", "{r:#}");
+    let human = ok(&["inspect", &s.oci("annotated"), "--base", &s.oci("base-v2")]);
+    assert!(
+        human.contains("rebase onto --base: 1 safety finding(s)"),
+        "{human}"
+    );
+}
