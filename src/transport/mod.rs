@@ -2,6 +2,7 @@
 //! a directory, a tarball or a registry.
 
 pub mod layout;
+mod select;
 
 use std::io::Read;
 use std::path::PathBuf;
