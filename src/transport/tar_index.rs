@@ -95,9 +95,16 @@ impl TarIndex {
         let entries = archive
             .entries_with_seek()
             .map_err(|e| format!("not a tar archive: {e}"))?;
+        // Where the last member's data (padded to a block) ends: the end-of-archive marker
+        // must follow. The tar crate also stops quietly at EOF, so a file cut exactly between
+        // two members would otherwise pass for a complete, smaller archive.
+        let mut end = 0u64;
+        let mut last = String::new();
         for entry in entries {
             let entry = entry.map_err(|e| format!("not a valid tar archive: {e}"))?;
             let name = normalise(&entry.path().map_err(|e| format!("bad member name: {e}"))?);
+            end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
+            last.clone_from(&name);
             let kind = entry.header().entry_type();
             if kind.is_file() || kind.is_contiguous() {
                 let m = Member {
@@ -129,6 +136,13 @@ impl TarIndex {
                 members.remove(&name);
                 links.insert(name, normalise(&target));
             }
+        }
+        if len < end + 512 {
+            return Err(if last.is_empty() {
+                "truncated or not a tar archive: no end-of-archive marker".to_string()
+            } else {
+                format!("truncated: the archive ends after member {last} without its end-of-archive marker")
+            });
         }
         Ok(TarIndex {
             file: file.to_path_buf(),
@@ -302,6 +316,17 @@ mod tests {
         f.set_len(4096).unwrap();
         let e = TarIndex::open(&p).unwrap_err();
         assert!(e.contains("truncated") && e.contains("big"), "{e}");
+        // cut exactly after a member: no end-of-archive marker
+        write_tar(&p, |b| {
+            b.append(&header("a", 3), &b"abc"[..]).unwrap();
+            b.append(&header("b", 3), &b"def"[..]).unwrap();
+        });
+        fs_open_rw(&p).set_len(1024).unwrap();
+        let e = TarIndex::open(&p).unwrap_err();
+        assert!(
+            e.contains("truncated") && e.contains("after member a"),
+            "{e}"
+        );
     }
 
     #[test]
