@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 
 use super::tar_index::{sniff, Magic, TarIndex};
@@ -131,9 +132,15 @@ impl DockerArchiveSource {
         let config_digest = Digest::of(&config);
         let mut blobs = BTreeMap::new();
         blobs.insert(config_digest.clone(), entry.config.clone());
-        let mut layers = Vec::with_capacity(entry.layers.len());
-        for name in &entry.layers {
-            let desc = layer_descriptor(&tar, name).map_err(&invalid)?;
+        // Old-layout layers are hashed here, once, in parallel.
+        let descs = entry
+            .layers
+            .par_iter()
+            .map(|name| layer_descriptor(&tar, name))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(&invalid)?;
+        let mut layers = Vec::with_capacity(descs.len());
+        for (desc, name) in descs.iter().zip(&entry.layers) {
             blobs.insert(desc.digest.clone(), name.clone());
             layers.push(desc.to_json());
         }

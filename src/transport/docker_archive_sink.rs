@@ -157,58 +157,35 @@ impl DockerArchiveSink {
         entries
     }
 
-    fn write_tar(&self, entries: &[Entry]) -> std::io::Result<()> {
-        enum From {
+    /// `blobs`: the new image's config and layers, staged, with their sizes.
+    fn write_tar(&self, entries: &[Entry], blobs: &[(Digest, u64)]) -> std::io::Result<()> {
+        enum Origin {
             Old(Member),
             Staged(Digest),
         }
         // Every member the images need, by name; the new image's blobs are staged.
-        let mut members: BTreeMap<String, (u64, From)> = BTreeMap::new();
+        let mut members: BTreeMap<String, (u64, Origin)> = BTreeMap::new();
         if let Some((tar, _)) = &self.old {
             for e in entries {
                 for name in std::iter::once(&e.config).chain(&e.layers) {
                     if let Some(m) = tar.get(name) {
                         let name = super::tar_index::normalise(std::path::Path::new(name));
-                        members.insert(name, (m.size, From::Old(m)));
+                        members.insert(name, (m.size, Origin::Old(m)));
                     }
                 }
             }
         }
-        let new = entries.last().expect("our image is the last entry");
-        for name in std::iter::once(&new.config).chain(&new.layers) {
-            let d: Digest = format!("sha256:{}", &name["blobs/sha256/".len()..])
-                .parse()
-                .expect("our names are digests");
-            let size = self
-                .staging
-                .blobs()
-                .into_iter()
-                .find(|(s, _)| s == &d)
-                .map(|(_, s)| s)
-                .expect("checked staged");
-            members.insert(name.clone(), (size, From::Staged(d)));
+        for (d, size) in blobs {
+            members.insert(blob_name(d), (*size, Origin::Staged(d.clone())));
         }
         let mut out = TarWriter::create(&self.file)?;
-        let mut dirs: Vec<String> = Vec::new();
         for (name, (size, from)) in &members {
-            let mut parent = String::new();
-            for part in name.split('/').collect::<Vec<_>>().split_last().unwrap().1 {
-                parent = if parent.is_empty() {
-                    part.to_string()
-                } else {
-                    format!("{parent}/{part}")
-                };
-                if !dirs.contains(&parent) {
-                    out.dir(&parent)?;
-                    dirs.push(parent.clone());
-                }
-            }
             match from {
-                From::Old(m) => {
+                Origin::Old(m) => {
                     let (tar, _) = self.old.as_ref().expect("old member");
                     out.file(name, *size, tar.open_member(*m)?)?;
                 }
-                From::Staged(d) => {
+                Origin::Staged(d) => {
                     let f = self
                         .staging
                         .open(d)
@@ -311,7 +288,9 @@ impl Sink for DockerArchiveSink {
             })?;
             let layers = self.layer_files(&manifest, &config)?;
             let entries = self.entries(&manifest.config.digest, &layers);
-            self.write_tar(&entries)
+            let mut blobs = layers;
+            blobs.push((manifest.config.digest.clone(), config_bytes.len() as u64));
+            self.write_tar(&entries, &blobs)
                 .map_err(|e| Error::io(&self.file, e))
         })();
         self.staging.remove();

@@ -82,43 +82,31 @@ impl OciArchiveSink {
 
     fn write_tar(&self, index: &[u8]) -> std::io::Result<()> {
         // Member name → where its bytes come from; staged blobs win over old ones.
-        enum From {
+        enum Origin {
             Old(Member),
             Staged(Digest),
         }
-        let mut blobs: BTreeMap<String, (u64, From)> = BTreeMap::new();
+        let mut blobs: BTreeMap<String, (u64, Origin)> = BTreeMap::new();
         if let Some(old) = &self.old {
             for name in old.tar.names().filter(|n| n.starts_with("blobs/")) {
                 let m = old.tar.get(name).expect("listed member");
-                blobs.insert(name.to_string(), (m.size, From::Old(m)));
+                blobs.insert(name.to_string(), (m.size, Origin::Old(m)));
             }
         }
         for (digest, size) in self.staging.blobs() {
-            blobs.insert(blob_member(&digest), (size, From::Staged(digest)));
+            blobs.insert(blob_member(&digest), (size, Origin::Staged(digest)));
         }
         let mut out = TarWriter::create(&self.file)?;
         out.bytes(LAYOUT_FILE, LAYOUT_CONTENT)?;
-        let mut dirs: Vec<String> = Vec::new();
         for (name, (size, from)) in &blobs {
-            // Directory entries before their files, for tools that extract the archive.
-            let mut parent = String::new();
-            for part in name.split('/').collect::<Vec<_>>().split_last().unwrap().1 {
-                parent = if parent.is_empty() {
-                    part.to_string()
-                } else {
-                    format!("{parent}/{part}")
-                };
-                if !dirs.contains(&parent) {
-                    out.dir(&parent)?;
-                    dirs.push(parent.clone());
-                }
-            }
             match from {
-                From::Old(m) => {
+                Origin::Old(m) => {
                     let old = self.old.as_ref().expect("old member from the old archive");
                     out.file(name, *size, old.tar.open_member(*m)?)?;
                 }
-                From::Staged(d) => out.file(name, *size, self.staging.open(d).map_err(into_io)?)?,
+                Origin::Staged(d) => {
+                    out.file(name, *size, self.staging.open(d).map_err(into_io)?)?
+                }
             }
         }
         out.bytes("index.json", index)?;

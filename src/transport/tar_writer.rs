@@ -2,6 +2,7 @@
 //! fsync'ed and renamed over it. Until `finish` the target is untouched; dropping an unfinished
 //! writer deletes the temp file, so a failed run leaves nothing behind.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ pub fn temp_name(target: &Path, suffix: &str) -> PathBuf {
 
 pub struct TarWriter {
     builder: Option<tar::Builder<BufWriter<File>>>,
+    /// Directory entries written so far (each member's parents come before it, for tools
+    /// that extract the archive).
+    dirs: BTreeSet<String>,
     tmp: PathBuf,
     target: PathBuf,
 }
@@ -37,6 +41,7 @@ impl TarWriter {
         builder.mode(tar::HeaderMode::Deterministic);
         Ok(TarWriter {
             builder: Some(builder),
+            dirs: BTreeSet::new(),
             tmp,
             target: target.to_path_buf(),
         })
@@ -59,15 +64,25 @@ impl TarWriter {
         self.builder.as_mut().expect("not finished")
     }
 
-    pub fn dir(&mut self, name: &str) -> io::Result<()> {
-        let mut h = Self::header(tar::EntryType::Directory, 0o755, 0);
-        self.builder()
-            .append_data(&mut h, format!("{name}/"), io::empty())
+    fn parents(&mut self, name: &str) -> io::Result<()> {
+        let mut end = 0;
+        while let Some(i) = name[end..].find('/') {
+            end += i;
+            let dir = &name[..end];
+            if self.dirs.insert(dir.to_string()) {
+                let mut h = Self::header(tar::EntryType::Directory, 0o755, 0);
+                self.builder()
+                    .append_data(&mut h, format!("{dir}/"), io::empty())?;
+            }
+            end += 1;
+        }
+        Ok(())
     }
 
     /// A member of exactly `size` bytes from `data`: fewer or more bytes is an error (the
     /// header, written first, promised `size`).
     pub fn file(&mut self, name: &str, size: u64, data: impl Read) -> io::Result<()> {
+        self.parents(name)?;
         let mut h = Self::header(tar::EntryType::Regular, 0o644, size);
         let mut counted = Counted {
             inner: data.take(size + 1),
@@ -148,13 +163,28 @@ mod tests {
         let write = |name: &str| {
             let t = dir.path().join(name);
             let mut w = TarWriter::create(&t).unwrap();
-            w.dir("blobs").unwrap();
-            w.bytes("blobs/a", b"abc").unwrap();
+            w.bytes("blobs/sha256/b", b"abc").unwrap();
+            w.bytes("blobs/sha256/a", b"abc").unwrap();
             w.finish().unwrap();
             fs::read(t).unwrap()
         };
         let (a, b) = (write("a.tar"), write("b.tar"));
         assert_eq!(a, b);
+        let mut t = tar::Archive::new(&a[..]);
+        let names: Vec<String> = t
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "blobs/",
+                "blobs/sha256/",
+                "blobs/sha256/b",
+                "blobs/sha256/a"
+            ]
+        );
         assert_eq!(list(dir.path()), vec!["a.tar", "b.tar"]);
     }
 
