@@ -101,7 +101,16 @@ impl TarIndex {
         let mut end = 0u64;
         let mut last = String::new();
         for entry in entries {
-            let entry = entry.map_err(|e| format!("not a valid tar archive: {e}"))?;
+            let entry = entry.map_err(|e| {
+                // A header that would lie past EOF: the file was cut inside it.
+                if len < end + 512 {
+                    format!(
+                        "truncated: the archive ends inside the header after member {last} ({e})"
+                    )
+                } else {
+                    format!("not a valid tar archive: {e}")
+                }
+            })?;
             let name = normalise(&entry.path().map_err(|e| format!("bad member name: {e}"))?);
             end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
             last.clone_from(&name);
