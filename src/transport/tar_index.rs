@@ -104,9 +104,12 @@ impl TarIndex {
             let entry = entry.map_err(|e| {
                 // A header that would lie past EOF: the file was cut inside it.
                 if len < end + 512 {
-                    format!(
-                        "truncated: the archive ends inside the header after member {last} ({e})"
-                    )
+                    let after = if last.is_empty() {
+                        "its first header".to_string()
+                    } else {
+                        format!("the header after member {last}")
+                    };
+                    format!("truncated: the archive ends inside {after} ({e})")
                 } else {
                     format!("not a valid tar archive: {e}")
                 }
