@@ -93,6 +93,7 @@ impl Reference {
                     if n.starts_with('@') {
                         return Err(err("docker-archive references by index (@N) are not supported; use NAME:TAG"));
                     }
+                    normalise_docker_name(n).map_err(|r| err(&r))?;
                 }
                 Location::DockerArchive {
                     file,
@@ -272,6 +273,25 @@ fn check_layout_tag(tag: &str) -> Result<String, &'static str> {
     Ok(tag.to_string())
 }
 
+/// A `docker save` image name in its full form, as docker compares them: `app:1` is
+/// `docker.io/library/app:1`, `example/app` is `docker.io/example/app:latest`. Digests are
+/// not names (an archive's `RepoTags` hold tags only).
+pub fn normalise_docker_name(name: &str) -> Result<String, String> {
+    if name.contains('@') {
+        return Err(format!(
+            "{name:?}: an archive image is named NAME[:TAG], not by digest"
+        ));
+    }
+    match parse_registry(name)? {
+        Location::Registry {
+            host,
+            repository,
+            selector: Selector::Tag(tag),
+        } => Ok(format!("{host}/{repository}:{tag}")),
+        _ => unreachable!("a name without @ parses to a tag"),
+    }
+}
+
 fn is_registry_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
     !b.is_empty()
@@ -390,6 +410,29 @@ mod tests {
                 name: Some("app:1.0".into())
             }
         );
+    }
+
+    #[test]
+    fn docker_archive_names() {
+        assert_eq!(
+            normalise_docker_name("app:1").unwrap(),
+            "docker.io/library/app:1"
+        );
+        assert_eq!(
+            normalise_docker_name("docker.io/library/app:1").unwrap(),
+            "docker.io/library/app:1"
+        );
+        assert_eq!(
+            normalise_docker_name("example/app").unwrap(),
+            "docker.io/example/app:latest"
+        );
+        assert_eq!(
+            normalise_docker_name("localhost:5000/app:2").unwrap(),
+            "localhost:5000/app:2"
+        );
+        assert!(normalise_docker_name("App:1").is_err());
+        assert!(Reference::parse("docker-archive:a.tar:Bad:1").is_err());
+        assert!(Reference::parse("docker-archive:a.tar:a@sha256:00").is_err());
     }
 
     #[test]

@@ -10,17 +10,17 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::{CopyOutcome, Sink, Source};
+use super::{select, CopyOutcome, Sink, Source};
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::model::media;
 use crate::model::{Descriptor, Digest, Index, Location, Reference, Selector};
 
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-const LAYOUT_FILE: &str = "oci-layout";
-const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+pub use super::select::REF_NAME;
+pub(super) const LAYOUT_FILE: &str = "oci-layout";
+pub(super) const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
     dir.join("blobs")
@@ -83,50 +83,8 @@ impl LayoutSource {
         })
     }
 
-    fn tags(&self) -> Vec<String> {
-        let mut tags: Vec<String> = self
-            .index
-            .manifests
-            .iter()
-            .filter_map(|d| d.annotation(REF_NAME).map(str::to_string))
-            .collect();
-        tags.sort();
-        tags.dedup();
-        tags
-    }
-
-    fn by_tag(&self, tag: &str) -> Result<Option<Descriptor>> {
-        let found: Vec<&Descriptor> = self
-            .index
-            .manifests
-            .iter()
-            .filter(|d| d.annotation(REF_NAME) == Some(tag))
-            .collect();
-        match found.as_slice() {
-            [] => Ok(None),
-            [one, rest @ ..] if rest.iter().all(|d| d.digest == one.digest) => {
-                Ok(Some((*one).clone()))
-            }
-            _ => Err(Error::Rebase(format!(
-                "{}: tag {tag:?} names {} different manifests in {}",
-                self.reference,
-                found.len(),
-                self.dir.join("index.json").display()
-            ))),
-        }
-    }
-
-    fn tag_not_found(&self, tag: &str) -> Error {
-        let tags = self.tags();
-        Error::NotFound {
-            reference: self.reference.to_string(),
-            what: format!("tag {tag:?}"),
-            hint: if tags.is_empty() {
-                " (the layout has no tagged images)".to_string()
-            } else {
-                format!(" (tags: {})", tags.join(", "))
-            },
-        }
+    fn index_file(&self) -> String {
+        self.dir.join("index.json").display().to_string()
     }
 }
 
@@ -137,7 +95,13 @@ impl Source for LayoutSource {
 
     fn root(&self) -> Result<Descriptor> {
         match &self.selector {
-            Some(Selector::Tag(tag)) => self.by_tag(tag)?.ok_or_else(|| self.tag_not_found(tag)),
+            Some(Selector::Tag(tag)) => select::by_tag_or_default(
+                &self.index,
+                Some(tag),
+                &self.reference,
+                &self.index_file(),
+                "layout",
+            ),
             Some(Selector::Digest(d)) => {
                 self.descriptor_for_digest(d)?
                     .ok_or_else(|| Error::NotFound {
@@ -146,12 +110,13 @@ impl Source for LayoutSource {
                         hint: String::new(),
                     })
             }
-            // Like skopeo: no tag means `latest`, or the layout's only image.
-            None => match self.by_tag("latest")? {
-                Some(d) => Ok(d),
-                None if self.index.manifests.len() == 1 => Ok(self.index.manifests[0].clone()),
-                None => Err(self.tag_not_found("latest")),
-            },
+            None => select::by_tag_or_default(
+                &self.index,
+                None,
+                &self.reference,
+                &self.index_file(),
+                "layout",
+            ),
         }
     }
 
@@ -189,20 +154,7 @@ impl Source for LayoutSource {
             return Ok(None);
         }
         let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let Ok(Value::Object(json)) = serde_json::from_slice::<Value>(&bytes) else {
-            return Ok(None);
-        };
-        let media_type = match json.get("mediaType").and_then(Value::as_str) {
-            Some(mt) => mt.to_string(),
-            None if json.contains_key("manifests") => media::OCI_INDEX.to_string(),
-            None if json.contains_key("config") => media::OCI_MANIFEST.to_string(),
-            None => return Ok(None),
-        };
-        Ok(Some(Descriptor::new(
-            &media_type,
-            digest.clone(),
-            bytes.len() as u64,
-        )))
+        Ok(select::sniff_descriptor(&bytes, digest))
     }
 }
 
@@ -433,9 +385,9 @@ impl Sink for LayoutSink {
         lock.lock().map_err(|e| Error::io(&self.dir, e))?;
 
         let index_file = self.dir.join("index.json");
-        let mut index: Map<String, Value> = match fs::read(&index_file) {
+        let index: Option<Map<String, Value>> = match fs::read(&index_file) {
             Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(Value::Object(m)) => m,
+                Ok(Value::Object(m)) => Some(m),
                 _ => {
                     return Err(Error::InvalidFile {
                         reference: self.reference.to_string(),
@@ -444,33 +396,10 @@ impl Sink for LayoutSink {
                     })
                 }
             },
-            Err(e) if e.kind() == ErrorKind::NotFound => json!({
-                "schemaVersion": 2,
-                "mediaType": media::OCI_INDEX,
-                "manifests": [],
-            })
-            .as_object()
-            .cloned()
-            .expect("literal object"),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io(&index_file, e)),
         };
-        let mut manifests: Vec<Value> = index
-            .get("manifests")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        manifests.retain(|m| {
-            m.get("annotations")
-                .and_then(|a| a.get(REF_NAME))
-                .and_then(Value::as_str)
-                != Some(&self.tag)
-        });
-        let mut entry = root.to_json();
-        if let Value::Object(e) = &mut entry {
-            e.insert("annotations".into(), json!({ REF_NAME: self.tag }));
-        }
-        manifests.push(entry);
-        index.insert("manifests".into(), Value::Array(manifests));
+        let index = select::retag(index, root, &self.tag);
         let bytes = serde_json::to_vec(&index).expect("a JSON value always serializes");
         self.write_atomically(&index_file, &bytes)?;
         sync_dir(&self.dir)?;

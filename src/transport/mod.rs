@@ -1,7 +1,15 @@
 //! Where images live, behind one pair of traits. An operation never knows whether its source is
 //! a directory, a tarball or a registry.
 
+pub mod docker_archive;
+pub mod docker_archive_sink;
 pub mod layout;
+pub mod oci_archive;
+pub mod oci_archive_sink;
+mod select;
+mod staging;
+pub mod tar_index;
+mod tar_writer;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -77,15 +85,28 @@ pub trait Sink: Send + Sync {
 pub fn open_source(reference: &Reference) -> Result<Box<dyn Source>> {
     match &reference.location {
         Location::OciLayout { .. } => Ok(Box::new(layout::LayoutSource::open(reference)?)),
-        _ => Err(unsupported(reference)),
+        Location::OciArchive { .. } => {
+            Ok(Box::new(oci_archive::OciArchiveSource::open(reference)?))
+        }
+        Location::DockerArchive { .. } => Ok(Box::new(docker_archive::DockerArchiveSource::open(
+            reference,
+        )?)),
+        Location::Registry { .. } => Err(unsupported(reference)),
     }
 }
 
-/// Opens the sink a reference names (creating a layout directory if needed).
+/// Opens the sink a reference names (creating a layout directory if needed; an archive is
+/// only created, or replaced, at `commit`).
 pub fn open_sink(reference: &Reference) -> Result<Box<dyn Sink>> {
     match &reference.location {
         Location::OciLayout { .. } => Ok(Box::new(layout::LayoutSink::open(reference)?)),
-        _ => Err(unsupported(reference)),
+        Location::OciArchive { .. } => {
+            Ok(Box::new(oci_archive_sink::OciArchiveSink::open(reference)?))
+        }
+        Location::DockerArchive { .. } => Ok(Box::new(
+            docker_archive_sink::DockerArchiveSink::open(reference)?,
+        )),
+        Location::Registry { .. } => Err(unsupported(reference)),
     }
 }
 

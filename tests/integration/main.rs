@@ -1,6 +1,7 @@
 //! Integration tests: the real binary on layouts built by `harness`.
 
 mod append;
+mod archive;
 mod check;
 mod fleet;
 mod harness;

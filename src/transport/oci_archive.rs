@@ -1,0 +1,153 @@
+//! `oci-archive:FILE[:TAG]`: an OCI image layout in one tar file (what skopeo and buildah
+//! write), read in place through a tar index, never unpacked.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::layout::{LAYOUT_CONTENT, LAYOUT_FILE};
+use super::select;
+use super::tar_index::TarIndex;
+use super::Source;
+use crate::error::{Error, Result};
+use crate::model::media;
+use crate::model::{Descriptor, Digest, Index, Location, Reference};
+
+/// Where a blob lives inside the archive.
+pub fn blob_member(digest: &Digest) -> String {
+    format!("blobs/{}/{}", digest.algorithm(), digest.hex())
+}
+
+/// An archive indexed and its `index.json` parsed: what both the source and the sink (for the
+/// images it carries over) need.
+pub struct OciArchive {
+    pub tar: TarIndex,
+    pub index: Index,
+}
+
+impl OciArchive {
+    pub fn open(reference: &Reference, file: &Path) -> Result<OciArchive> {
+        let invalid = |reason: String| Error::InvalidFile {
+            reference: reference.to_string(),
+            file: file.to_path_buf(),
+            reason,
+        };
+        if !file.exists() {
+            return Err(Error::NotFound {
+                reference: reference.to_string(),
+                what: format!("archive {}", file.display()),
+                hint: String::new(),
+            });
+        }
+        let tar = TarIndex::open(file).map_err(&invalid)?;
+        let layout = tar
+            .read_member(LAYOUT_FILE, 4096)
+            .map_err(&invalid)?
+            .ok_or_else(|| invalid(format!("no {LAYOUT_FILE} member: not an oci-archive")))?;
+        let version = serde_json::from_slice::<Value>(&layout)
+            .ok()
+            .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
+        if version.as_deref() != Some("1.0.0") {
+            return Err(invalid(format!(
+                "{LAYOUT_FILE} is not {}",
+                String::from_utf8_lossy(LAYOUT_CONTENT)
+            )));
+        }
+        let bytes = tar
+            .read_member("index.json", super::MAX_JSON_BLOB)
+            .map_err(&invalid)?
+            .ok_or_else(|| invalid("no index.json member: not an oci-archive".into()))?;
+        let index = Index::parse(&bytes, Some(media::OCI_INDEX))
+            .map_err(|e| invalid(format!("index.json: {e}")))?;
+        Ok(OciArchive { tar, index })
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.tar.get(&blob_member(digest)).is_some()
+    }
+
+    pub fn open_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<Box<dyn Read + Send + '_>> {
+        let name = blob_member(digest);
+        let m = self.tar.get(&name).ok_or_else(|| Error::MissingBlob {
+            reference: reference.to_string(),
+            digest: digest.clone(),
+            location: format!("no member {name} in {}", self.tar.file().display()),
+        })?;
+        let r = self
+            .tar
+            .open_member(m)
+            .map_err(|e| Error::io(self.tar.file(), e))?;
+        Ok(Box::new(r))
+    }
+}
+
+pub struct OciArchiveSource {
+    reference: Reference,
+    file: PathBuf,
+    tag: Option<String>,
+    archive: OciArchive,
+}
+
+impl OciArchiveSource {
+    pub fn open(reference: &Reference) -> Result<OciArchiveSource> {
+        let Location::OciArchive { file, tag } = &reference.location else {
+            unreachable!("OciArchiveSource::open is only called for oci-archive: references")
+        };
+        Ok(OciArchiveSource {
+            reference: reference.clone(),
+            file: file.clone(),
+            tag: tag.clone(),
+            archive: OciArchive::open(reference, file)?,
+        })
+    }
+}
+
+impl Source for OciArchiveSource {
+    fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    fn root(&self) -> Result<Descriptor> {
+        select::by_tag_or_default(
+            &self.archive.index,
+            self.tag.as_deref(),
+            &self.reference,
+            &format!("{} (index.json)", self.file.display()),
+            "archive",
+        )
+    }
+
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
+        self.archive.open_blob(&self.reference, digest)
+    }
+
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.archive.has_blob(digest))
+    }
+
+    fn descriptor_for_digest(&self, digest: &Digest) -> Result<Option<Descriptor>> {
+        if let Some(d) = self
+            .archive
+            .index
+            .manifests
+            .iter()
+            .find(|d| &d.digest == digest)
+        {
+            return Ok(Some(d.clone()));
+        }
+        // Not tagged, but maybe stored (a platform manifest of a tagged index, say).
+        let Ok(Some(bytes)) = self
+            .archive
+            .tar
+            .read_member(&blob_member(digest), super::MAX_JSON_BLOB)
+        else {
+            return Ok(None);
+        };
+        Ok(select::sniff_descriptor(&bytes, digest))
+    }
+}
