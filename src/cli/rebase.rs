@@ -77,6 +77,18 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
             );
         }
     }
+    // An archive is rewritten whole by each writer: two images into one archive would race.
+    let mut archives = std::collections::HashMap::new();
+    for (img, dest) in &jobs {
+        if matches!(dest.transport(), "oci-archive" | "docker-archive") {
+            if let Some(other) = archives.insert(dest.place(), img.to_string()) {
+                anyhow::bail!(
+                    "{other} and {img} would both be written into the archive {}; a fleet writes one image per archive (use {{name}} in the file name, or an oci: layout)",
+                    dest.place()
+                );
+            }
+        }
+    }
     let (image, dest) = jobs[0].clone();
     let opts = RebaseOptions {
         image,

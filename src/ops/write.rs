@@ -45,6 +45,10 @@ type CopyCell = OnceLock<Result<CopyOutcome, String>>;
 
 impl SharedCopies {
     fn copy(&self, sink: &dyn Sink, c: &BlobCopy) -> Result<CopyOutcome> {
+        // Sinks that stage privately until commit (archives) each need their own copy.
+        if !sink.shares_blob_store() {
+            return copy_one(sink, c);
+        }
         let key = (sink.reference().place(), c.descriptor.digest.clone());
         let cell = self
             .done

@@ -355,6 +355,10 @@ impl Sink for LayoutSink {
         Ok(CopyOutcome::Copied)
     }
 
+    fn shares_blob_store(&self) -> bool {
+        true
+    }
+
     fn copy_verified_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome> {
         let dest = blob_path(&self.dir, &desc.digest);
         if let Some(path) = src.blob_path(&desc.digest) {

@@ -71,6 +71,13 @@ pub trait Sink: Send + Sync {
         self.copy_blob(src, desc)
     }
 
+    /// Whether a blob this sink stored is at once visible to every other sink of the same place
+    /// (a layout directory, a registry repository), so a fleet can copy it there once. Archive
+    /// sinks stage privately until commit: false.
+    fn shares_blob_store(&self) -> bool {
+        false
+    }
+
     /// Stores a small blob we produced (config, manifest, index).
     fn put_bytes(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()>;
 

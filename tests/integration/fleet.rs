@@ -123,3 +123,44 @@ fn colliding_destinations_are_refused_before_anything_runs() {
     assert!(err.contains("would both be written"), "{err}");
     assert!(s.layout.tagged("same").is_none());
 }
+
+#[test]
+fn a_fleet_into_archives_writes_one_complete_archive_per_image() {
+    let (s, tags) = fleet_scenario(3);
+    let dir = s.path("archives");
+    fs::create_dir_all(&dir).unwrap();
+    let pattern = format!("oci-archive:{}/{{tag}}.tar:{{tag}}", dir.display());
+    let mut args: Vec<String> = vec![
+        "rebase".into(),
+        "--from".into(),
+        s.oci("base-v1"),
+        "--onto".into(),
+        s.oci("base-v2"),
+        "-o".into(),
+        pattern,
+    ];
+    args.extend(tags.iter().map(|t| s.oci(t)));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&a);
+    for t in &tags {
+        // every archive holds every blob its image needs, shared base layers included
+        ok(&[
+            "verify",
+            &format!("oci-archive:{}/{t}.tar:{t}", dir.display()),
+        ]);
+    }
+    // two images into one archive would race: refused up front
+    let one = format!("oci-archive:{}/all.tar:{{tag}}", dir.display());
+    let err = fails(&[
+        "rebase",
+        &s.oci(&tags[0]),
+        &s.oci(&tags[1]),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &one,
+    ]);
+    assert!(err.contains("one image per archive"), "{err}");
+}
