@@ -88,6 +88,10 @@ pub enum Error {
         source: Box<PlanError>,
     },
 
+    /// What a registry answered (status and error code), or why it could not be reached.
+    #[error("{reference}: {message}")]
+    Registry { reference: String, message: String },
+
     /// A rule of the operation itself (no base found, no platform match, ...).
     #[error("{0}")]
     Rebase(String),

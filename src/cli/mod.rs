@@ -4,6 +4,7 @@
 pub mod inspect;
 pub mod progress;
 pub mod rebase;
+pub mod registry;
 pub mod verify;
 
 use clap::{Parser, Subcommand};

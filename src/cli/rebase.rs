@@ -31,6 +31,8 @@ pub struct RebaseArgs {
     /// No summary on stderr
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
 }
 
 pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
@@ -41,6 +43,7 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
         dest: args.dest,
         base_name: args.base_name,
         dry_run: args.dry_run,
+        registry: args.registry.options(),
     })?;
     if args.json {
         print_json(&report)?;
@@ -83,9 +86,10 @@ fn summary(r: &RebaseReport) -> String {
         let b = &r.blobs;
         let _ = writeln!(
             s,
-            "  blobs: {} copied, {} linked, {} already present, {} foreign; {} digest-checked",
+            "  blobs: {} copied, {} linked, {} mounted, {} already present, {} foreign; {} digest-checked",
             b.copied,
             b.linked,
+            b.mounted,
             b.present,
             b.foreign,
             human_bytes(b.bytes_checked)

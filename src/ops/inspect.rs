@@ -6,7 +6,7 @@ use super::load::{load, Image, Loaded};
 use crate::error::Result;
 use crate::model::{Digest, Platform, Reference};
 use crate::plan::rebase::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
-use crate::transport::{open_source, Source};
+use crate::transport::{open_source, RegistryOptions, Source};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -93,6 +93,7 @@ fn resolve_base(
     image: &Image,
     explicit: Option<&Loaded>,
     src: &dyn Source,
+    registry: &RegistryOptions,
     notes: &mut Vec<String>,
 ) -> Option<(Loaded, &'static str)> {
     if let Some(b) = explicit {
@@ -110,7 +111,7 @@ fn resolve_base(
         }
         if let Some(name) = annotations.get(ANNOTATION_BASE_NAME) {
             if let Ok(r) = Reference::parse(name) {
-                if let Ok(s) = open_source(&r) {
+                if let Ok(s) = open_source(&r, registry) {
                     if let Ok(Some(desc)) = s.descriptor_for_digest(&d) {
                         if let Ok(l) = load(s.as_ref(), &desc) {
                             return Some((l, "annotation"));
@@ -177,13 +178,17 @@ fn platform_info(image: &Image, base: Option<(&Image, &'static str)>) -> Platfor
     }
 }
 
-pub fn inspect(reference: &Reference, base: Option<&Reference>) -> Result<InspectReport> {
-    let src = open_source(reference)?;
+pub fn inspect(
+    reference: &Reference,
+    base: Option<&Reference>,
+    registry: &RegistryOptions,
+) -> Result<InspectReport> {
+    let src = open_source(reference, registry)?;
     let root = src.root()?;
     let loaded = load(src.as_ref(), &root)?;
     let explicit = match base {
         Some(b) => {
-            let bs = open_source(b)?;
+            let bs = open_source(b, registry)?;
             let d = bs.root()?;
             Some(load(bs.as_ref(), &d)?)
         }
@@ -192,7 +197,7 @@ pub fn inspect(reference: &Reference, base: Option<&Reference>) -> Result<Inspec
     let mut notes = Vec::new();
     let mut platforms = Vec::new();
     for image in loaded.images() {
-        let resolved = resolve_base(image, explicit.as_ref(), src.as_ref(), &mut notes);
+        let resolved = resolve_base(image, explicit.as_ref(), src.as_ref(), registry, &mut notes);
         let base_image = resolved
             .as_ref()
             .and_then(|(l, via)| l.for_platform(image.platform()).map(|b| (b, *via)));

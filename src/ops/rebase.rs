@@ -9,7 +9,7 @@ use super::load::{load, Entry, Image, Loaded};
 use crate::error::{Error, Result};
 use crate::model::{Descriptor, Digest, Platform, Reference};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
-use crate::transport::{open_sink, open_source, CopyOutcome, Sink, Source};
+use crate::transport::{open_sink, open_source, CopyOutcome, RegistryOptions, Sink, Source};
 
 pub struct RebaseOptions {
     pub image: Reference,
@@ -19,6 +19,8 @@ pub struct RebaseOptions {
     /// `org.opencontainers.image.base.name` to record; the `--onto` reference when unset.
     pub base_name: Option<String>,
     pub dry_run: bool,
+    /// Credentials and TLS for registry references.
+    pub registry: RegistryOptions,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -27,6 +29,8 @@ pub struct BlobStats {
     pub copied: usize,
     /// Blobs hard-linked from the source (digest checked after linking).
     pub linked: usize,
+    /// Blobs a registry mounted from the source's repository (no bytes moved through us).
+    pub mounted: usize,
     /// Blobs the destination already had.
     pub present: usize,
     /// Foreign layers referenced by URL only.
@@ -245,6 +249,7 @@ fn write(
     for (c, outcome) in copies.iter().zip(outcomes) {
         match outcome? {
             CopyOutcome::Present => stats.present += 1,
+            CopyOutcome::Mounted => stats.mounted += 1,
             CopyOutcome::Foreign => stats.foreign += 1,
             CopyOutcome::Linked => {
                 stats.linked += 1;
@@ -268,9 +273,13 @@ fn write(
 }
 
 pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
-    let image_src = open_source(&opts.image)?;
-    let new_src = open_source(&opts.onto)?;
-    let from_src = opts.from.as_ref().map(open_source).transpose()?;
+    let image_src = open_source(&opts.image, &opts.registry)?;
+    let new_src = open_source(&opts.onto, &opts.registry)?;
+    let from_src = opts
+        .from
+        .as_ref()
+        .map(|f| open_source(f, &opts.registry))
+        .transpose()?;
     let planned = plan_all(
         opts,
         image_src.as_ref(),
@@ -281,7 +290,7 @@ pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
     let blobs = if opts.dry_run {
         BlobStats::default()
     } else {
-        let sink = open_sink(&opts.dest)?;
+        let sink = open_sink(&opts.dest, &opts.registry)?;
         write(
             &planned,
             sink.as_ref(),

@@ -2,9 +2,12 @@
 //! a directory, a tarball or a registry.
 
 pub mod layout;
+pub mod registry;
 
 use std::io::Read;
 use std::path::PathBuf;
+
+pub use registry::auth::Credentials;
 
 use crate::error::{Error, Result};
 use crate::model::{Descriptor, Digest, Location, Reference};
@@ -33,6 +36,33 @@ pub trait Source: Send + Sync {
     /// A manifest or index by digest, whether or not a tag points at it (how `base.digest`
     /// annotations are resolved). `None` when the source does not have it.
     fn descriptor_for_digest(&self, digest: &Digest) -> Result<Option<Descriptor>>;
+
+    /// `(host, repository)` when the source is a registry repository: a registry sink on the
+    /// same host mounts blobs from it instead of moving their bytes.
+    fn registry_repository(&self) -> Option<(String, String)> {
+        None
+    }
+}
+
+/// How to reach registries: credentials and TLS. Other transports ignore it.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    /// `--creds USER:PASS`; when unset, the auth files and credential helpers are asked.
+    pub creds: Option<Credentials>,
+    /// `--authfile PATH`: searched instead of `$REGISTRY_AUTH_FILE` / the runtime auth file.
+    pub authfile: Option<PathBuf>,
+    /// `--tls-verify=false` allows unverified TLS and plain HTTP (skopeo's meaning).
+    pub tls_verify: bool,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> RegistryOptions {
+        RegistryOptions {
+            creds: None,
+            authfile: None,
+            tls_verify: true,
+        }
+    }
 }
 
 /// How a blob reached a sink.
@@ -45,6 +75,8 @@ pub enum CopyOutcome {
     Linked,
     /// Streamed through, digest-checked on the way.
     Copied,
+    /// Mounted by the registry from another repository: no bytes moved through us.
+    Mounted,
     /// A foreign layer whose blob the source does not have: referenced by its urls only.
     Foreign,
 }
@@ -68,17 +100,19 @@ pub trait Sink: Send + Sync {
 }
 
 /// Opens the source a reference names.
-pub fn open_source(reference: &Reference) -> Result<Box<dyn Source>> {
+pub fn open_source(reference: &Reference, opts: &RegistryOptions) -> Result<Box<dyn Source>> {
     match &reference.location {
         Location::OciLayout { .. } => Ok(Box::new(layout::LayoutSource::open(reference)?)),
+        Location::Registry { .. } => Ok(Box::new(registry::RegistrySource::open(reference, opts)?)),
         _ => Err(unsupported(reference)),
     }
 }
 
 /// Opens the sink a reference names (creating a layout directory if needed).
-pub fn open_sink(reference: &Reference) -> Result<Box<dyn Sink>> {
+pub fn open_sink(reference: &Reference, opts: &RegistryOptions) -> Result<Box<dyn Sink>> {
     match &reference.location {
         Location::OciLayout { .. } => Ok(Box::new(layout::LayoutSink::open(reference)?)),
+        Location::Registry { .. } => Ok(Box::new(registry::RegistrySink::open(reference, opts)?)),
         _ => Err(unsupported(reference)),
     }
 }

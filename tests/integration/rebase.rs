@@ -653,12 +653,12 @@ fn unsupported_and_unknown_transports() {
     let s = scenario();
     let err = rebase_into_new_dir(
         &s,
-        "docker://registry.example/app:1",
+        "oci-archive:app.tar:1",
         Some(&s.oci("base-v1")),
         &s.oci("base-v2"),
     );
     assert!(
-        err.contains("docker://registry.example/app:1") && err.contains("not supported yet"),
+        err.contains("oci-archive:app.tar:1") && err.contains("not supported yet"),
         "{err}"
     );
     let (code, _, err) = ocipatch(&[
