@@ -1,0 +1,508 @@
+//! Registry interop: ocipatch against a real registry (Debian's `docker-registry`, started per
+//! test on a free loopback port), fixtures pushed and results pulled with skopeo, file trees
+//! compared after `umoci unpack`. The registry's access log tells which requests ocipatch made:
+//! a registry-to-registry rebase must GET no layer blob.
+//!
+//! A missing tool (docker-registry, skopeo, htpasswd, umoci) fails the test; nothing is skipped.
+//! Run as root (umoci unpack of files owned by uid 1000).
+
+#[path = "interop/common.rs"]
+#[allow(dead_code)] // shared with tests/interop.rs
+mod common;
+#[path = "registry/common.rs"]
+mod registry;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use registry::{free_port, Auth, Registry};
+use serde_json::Value;
+
+const NO_TLS: &str = "--tls-verify=false";
+
+/// `skopeo copy oci:FIXTURE:TAG docker://HOST/DEST` (`format`: `v2s2` or `oci`).
+fn push(fx: &Fixture, reg: &Registry, tag: &str, dest: &str, format: &str, creds: Option<&str>) {
+    let mut c = cmd("skopeo");
+    c.args(["copy", "-q", "--dest-tls-verify=false", "--format", format]);
+    if let Some(creds) = creds {
+        c.arg("--dest-creds").arg(creds);
+    }
+    run_ok(c.arg(fx.image(tag)).arg(reg.docker(dest)));
+}
+
+/// Pushes app (as team/app:1) and base-v1/base-v2 (as lib/base:v1, v2).
+fn push_fixture(fx: &Fixture, reg: &Registry, format: &str) {
+    push(fx, reg, "app", "team/app:1", format, None);
+    push(fx, reg, "base-v1", "lib/base:v1", format, None);
+    push(fx, reg, "base-v2", "lib/base:v2", format, None);
+}
+
+/// Every layer digest of the fixture images.
+fn fixture_layers(fx: &Fixture) -> BTreeSet<String> {
+    TAGS.iter()
+        .flat_map(|t| layer_digests(&fx.images, t))
+        .collect()
+}
+
+/// The requests that GET a layer blob.
+fn layer_gets(requests: &[String], layers: &BTreeSet<String>) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| r.starts_with("GET ") && r.contains("/blobs/"))
+        .filter(|r| layers.iter().any(|l| r.ends_with(l.as_str())))
+        .cloned()
+        .collect()
+}
+
+/// Requests by kind: `GET manifests`, `HEAD blobs`, `POST uploads (mount)`, ...
+fn by_kind(requests: &[String]) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in requests {
+        let (method, path) = r.split_once(' ').unwrap_or((r, ""));
+        let kind = if path == "/v2/" {
+            "ping".to_string()
+        } else if path.contains("mount=") {
+            "uploads (mount)".to_string()
+        } else if path.contains("/blobs/uploads/") {
+            "uploads".to_string()
+        } else if path.contains("/blobs/") {
+            "blobs".to_string()
+        } else if path.contains("/manifests/") {
+            "manifests".to_string()
+        } else {
+            path.to_string()
+        };
+        *out.entry(format!("{method} {kind}")).or_insert(0) += 1;
+    }
+    out
+}
+
+fn rebase_json(args: &[&str]) -> Value {
+    let r = run_ok(ocipatch().arg("rebase").args(args).arg("--json"));
+    serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{r}"))
+}
+
+/// Pulls `reference` into a layout with skopeo (which verifies every blob) and unpacks it.
+fn pulled_tree(fx: &Fixture, reference: &str, name: &str) -> Tree {
+    let layout = fx.path(name);
+    run_ok(
+        cmd("skopeo")
+            .args(["copy", "-q", "--src-tls-verify=false"])
+            .arg(reference)
+            .arg(oci_ref(&layout, "app")),
+    );
+    fx.unpack_tree(&layout, "app")
+}
+
+fn assert_like_rebuild(fx: &Fixture, tree: &Tree, what: &str) {
+    let rebuilt = fx.unpack_tree(&fx.images, "app-rebuilt-v2");
+    assert_same_tree(what, tree, "app-rebuilt-v2 (rebuilt by umoci)", &rebuilt);
+}
+
+#[track_caller]
+fn fails_with(c: &mut std::process::Command) -> String {
+    let r = run_fail(c);
+    assert_eq!(r.output.status.code(), Some(1), "{r}");
+    let err = r.stderr();
+    assert!(err.starts_with("ocipatch: error: "), "{r}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected:\n{r}");
+    err
+}
+
+fn registry_to_registry(format: &str) {
+    let fx = Fixture::new();
+    let reg = Registry::start(None);
+    push_fixture(&fx, &reg, format);
+    let layers = fixture_layers(&fx);
+
+    let mark = reg.log_mark();
+    let report = rebase_json(&[
+        &reg.docker("team/app:1"),
+        "--from",
+        &reg.docker("lib/base:v1"),
+        "--onto",
+        &reg.docker("lib/base:v2"),
+        "-o",
+        &reg.docker("team/app:2"),
+        NO_TLS,
+    ]);
+    let requests = reg.requests_since(mark);
+    eprintln!("requests by kind ({format}): {:#?}", by_kind(&requests));
+    eprintln!("blob stats: {}", report["blobs"]);
+    assert_eq!(layer_gets(&requests, &layers), Vec::<String>::new());
+    let blobs = &report["blobs"];
+    assert_eq!(blobs["copied"], 0, "{report:#}");
+    assert_eq!(blobs["bytes_checked"], 0, "{report:#}");
+    // base-v2's update layer lives in lib/base only: mounted; the rest is in team/app.
+    assert_eq!(blobs["mounted"], 1, "{report:#}");
+    assert_eq!(blobs["present"], 3, "{report:#}");
+    // The tag is the last request that writes.
+    let last_write = requests
+        .iter()
+        .rfind(|r| r.starts_with("PUT ") || r.starts_with("POST "))
+        .expect("writes");
+    assert_eq!(last_write, "PUT /v2/team/app/manifests/2");
+
+    let tree = pulled_tree(&fx, &reg.docker("team/app:2"), "pulled");
+    assert_like_rebuild(&fx, &tree, "team/app:2 (rebased in the registry)");
+
+    // verify and inspect read the result from the registry.
+    let v = run_ok(
+        ocipatch()
+            .args(["verify", NO_TLS, "--json"])
+            .arg(reg.docker("team/app:2")),
+    );
+    let v: Value = serde_json::from_str(&v.stdout()).unwrap();
+    assert_eq!(v["layers_checked"], 4, "{v:#}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
+    let i = run_ok(
+        ocipatch()
+            .args(["inspect", NO_TLS, "--json"])
+            .arg(reg.docker("team/app:2")),
+    );
+    let i: Value = serde_json::from_str(&i.stdout()).unwrap();
+    assert_eq!(i["digest"], report["digest"], "{i:#}");
+    assert_eq!(i["platforms"][0]["layers"].as_array().unwrap().len(), 4);
+    // The base.name annotation names the registry base: inspect finds it there.
+    assert_eq!(i["platforms"][0]["base"]["layers"], 2, "{i:#}");
+}
+
+#[test]
+fn registry_to_registry_oci_mounts_and_moves_no_layer_bytes() {
+    registry_to_registry("oci");
+}
+
+#[test]
+fn registry_to_registry_docker_v2s2_mounts_and_moves_no_layer_bytes() {
+    registry_to_registry("v2s2");
+}
+
+#[test]
+fn within_one_repository_every_blob_is_present() {
+    let fx = Fixture::new();
+    let reg = Registry::start(None);
+    push(&fx, &reg, "app", "team/app:1", "oci", None);
+    push(&fx, &reg, "base-v1", "team/app:base-v1", "oci", None);
+    push(&fx, &reg, "base-v2", "team/app:base-v2", "oci", None);
+    let mark = reg.log_mark();
+    let report = rebase_json(&[
+        &reg.docker("team/app:1"),
+        "--from",
+        &reg.docker("team/app:base-v1"),
+        "--onto",
+        &reg.docker("team/app:base-v2"),
+        "-o",
+        &reg.docker("team/app:2"),
+        NO_TLS,
+    ]);
+    let requests = reg.requests_since(mark);
+    assert_eq!(
+        layer_gets(&requests, &fixture_layers(&fx)),
+        Vec::<String>::new()
+    );
+    assert_eq!(report["blobs"]["copied"], 0, "{report:#}");
+    assert_eq!(report["blobs"]["mounted"], 0, "{report:#}");
+    assert_eq!(report["blobs"]["present"], 4, "{report:#}");
+    let tree = pulled_tree(&fx, &reg.docker("team/app:2"), "pulled");
+    assert_like_rebuild(&fx, &tree, "team/app:2");
+}
+
+#[test]
+fn digest_pinned_image_and_base_digest_annotation() {
+    let fx = Fixture::new();
+    let reg = Registry::start(None);
+    push_fixture(&fx, &reg, "oci");
+    // skopeo keeps the manifest bytes of an OCI push, so the layout's digest is the registry's.
+    let digest = index_digest(&fx.images, "app");
+    // No --from: the app's base.digest annotation is resolved in the --onto repository.
+    let report = rebase_json(&[
+        &reg.docker(&format!("team/app@{digest}")),
+        "--onto",
+        &reg.docker("lib/base:v2"),
+        "-o",
+        &reg.docker("team/app:pinned"),
+        NO_TLS,
+    ]);
+    assert_eq!(report["blobs"]["copied"], 0, "{report:#}");
+    let tree = pulled_tree(&fx, &reg.docker("team/app:pinned"), "pulled");
+    assert_like_rebuild(&fx, &tree, "team/app:pinned");
+}
+
+#[test]
+fn registry_image_onto_layout_base_into_layout_and_back() {
+    let fx = Fixture::new();
+    let reg = Registry::start(None);
+    push(&fx, &reg, "app", "team/app:1", "oci", None);
+    // registry image + layout bases → layout
+    let out = fx.path("out");
+    let report = rebase_json(&[
+        &reg.docker("team/app:1"),
+        "--from",
+        &fx.image("base-v1"),
+        "--onto",
+        &fx.image("base-v2"),
+        "-o",
+        &oci_ref(&out, "rebased"),
+        NO_TLS,
+    ]);
+    assert_eq!(report["blobs"]["mounted"], 0, "{report:#}");
+    let tree = fx.unpack_tree(&out, "rebased");
+    assert_like_rebuild(&fx, &tree, "registry → layout");
+
+    // layout image + layout bases → registry: blobs are uploaded (streamed, verified).
+    let mark = reg.log_mark();
+    let report = rebase_json(&[
+        &fx.image("app"),
+        "--from",
+        &fx.image("base-v1"),
+        "--onto",
+        &fx.image("base-v2"),
+        "-o",
+        &reg.docker("team/fromlayout:2"),
+        NO_TLS,
+    ]);
+    eprintln!(
+        "layout → registry requests: {:#?}",
+        by_kind(&reg.requests_since(mark))
+    );
+    assert_eq!(report["blobs"]["copied"], 4, "{report:#}");
+    let tree = pulled_tree(&fx, &reg.docker("team/fromlayout:2"), "pulled");
+    assert_like_rebuild(&fx, &tree, "layout → registry");
+}
+
+#[test]
+fn auth_creds_auth_file_and_wrong_password() {
+    let fx = Fixture::new();
+    let reg = Registry::start(Some(Auth {
+        user: "tester",
+        password: "s3cret-pw",
+    }));
+    let creds = "tester:s3cret-pw";
+    for (tag, dest) in [
+        ("app", "team/app:1"),
+        ("base-v1", "lib/base:v1"),
+        ("base-v2", "lib/base:v2"),
+    ] {
+        push(&fx, &reg, tag, dest, "oci", Some(creds));
+    }
+    let args = |dest: &str| {
+        vec![
+            "rebase".to_string(),
+            reg.docker("team/app:1"),
+            "--from".into(),
+            reg.docker("lib/base:v1"),
+            "--onto".into(),
+            reg.docker("lib/base:v2"),
+            "-o".into(),
+            reg.docker(dest),
+            NO_TLS.into(),
+        ]
+    };
+    // No credentials: a clear 401, naming the reference.
+    let empty_auth = fx.path("empty-auth.json");
+    std::fs::write(&empty_auth, "{}").unwrap();
+    let err = fails_with(
+        ocipatch()
+            .args(args("team/app:none"))
+            .env("REGISTRY_AUTH_FILE", &empty_auth),
+    );
+    assert!(err.contains(&reg.docker("team/app:1")), "{err}");
+    assert!(err.contains("401"), "{err}");
+
+    // Wrong password: 401, and the password is never printed.
+    let err = fails_with(
+        ocipatch()
+            .args(args("team/app:wrong"))
+            .args(["--creds", "tester:WRONG-pw"]),
+    );
+    assert!(err.contains("401"), "{err}");
+    assert!(err.contains(&reg.docker("team/app:1")), "{err}");
+    assert!(!err.contains("WRONG-pw"), "{err}");
+
+    // --creds
+    run_ok(
+        ocipatch()
+            .args(args("team/app:creds"))
+            .args(["--creds", creds]),
+    );
+    // An auth file, Docker style: auths.HOST.auth = base64(user:pass).
+    use base64::Engine as _;
+    let auth_file = fx.path("auth.json");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(creds);
+    std::fs::write(
+        &auth_file,
+        serde_json::json!({"auths": {reg.host(): {"auth": encoded}}}).to_string(),
+    )
+    .unwrap();
+    let r = run_ok(
+        ocipatch()
+            .args(args("team/app:authfile"))
+            .env("REGISTRY_AUTH_FILE", &auth_file),
+    );
+    assert!(!r.stderr().contains("s3cret"), "{r}");
+    // --authfile takes the same file.
+    run_ok(
+        ocipatch()
+            .args(["verify", NO_TLS, "--authfile"])
+            .arg(&auth_file)
+            .arg(reg.docker("team/app:authfile")),
+    );
+}
+
+#[test]
+fn unknown_host_and_refused_connection_fail_fast_naming_the_reference() {
+    let fx = Fixture::new();
+    let out = fx.path("out");
+    let start = std::time::Instant::now();
+    let err = fails_with(
+        ocipatch()
+            .arg("rebase")
+            .arg("docker://nonexistent.invalid/x:1")
+            .arg("--onto")
+            .arg(fx.image("base-v2"))
+            .arg("-o")
+            .arg(oci_ref(&out, "x")),
+    );
+    assert!(err.contains("docker://nonexistent.invalid/x:1"), "{err}");
+    assert!(err.contains("nonexistent.invalid"), "{err}");
+    let port = free_port();
+    let reference = format!("docker://127.0.0.1:{port}/x:1");
+    let err = fails_with(ocipatch().args(["verify", NO_TLS, &reference]));
+    assert!(err.contains(&reference), "{err}");
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn missing_tag_is_named() {
+    let fx = Fixture::new();
+    let reg = Registry::start(None);
+    push(&fx, &reg, "base-v2", "lib/base:v2", "oci", None);
+    let reference = reg.docker("lib/base:nope");
+    let err = fails_with(ocipatch().args(["inspect", NO_TLS, &reference]));
+    assert!(err.contains(&reference), "{err}");
+    assert!(err.contains("tag \"nope\" not found"), "{err}");
+    // HTTPS is the default, as in skopeo: a plain-HTTP registry needs --tls-verify=false.
+    let err = fails_with(ocipatch().args(["inspect", &reg.docker("lib/base:v2")]));
+    assert!(err.contains("--tls-verify=false"), "{err}");
+}
+
+/// A one-route fake registry on loopback: `/v2/` answers 200, any manifest GET answers `body`
+/// (with `header` added). Serves until dropped.
+struct FakeRegistry {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeRegistry {
+    fn start(body: Vec<u8>, header: String) -> FakeRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !flag.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                };
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                    .unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&req);
+                let line = text.lines().next().unwrap_or("");
+                let (status, payload, extra) = if line.starts_with("GET /v2/ ") {
+                    ("200 OK", b"{}".to_vec(), String::new())
+                } else if line.starts_with("GET /v2/") && line.contains("/manifests/") {
+                    ("200 OK", body.clone(), header.clone())
+                } else if line.starts_with("GET ") || line.starts_with("HEAD ") {
+                    ("404 Not Found", b"{}".to_vec(), String::new())
+                } else {
+                    continue; // not HTTP (a TLS hello): drop the connection
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    payload.len()
+                );
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&payload);
+            }
+        });
+        FakeRegistry {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FakeRegistry {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn manifest_bytes_not_matching_the_digest_are_refused() {
+    let fx = Fixture::new();
+    let manifest = std::fs::read(blob_path(&fx.images, &index_digest(&fx.images, "app"))).unwrap();
+    let mut tampered = manifest.clone();
+    tampered.extend_from_slice(b"\n");
+    let asked = index_digest(&fx.images, "app");
+    let fake = FakeRegistry::start(tampered, String::new());
+    let out = fx.path("out");
+    let reference = format!("docker://127.0.0.1:{}/team/app@{asked}", fake.port);
+    let err = fails_with(
+        ocipatch()
+            .arg("rebase")
+            .arg(&reference)
+            .arg("--onto")
+            .arg(fx.image("base-v2"))
+            .arg("-o")
+            .arg(oci_ref(&out, "x"))
+            .arg(NO_TLS),
+    );
+    assert!(err.contains(&reference), "{err}");
+    assert!(err.contains(&asked) && err.contains("digest"), "{err}");
+    assert!(!out.exists(), "nothing may be written");
+    drop(fake);
+
+    // By tag: the Docker-Content-Digest header must agree with the body.
+    let fake = FakeRegistry::start(
+        manifest,
+        format!("Docker-Content-Digest: {}\r\n", asked_other()),
+    );
+    let reference = format!("docker://127.0.0.1:{}/team/app:1", fake.port);
+    let err = fails_with(ocipatch().args(["inspect", NO_TLS, &reference]));
+    assert!(
+        err.contains(&reference) && err.contains("Docker-Content-Digest"),
+        "{err}"
+    );
+}
+
+fn asked_other() -> String {
+    format!("sha256:{}", "ab".repeat(32))
+}
