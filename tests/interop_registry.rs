@@ -9,16 +9,17 @@
 #[path = "interop/common.rs"]
 #[allow(dead_code)] // shared with tests/interop.rs
 mod common;
+#[path = "registry/fake.rs"]
+mod fake;
 #[path = "registry/common.rs"]
 mod registry;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use common::*;
+use fake::{FakeServer, Reply};
 use registry::{free_port, Auth, Registry};
 use serde_json::Value;
 
@@ -110,6 +111,7 @@ fn fails_with(c: &mut std::process::Command) -> String {
     let err = r.stderr();
     assert!(err.starts_with("ocipatch: error: "), "{r}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line expected:\n{r}");
+    eprintln!("{}", err.trim_end());
     err
 }
 
@@ -396,75 +398,6 @@ fn missing_tag_is_named() {
     assert!(err.contains("--tls-verify=false"), "{err}");
 }
 
-/// A one-route fake registry on loopback: `/v2/` answers 200, any manifest GET answers `body`
-/// (with `header` added). Serves until dropped.
-struct FakeRegistry {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl FakeRegistry {
-    fn start(body: Vec<u8>, header: String) -> FakeRegistry {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while !flag.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                let Ok((mut conn, _)) = listener.accept() else {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    continue;
-                };
-                conn.set_nonblocking(false).unwrap();
-                conn.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-                    .unwrap();
-                let mut req = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&req);
-                let line = text.lines().next().unwrap_or("");
-                let (status, payload, extra) = if line.starts_with("GET /v2/ ") {
-                    ("200 OK", b"{}".to_vec(), String::new())
-                } else if line.starts_with("GET /v2/") && line.contains("/manifests/") {
-                    ("200 OK", body.clone(), header.clone())
-                } else if line.starts_with("GET ") || line.starts_with("HEAD ") {
-                    ("404 Not Found", b"{}".to_vec(), String::new())
-                } else {
-                    continue; // not HTTP (a TLS hello): drop the connection
-                };
-                let head = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-                    payload.len()
-                );
-                let _ = conn.write_all(head.as_bytes());
-                let _ = conn.write_all(&payload);
-            }
-        });
-        FakeRegistry {
-            port,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for FakeRegistry {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 #[test]
 fn manifest_bytes_not_matching_the_digest_are_refused() {
     let fx = Fixture::new();
@@ -472,7 +405,7 @@ fn manifest_bytes_not_matching_the_digest_are_refused() {
     let mut tampered = manifest.clone();
     tampered.extend_from_slice(b"\n");
     let asked = index_digest(&fx.images, "app");
-    let fake = FakeRegistry::start(tampered, String::new());
+    let fake = manifest_server(tampered, None);
     let out = fx.path("out");
     let reference = format!("docker://127.0.0.1:{}/team/app@{asked}", fake.port);
     let err = fails_with(
@@ -491,10 +424,7 @@ fn manifest_bytes_not_matching_the_digest_are_refused() {
     drop(fake);
 
     // By tag: the Docker-Content-Digest header must agree with the body.
-    let fake = FakeRegistry::start(
-        manifest,
-        format!("Docker-Content-Digest: {}\r\n", asked_other()),
-    );
+    let fake = manifest_server(manifest, Some(asked_other()));
     let reference = format!("docker://127.0.0.1:{}/team/app:1", fake.port);
     let err = fails_with(ocipatch().args(["inspect", NO_TLS, &reference]));
     assert!(
@@ -503,6 +433,126 @@ fn manifest_bytes_not_matching_the_digest_are_refused() {
     );
 }
 
+/// Answers `/v2/` and every manifest GET with `body` (and a Docker-Content-Digest header).
+fn manifest_server(body: Vec<u8>, content_digest: Option<String>) -> FakeServer {
+    FakeServer::start(move |req| {
+        if req.path == "/v2/" {
+            return Some(Reply::new(200, "{}"));
+        }
+        if req.method == "GET" && req.path.contains("/manifests/") {
+            let mut r = Reply::new(200, body.clone())
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json");
+            if let Some(d) = &content_digest {
+                r = r.header("Docker-Content-Digest", d);
+            }
+            return Some(r);
+        }
+        Some(Reply::new(404, "{}"))
+    })
+}
+
 fn asked_other() -> String {
     format!("sha256:{}", "ab".repeat(32))
+}
+
+/// A read-only registry over the fixture layout that wants Bearer tokens (from its own token
+/// endpoint, for Basic credentials), fails some requests transiently (503, 429) and redirects
+/// blob GETs to a "storage" path: what Docker Hub-like registries do and docker-registry
+/// (htpasswd) does not.
+#[test]
+fn bearer_tokens_transient_failures_and_redirects() {
+    let fx = Fixture::new();
+    let images = fx.images.clone();
+    let app = index_digest(&images, "app");
+    let scopes = Arc::new(Mutex::new(Vec::<String>::new()));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let (seen_scopes, failed) = (scopes.clone(), failures.clone());
+    let port = Arc::new(AtomicUsize::new(0));
+    let port_in = port.clone();
+    let server = FakeServer::start(move |req| {
+        use base64::Engine as _;
+        let me = port_in.load(Ordering::Relaxed);
+        let challenge =
+            format!("Bearer realm=\"http://127.0.0.1:{me}/token\",service=\"fake.test\"");
+        let unauthorized = || {
+            Reply::new(
+                401,
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}"#,
+            )
+            .header("WWW-Authenticate", &challenge)
+        };
+        let path = req.path.as_str();
+        if let Some(query) = path.strip_prefix("/token?") {
+            let basic = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("u:p")
+            );
+            if req.header("authorization") != Some(basic.as_str()) {
+                return Some(Reply::new(401, "{}"));
+            }
+            seen_scopes.lock().unwrap().push(query.to_string());
+            return Some(Reply::new(200, r#"{"token":"tok-123"}"#));
+        }
+        if let Some(hex) = path.strip_prefix("/storage/") {
+            // Pre-signed storage URLs reject registry credentials: none may follow a redirect.
+            if req.header("authorization").is_some() {
+                return Some(Reply::new(400, "credentials sent to storage"));
+            }
+            let blob = std::fs::read(images.join("blobs/sha256").join(hex)).ok()?;
+            return Some(Reply::new(200, blob));
+        }
+        if path == "/v2/" || req.header("authorization") != Some("Bearer tok-123") {
+            return Some(unauthorized());
+        }
+        // Every third authorised request fails once, transiently.
+        if failed.fetch_add(1, Ordering::Relaxed) % 3 == 0 {
+            let status = if path.contains("/blobs/") { 429 } else { 503 };
+            return Some(Reply::new(status, "{}").header("Retry-After", "0"));
+        }
+        let rest = path.strip_prefix("/v2/team/app/")?;
+        if let Some(r) = rest.strip_prefix("manifests/") {
+            let digest = if r == "1" { app.clone() } else { r.to_string() };
+            let bytes = std::fs::read(blob_path(&images, &digest)).ok()?;
+            return Some(
+                Reply::new(200, bytes)
+                    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                    .header("Docker-Content-Digest", &digest),
+            );
+        }
+        if let Some(d) = rest.strip_prefix("blobs/sha256:") {
+            return Some(
+                Reply::new(307, "")
+                    .header("Location", &format!("http://127.0.0.1:{me}/storage/{d}")),
+            );
+        }
+        Some(Reply::new(404, "{}"))
+    });
+    port.store(server.port as usize, Ordering::Relaxed);
+    let reference = format!("docker://127.0.0.1:{}/team/app:1", server.port);
+
+    let r = run_ok(
+        ocipatch()
+            .args(["verify", NO_TLS, "--json", "--creds", "u:p"])
+            .arg(&reference),
+    );
+    let v: Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["layers_checked"], 3, "{v:#}");
+    eprintln!(
+        "authorised requests: {}, scopes asked: {:?}",
+        failures.load(Ordering::Relaxed),
+        scopes.lock().unwrap()
+    );
+    assert!(failures.load(Ordering::Relaxed) > 3);
+    let scopes = scopes.lock().unwrap().clone();
+    assert!(
+        scopes
+            .iter()
+            .all(|q| q == "service=fake.test&scope=repository%3Ateam%2Fapp%3Apull"),
+        "{scopes:?}"
+    );
+
+    // Without credentials the token endpoint refuses: a one-line error naming the reference.
+    let err = fails_with(ocipatch().args(["inspect", NO_TLS, &reference]));
+    assert!(err.contains(&reference) && err.contains("401"), "{err}");
 }

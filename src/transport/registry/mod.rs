@@ -59,6 +59,9 @@ fn manifest_media_type(content_type: Option<&str>, bytes: &[u8]) -> Option<Strin
     }
 }
 
+/// A fetched manifest (descriptor, bytes), or the registry's 404 answer.
+type Fetched = std::result::Result<(Descriptor, Vec<u8>), String>;
+
 /// A repository opened for reading.
 pub struct RegistrySource {
     reference: Reference,
@@ -86,7 +89,8 @@ impl RegistrySource {
     }
 
     /// GET a manifest by tag or digest; checks the bytes against the digest asked for.
-    fn fetch_manifest(&self, selector: &Selector) -> Result<Option<(Descriptor, Vec<u8>)>> {
+    /// `Ok(Err(answer))`: the registry does not have it (404, and what it said).
+    fn fetch_manifest(&self, selector: &Selector) -> Result<Fetched> {
         let url = self
             .client
             .url(&self.repository, &format!("manifests/{selector}"));
@@ -102,7 +106,7 @@ impl RegistrySource {
             Selector::Digest(d) => format!("manifest {d}"),
         };
         if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
+            return Ok(Err(client::answer(resp)));
         }
         if !resp.status().is_success() {
             return Err(self
@@ -142,7 +146,7 @@ impl RegistrySource {
         })?;
         let desc = Descriptor::new(&media_type, actual.clone(), bytes.len() as u64);
         self.remember(&desc, &bytes);
-        Ok(Some((desc, bytes)))
+        Ok(Ok((desc, bytes)))
     }
 
     /// Keeps a manifest's bytes, and notes the children of an index as manifests.
@@ -159,11 +163,11 @@ impl RegistrySource {
             .insert(desc.digest.clone(), bytes.to_vec());
     }
 
-    fn not_found(&self, what: String) -> Error {
+    fn not_found(&self, what: String, answer: String) -> Error {
         Error::NotFound {
             reference: self.reference.to_string(),
             what,
-            hint: " (the registry answered 404: manifest unknown)".into(),
+            hint: format!(" ({answer})"),
         }
     }
 
@@ -207,8 +211,8 @@ impl Source for RegistrySource {
             Selector::Digest(d) => format!("manifest {d}"),
         };
         match self.fetch_manifest(selector)? {
-            Some((desc, _)) => Ok(desc),
-            None => Err(self.not_found(what)),
+            Ok((desc, _)) => Ok(desc),
+            Err(answer) => Err(self.not_found(what, answer)),
         }
     }
 
@@ -229,9 +233,8 @@ impl Source for RegistrySource {
         }
         // A manifest we were not told about (or a registry that stores it only there).
         match self.fetch_manifest(&Selector::Digest(digest.clone()))? {
-            Some((_, bytes)) => Ok(Box::new(io::Cursor::new(bytes))),
-            None if is_manifest => Err(missing()),
-            None => Err(missing()),
+            Ok((_, bytes)) => Ok(Box::new(io::Cursor::new(bytes))),
+            Err(_) => Err(missing()),
         }
     }
 
@@ -283,6 +286,7 @@ impl Source for RegistrySource {
             // HEAD said too little: fetch it (verified) and look.
             _ => Ok(self
                 .fetch_manifest(&Selector::Digest(digest.clone()))?
+                .ok()
                 .map(|(d, _)| d)),
         }
     }
