@@ -556,3 +556,202 @@ fn bearer_tokens_transient_failures_and_redirects() {
     let err = fails_with(ocipatch().args(["inspect", NO_TLS, &reference]));
     assert!(err.contains(&reference) && err.contains("401"), "{err}");
 }
+
+/// What the writable fake registry holds, per repository.
+#[derive(Default)]
+struct Store {
+    /// (repository, digest) → bytes
+    blobs: std::collections::HashMap<(String, String), Vec<u8>>,
+    /// (repository, tag or digest) → (content type, bytes)
+    manifests: std::collections::HashMap<(String, String), (String, Vec<u8>)>,
+    /// upload id → repository
+    uploads: std::collections::HashMap<String, String>,
+    /// `METHOD PATH` of every request, in order
+    log: Vec<String>,
+    /// A blob served with one byte flipped (a corrupt source).
+    tamper: Option<String>,
+}
+
+impl Store {
+    /// Copies a fixture image (manifest, config, layers) into `repo` under `tag`.
+    fn seed(&mut self, images: &std::path::Path, fixture_tag: &str, repo: &str, tag: &str) {
+        let digest = index_digest(images, fixture_tag);
+        let bytes = std::fs::read(blob_path(images, &digest)).unwrap();
+        let m: Value = serde_json::from_slice(&bytes).unwrap();
+        let ct = index_descriptor(images, fixture_tag)["mediaType"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
+            let d = d["digest"].as_str().unwrap().to_string();
+            let blob = std::fs::read(blob_path(images, &d)).unwrap();
+            self.blobs.insert((repo.into(), d), blob);
+        }
+        for r in [tag.to_string(), digest] {
+            self.manifests
+                .insert((repo.into(), r), (ct.clone(), bytes.clone()));
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// A writable registry that never mounts (answers a mount request with 202 and an upload, as
+/// registries do when they cannot or may not mount), and accepts monolithic uploads and
+/// manifest pushes, checking digests.
+fn writable_fake(store: Arc<Mutex<Store>>) -> FakeServer {
+    FakeServer::start(move |req| {
+        let mut st = store.lock().unwrap();
+        st.log.push(format!("{} {}", req.method, req.path));
+        let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+        let param = |k: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                .map(|v| v.replace("%3A", ":").replace("%2F", "/"))
+        };
+        if path == "/v2/" {
+            return Some(Reply::new(200, "{}"));
+        }
+        if let Some(id) = path.strip_prefix("/upload/") {
+            let repo = st.uploads.remove(id)?;
+            let digest = param("digest")?;
+            if sha256_hex(&req.body) != digest {
+                return Some(Reply::new(
+                    400,
+                    r#"{"errors":[{"code":"DIGEST_INVALID","message":"digest invalid"}]}"#,
+                ));
+            }
+            st.blobs.insert((repo, digest), req.body.clone());
+            return Some(Reply::new(201, ""));
+        }
+        let rest = path.strip_prefix("/v2/")?;
+        if let Some(repo) = rest.strip_suffix("/blobs/uploads/") {
+            let id = format!("u{}", st.log.len());
+            st.uploads.insert(id.clone(), repo.to_string());
+            return Some(Reply::new(202, "").header("Location", &format!("/upload/{id}")));
+        }
+        if let Some((repo, d)) = rest.rsplit_once("/blobs/") {
+            let Some(blob) = st.blobs.get(&(repo.to_string(), d.to_string())) else {
+                return Some(Reply::new(
+                    404,
+                    r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}"#,
+                ));
+            };
+            let mut blob = blob.clone();
+            if st.tamper.as_deref() == Some(d) {
+                let last = blob.len() - 1;
+                blob[last] ^= 1;
+            }
+            return Some(Reply::new(200, blob));
+        }
+        if let Some((repo, r)) = rest.rsplit_once("/manifests/") {
+            let key = (repo.to_string(), r.to_string());
+            if req.method == "PUT" {
+                let ct = req.header("content-type").unwrap_or("").to_string();
+                let digest = sha256_hex(&req.body);
+                let value = (ct, req.body.clone());
+                st.manifests
+                    .insert((repo.to_string(), digest.clone()), value.clone());
+                st.manifests.insert(key, value);
+                return Some(Reply::new(201, "").header("Docker-Content-Digest", &digest));
+            }
+            let Some((ct, bytes)) = st.manifests.get(&key).cloned() else {
+                return Some(Reply::new(
+                    404,
+                    r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+                ));
+            };
+            return Some(
+                Reply::new(200, bytes.clone())
+                    .header("Content-Type", &ct)
+                    .header("Docker-Content-Digest", &sha256_hex(&bytes)),
+            );
+        }
+        Some(Reply::new(404, "{}"))
+    })
+}
+
+#[test]
+fn refused_mount_streams_into_the_opened_upload_and_corrupt_sources_leave_no_tag() {
+    let fx = Fixture::new();
+    let store = Arc::new(Mutex::new(Store::default()));
+    {
+        let mut st = store.lock().unwrap();
+        st.seed(&fx.images, "app", "team/app", "1");
+        st.seed(&fx.images, "base-v1", "lib/base", "v1");
+        st.seed(&fx.images, "base-v2", "lib/base", "v2");
+    }
+    let server = writable_fake(store.clone());
+    let host = format!("127.0.0.1:{}", server.port);
+    let docker = |r: &str| format!("docker://{host}/{r}");
+    let rebase_to = |tag: &str| {
+        let mut c = ocipatch();
+        c.arg("rebase")
+            .arg(docker("team/app:1"))
+            .arg("--from")
+            .arg(docker("lib/base:v1"))
+            .arg("--onto")
+            .arg(docker("lib/base:v2"))
+            .arg("-o")
+            .arg(docker(&format!("team/app:{tag}")))
+            .arg(NO_TLS);
+        c
+    };
+
+    let r = run_ok(rebase_to("2").arg("--json"));
+    let report: Value = serde_json::from_str(&r.stdout()).unwrap();
+    let blobs = &report["blobs"];
+    assert_eq!(blobs["mounted"], 0, "{report:#}");
+    assert_eq!(blobs["copied"], 1, "{report:#}");
+    assert_eq!(blobs["present"], 3, "{report:#}");
+    let log = store.lock().unwrap().log.clone();
+    let posts: Vec<&String> = log.iter().filter(|l| l.starts_with("POST ")).collect();
+    // One mount request (refused: the layer goes into the upload it opened), one config upload.
+    assert_eq!(posts.len(), 2, "{log:#?}");
+    assert!(
+        posts[0].contains("mount=") && posts[0].contains("from=lib%2Fbase"),
+        "{log:#?}"
+    );
+    let last_write = log
+        .iter()
+        .rfind(|l| l.starts_with("PUT ") || l.starts_with("POST "))
+        .unwrap();
+    assert_eq!(last_write, "PUT /v2/team/app/manifests/2", "{log:#?}");
+    let digest = report["digest"].as_str().unwrap().to_string();
+    {
+        let st = store.lock().unwrap();
+        let (_, tagged) = &st.manifests[&("team/app".to_string(), "2".to_string())];
+        assert_eq!(sha256_hex(tagged), digest);
+    }
+
+    // The new base's layer is corrupt in its repository: refused while it streams, named, and
+    // the tag is never written.
+    let update_layer = layer_digests(&fx.images, "base-v2")[1].clone();
+    {
+        let mut st = store.lock().unwrap();
+        st.tamper = Some(update_layer.clone());
+        st.blobs
+            .remove(&("team/app".to_string(), update_layer.clone()));
+    }
+    let err = fails_with(&mut rebase_to("3"));
+    assert!(err.contains(&docker("lib/base:v2")), "{err}");
+    assert!(
+        err.contains(&update_layer) && err.contains("corrupt"),
+        "{err}"
+    );
+    let st = store.lock().unwrap();
+    assert!(
+        !st.manifests
+            .contains_key(&("team/app".to_string(), "3".to_string())),
+        "a failed rebase must not write the tag"
+    );
+    assert!(
+        !st.blobs
+            .contains_key(&("team/app".to_string(), update_layer)),
+        "the corrupt blob must not be stored"
+    );
+}

@@ -14,6 +14,8 @@ pub struct Request {
     /// Path and query, as sent.
     pub path: String,
     pub headers: Vec<(String, String)>,
+    /// The body, read whole (`Content-Length` bodies only: what our client sends).
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -90,6 +92,11 @@ impl FakeServer {
                         Ok(0) | Err(_) => break,
                         Ok(n) => raw.extend_from_slice(&buf[..n]),
                     }
+                    // A TLS ClientHello (record type 22): not for us, and it will not end in a
+                    // blank line; drop it at once so the client falls back to plain HTTP.
+                    if raw.first() == Some(&0x16) {
+                        break;
+                    }
                 }
                 let text = String::from_utf8_lossy(&raw).into_owned();
                 let mut lines = text.split("\r\n");
@@ -102,15 +109,32 @@ impl FakeServer {
                 if !version.starts_with("HTTP/") {
                     continue;
                 }
-                let headers = lines
+                let headers: Vec<(String, String)> = lines
                     .take_while(|l| !l.is_empty())
                     .filter_map(|l| l.split_once(':'))
                     .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                     .collect();
+                let length = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let start = raw
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map_or(raw.len(), |p| p + 4);
+                let mut body = raw[start..].to_vec();
+                while body.len() < length {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => body.extend_from_slice(&buf[..n]),
+                    }
+                }
                 let req = Request {
                     method: method.to_string(),
                     path: path.to_string(),
                     headers,
+                    body,
                 };
                 let Some(reply) = handler(&req) else {
                     continue;

@@ -324,6 +324,8 @@ struct Verifying<'a> {
     expected: &'a Descriptor,
     /// Set when the content is wrong: the upload failed because of the source, not the registry.
     problem: Option<Error>,
+    /// The digest was checked (all `expected.size` bytes were read).
+    checked: bool,
     reference: String,
 }
 
@@ -339,24 +341,26 @@ impl Read for Verifying<'_> {
         })?;
         self.hash.update(&buf[..n]);
         self.size += n as u64;
-        let wrong_size =
-            self.size > self.expected.size || (n == 0 && self.size < self.expected.size);
-        let wrong_digest = n == 0
-            && Digest::from_sha256(self.hash.clone().finalize().into()) != self.expected.digest;
-        if wrong_size {
+        // Checked as soon as the last byte is read: with a Content-Length body the HTTP client
+        // may never read again to see the end of the stream.
+        if self.size > self.expected.size || (n == 0 && self.size < self.expected.size) {
             self.problem = Some(Error::SizeMismatch {
                 reference: self.reference.clone(),
                 digest: self.expected.digest.clone(),
                 expected: self.expected.size,
                 actual: self.size,
             });
-        } else if wrong_digest {
-            self.problem = Some(Error::DigestMismatch {
-                reference: self.reference.clone(),
-                expected: self.expected.digest.clone(),
-                actual: Digest::from_sha256(self.hash.clone().finalize().into()),
-                size: self.size,
-            });
+        } else if self.size == self.expected.size && !self.checked {
+            self.checked = true;
+            let actual = Digest::from_sha256(self.hash.clone().finalize().into());
+            if actual != self.expected.digest {
+                self.problem = Some(Error::DigestMismatch {
+                    reference: self.reference.clone(),
+                    expected: self.expected.digest.clone(),
+                    actual,
+                    size: self.size,
+                });
+            }
         }
         if self.problem.is_some() {
             return Err(io::Error::other(
@@ -473,6 +477,7 @@ impl RegistrySink {
             size: 0,
             expected: desc,
             problem: None,
+            checked: false,
             reference: src.reference().to_string(),
         };
         let result = self.client.send_once(
@@ -670,6 +675,7 @@ mod tests {
             size: 0,
             expected: &desc,
             problem: None,
+            checked: false,
             reference: "r".into(),
         };
         io::copy(&mut ok, &mut io::sink()).unwrap();
@@ -681,9 +687,13 @@ mod tests {
             size: 0,
             expected: &desc,
             problem: None,
+            checked: false,
             reference: "r".into(),
         };
-        assert!(io::copy(&mut bad, &mut io::sink()).is_err());
+        // Refused on the last byte, before the end of the stream is seen: an HTTP client
+        // sending Content-Length bytes never reads past them.
+        let mut exactly = [0u8; 5];
+        assert!(bad.read(&mut exactly).is_err());
         assert!(matches!(bad.problem, Some(Error::DigestMismatch { .. })));
 
         let mut long = Verifying {
@@ -692,6 +702,7 @@ mod tests {
             size: 0,
             expected: &desc,
             problem: None,
+            checked: false,
             reference: "r".into(),
         };
         assert!(io::copy(&mut long, &mut io::sink()).is_err());
