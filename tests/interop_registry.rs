@@ -755,3 +755,85 @@ fn refused_mount_streams_into_the_opened_upload_and_corrupt_sources_leave_no_tag
         "the corrupt blob must not be stored"
     );
 }
+
+/// Tags `index_tag` in the fixture layout: an OCI index listing the `tag` image as linux/amd64.
+fn add_index(images: &std::path::Path, tag: &str, index_tag: &str) {
+    let mut entry = index_descriptor(images, tag);
+    entry.as_object_mut().unwrap().remove("annotations");
+    entry["platform"] = serde_json::json!({"architecture": "amd64", "os": "linux"});
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry],
+    }))
+    .unwrap();
+    let digest = sha256_hex(&index);
+    std::fs::write(blob_path(images, &digest), &index).unwrap();
+    let path = images.join("index.json");
+    let mut top = read_json(&path);
+    top["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest,
+            "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": index_tag},
+        }));
+    std::fs::write(&path, serde_json::to_vec(&top).unwrap()).unwrap();
+}
+
+#[test]
+fn index_images_push_children_by_digest_then_the_tag() {
+    let fx = Fixture::new();
+    let reg = Registry::start(None);
+    for (tag, index_tag, dest) in [
+        ("app", "app-index", "team/app:1"),
+        ("base-v1", "base-v1-index", "lib/base:v1"),
+        ("base-v2", "base-v2-index", "lib/base:v2"),
+    ] {
+        add_index(&fx.images, tag, index_tag);
+        run_ok(
+            cmd("skopeo")
+                .args(["copy", "-q", "--all", "--dest-tls-verify=false"])
+                .arg(fx.image(index_tag))
+                .arg(reg.docker(dest)),
+        );
+    }
+    let mark = reg.log_mark();
+    let report = rebase_json(&[
+        &reg.docker("team/app:1"),
+        "--from",
+        &reg.docker("lib/base:v1"),
+        "--onto",
+        &reg.docker("lib/base:v2"),
+        "-o",
+        &reg.docker("team/app:2"),
+        NO_TLS,
+    ]);
+    let requests = reg.requests_since(mark);
+    assert_eq!(
+        report["media_type"], "application/vnd.oci.image.index.v1+json",
+        "{report:#}"
+    );
+    assert_eq!(
+        layer_gets(&requests, &fixture_layers(&fx)),
+        Vec::<String>::new()
+    );
+    assert_eq!(report["blobs"]["copied"], 0, "{report:#}");
+    assert_eq!(report["blobs"]["mounted"], 1, "{report:#}");
+    let manifest_puts: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.starts_with("PUT ") && r.contains("/manifests/"))
+        .collect();
+    let index_digest = report["digest"].as_str().unwrap();
+    assert_eq!(manifest_puts.len(), 3, "{requests:#?}");
+    assert!(
+        manifest_puts[0].contains("/manifests/sha256:"),
+        "{requests:#?}"
+    );
+    assert!(manifest_puts[1].ends_with(index_digest), "{requests:#?}");
+    assert_eq!(manifest_puts[2], "PUT /v2/team/app/manifests/2");
+    let tree = pulled_tree(&fx, &reg.docker("team/app:2"), "pulled");
+    assert_like_rebuild(&fx, &tree, "team/app:2 (index)");
+}

@@ -166,7 +166,11 @@ impl Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .tls_config(tls)
+            // No overall timeout (layers can be large): bound each wait instead. A registry
+            // hashes a whole upload before it answers the final PUT, hence the long one.
             .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_per_read(Some(Duration::from_secs(300)))
+            .timeout_recv_response(Some(Duration::from_secs(600)))
             .user_agent(concat!("ocipatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
