@@ -346,6 +346,37 @@ fn auth_creds_auth_file_and_wrong_password() {
             .env("REGISTRY_AUTH_FILE", &auth_file),
     );
     assert!(!r.stderr().contains("s3cret"), "{r}");
+    // A credential helper named by credHelpers: `docker-credential-NAME get`, host on stdin.
+    let bin = fx.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-ocipatchtest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread host\n\
+         printf '{\"ServerURL\":\"%s\",\"Username\":\"tester\",\"Secret\":\"s3cret-pw\"}' \"$host\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let helper_config = fx.path("helper-config.json");
+    std::fs::write(
+        &helper_config,
+        serde_json::json!({"credHelpers": {reg.host(): "ocipatchtest"}}).to_string(),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    run_ok(
+        ocipatch()
+            .args(["inspect", NO_TLS, "--authfile"])
+            .arg(&helper_config)
+            .arg(reg.docker("team/app:1"))
+            .env("PATH", path),
+    );
+
     // --authfile takes the same file.
     run_ok(
         ocipatch()

@@ -196,8 +196,14 @@ fn run_helper(name: &str, host: &str) -> Result<Option<Credentials>, String> {
         .spawn()
         .map_err(|e| format!("cannot run credential helper {program}: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
+        // Docker stores Docker Hub's credentials under its legacy index URL.
+        let server = if host == "docker.io" {
+            "https://index.docker.io/v1/"
+        } else {
+            host
+        };
         // A helper that exits without reading its input is answered by its exit status.
-        let _ = stdin.write_all(host.as_bytes());
+        let _ = stdin.write_all(server.as_bytes());
     }
     let out = child
         .wait_with_output()
