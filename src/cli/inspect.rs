@@ -69,6 +69,20 @@ fn human(r: &InspectReport) -> String {
             }
             None => {}
         }
+        if let Some(sr) = &p.rebase_safety {
+            let _ = writeln!(
+                s,
+                "  rebase onto --base: {} safety finding(s){}",
+                sr.findings.len() + sr.platform_changes.len(),
+                if sr.is_clean() { "" } else { ":" }
+            );
+            for f in &sr.findings {
+                let _ = writeln!(s, "    {}: {}", f.path, f.detail);
+            }
+            for c in &sr.platform_changes {
+                let _ = writeln!(s, "    platform {c}");
+            }
+        }
         let _ = writeln!(
             s,
             "  layers ({}, {}):",

@@ -1,6 +1,8 @@
 //! The command line: clap argument structs, one file per subcommand, output formatting and the
 //! mapping of errors to exit codes. Everything else lives in the library.
 
+pub mod append;
+pub mod check;
 pub mod inspect;
 pub mod progress;
 pub mod rebase;
@@ -16,6 +18,8 @@ pub mod exit {
     /// Any failure: bad input, a corrupt blob, an unreachable reference, a refused rebase.
     pub const ERROR: i32 = 1;
     // 2: the command line itself was wrong (clap exits with it before we run).
+    /// `check`: the image's base is outdated.
+    pub const OUTDATED: i32 = 3;
 }
 
 #[derive(Parser, Debug)]
@@ -36,18 +40,24 @@ pub struct Cli {
 pub enum Command {
     /// Move an image from its old base onto a new base by swapping layers
     Rebase(rebase::RebaseArgs),
+    /// Add a reproducible layer (from a directory or tar, with optional deletions) on top
+    Append(append::AppendArgs),
     /// Check every blob of an image: digests, sizes and diff IDs
     Verify(verify::VerifyArgs),
     /// Show an image's platforms, layers, history and base
     Inspect(inspect::InspectArgs),
+    /// Tell whether an image's base is outdated (exit 0: current, 3: outdated, 1: error)
+    Check(check::CheckArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Rebase(args) => rebase::run(args),
+        Command::Append(args) => append::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,11 @@
 //! `ocipatch rebase IMAGE --onto NEW_BASE [--from OLD_BASE] -o DEST [--base-name NAME] [--dry-run] [--json]`
+//! and the fleet form `ocipatch rebase --onto NEW_BASE --from OLD_BASE -o DEST_PATTERN IMAGE...`.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use clap::Args;
+use serde::Serialize;
 
 use super::{exit, human_bytes, print_json};
 use ocipatch::model::Reference;
@@ -8,17 +13,23 @@ use ocipatch::ops::{self, RebaseOptions, RebaseReport};
 
 #[derive(Args, Debug)]
 pub struct RebaseArgs {
-    /// The image to rebase
-    pub image: Reference,
+    /// The image(s) to rebase; several (or --images-from) rebase a fleet in one run
+    #[arg(required_unless_present = "images_from", value_name = "IMAGE")]
+    pub images: Vec<Reference>,
+    /// A file of image references, one per line (blank lines and # comments ignored)
+    #[arg(long, value_name = "FILE")]
+    pub images_from: Option<PathBuf>,
     /// The new base to put under the image's own layers
     #[arg(long, value_name = "NEW_BASE")]
     pub onto: Reference,
     /// The image's current base (default: found via the image's base.digest annotation)
     #[arg(long, value_name = "OLD_BASE")]
     pub from: Option<Reference>,
-    /// Where to write the rebased image
+    /// Where to write the rebased image. For a fleet, a pattern: {name} (layout directory,
+    /// archive or repository name), {tag}, {repo} (repository path) and {n} (position) are
+    /// replaced per image, e.g. oci:rebased:{name}-{tag}
     #[arg(short = 'o', long = "output", value_name = "DEST")]
-    pub dest: Reference,
+    pub dest: String,
     /// Value for the org.opencontainers.image.base.name annotation (default: NEW_BASE as written)
     #[arg(long, value_name = "NAME")]
     pub base_name: Option<String>,
@@ -28,6 +39,11 @@ pub struct RebaseArgs {
     /// Print a machine-readable report on stdout instead of the digest
     #[arg(long)]
     pub json: bool,
+    /// Refuse the rebase when the safety report finds anything (files the app overwrites that
+    /// the new base changed, whiteouts of changed paths, app files under removed paths,
+    /// platform changes)
+    #[arg(long)]
+    pub strict: bool,
     /// No summary on stderr
     #[arg(short, long)]
     pub quiet: bool,
@@ -35,16 +51,54 @@ pub struct RebaseArgs {
     pub registry: super::registry::RegistryArgs,
 }
 
+fn read_images_file(path: &PathBuf) -> anyhow::Result<Vec<Reference>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| Reference::parse(l).with_context(|| format!("{}:{}", path.display(), i + 1)))
+        .collect()
+}
+
 pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
-    let report = ops::rebase(&RebaseOptions {
-        image: args.image,
-        onto: args.onto,
-        from: args.from,
-        dest: args.dest,
-        base_name: args.base_name,
+    let mut images = args.images.clone();
+    if let Some(file) = &args.images_from {
+        images.extend(read_images_file(file)?);
+    }
+    let jobs = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| Ok((img.clone(), Reference::expand(&args.dest, img, i + 1)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut seen = std::collections::HashMap::new();
+    for (img, dest) in &jobs {
+        if let Some(other) = seen.insert(dest.to_string(), img.to_string()) {
+            anyhow::bail!(
+                "{other} and {img} would both be written to {dest}; use {{name}}, {{tag}} or {{n}} in -o"
+            );
+        }
+    }
+    let (image, dest) = jobs[0].clone();
+    let opts = RebaseOptions {
+        image,
+        onto: args.onto.clone(),
+        from: args.from.clone(),
+        dest,
+        base_name: args.base_name.clone(),
         dry_run: args.dry_run,
         registry: args.registry.options(),
-    })?;
+        safety: args.json || args.dry_run || args.strict,
+        strict: args.strict,
+    };
+    if jobs.len() == 1 && args.images_from.is_none() {
+        return single(&args, &opts);
+    }
+    fleet(&args, &opts, &jobs)
+}
+
+fn single(args: &RebaseArgs, opts: &RebaseOptions) -> anyhow::Result<i32> {
+    let report = ops::rebase(opts)?;
     if args.json {
         print_json(&report)?;
     } else {
@@ -54,6 +108,75 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
         println!("{}", report.digest);
     }
     Ok(exit::OK)
+}
+
+#[derive(Serialize)]
+struct FleetEntry {
+    image: String,
+    destination: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<RebaseReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct FleetReport {
+    rebased: usize,
+    failed: usize,
+    images: Vec<FleetEntry>,
+}
+
+fn fleet(
+    args: &RebaseArgs,
+    opts: &RebaseOptions,
+    jobs: &[(Reference, Reference)],
+) -> anyhow::Result<i32> {
+    let results = ops::rebase_fleet(opts, jobs)?;
+    let images: Vec<FleetEntry> = jobs
+        .iter()
+        .zip(results)
+        .map(|((img, dest), r)| {
+            let (report, error) = match r {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            FleetEntry {
+                image: img.to_string(),
+                destination: dest.to_string(),
+                report,
+                error,
+            }
+        })
+        .collect();
+    let failed = images.iter().filter(|e| e.error.is_some()).count();
+    let report = FleetReport {
+        rebased: images.len() - failed,
+        failed,
+        images,
+    };
+    if args.json {
+        print_json(&report)?;
+    } else {
+        let w = |f: fn(&FleetEntry) -> &str| {
+            report.images.iter().map(|e| f(e).len()).max().unwrap_or(0)
+        };
+        let (wi, wd) = (w(|e| &e.image).max(5), w(|e| &e.destination).max(11));
+        println!("{:wi$}  {:wd$}  RESULT", "IMAGE", "DESTINATION");
+        for e in &report.images {
+            let result = match (&e.report, &e.error) {
+                (Some(r), _) if r.dry_run => format!("{} (dry run)", r.digest),
+                (Some(r), _) => r.digest.to_string(),
+                (None, Some(err)) => format!("FAILED: {err}"),
+                (None, None) => unreachable!("an entry has a report or an error"),
+            };
+            println!("{:wi$}  {:wd$}  {result}", e.image, e.destination);
+        }
+        if !args.quiet {
+            eprintln!("{} rebased, {} failed", report.rebased, report.failed);
+        }
+    }
+    Ok(if failed == 0 { exit::OK } else { exit::ERROR })
 }
 
 fn summary(r: &RebaseReport) -> String {
@@ -77,6 +200,21 @@ fn summary(r: &RebaseReport) -> String {
         }
         for n in &p.notes {
             let _ = writeln!(s, "    note: {n}");
+        }
+    }
+    for sr in r.safety.iter().flatten() {
+        if sr.is_clean() {
+            let _ = writeln!(
+                s,
+                "  safety ({}): nothing the new base changed is hidden or removed under the app",
+                sr.platform
+            );
+        }
+        for f in &sr.findings {
+            let _ = writeln!(s, "  safety ({}): {}: {}", sr.platform, f.path, f.detail);
+        }
+        for c in &sr.platform_changes {
+            let _ = writeln!(s, "  safety ({}): platform {c}", sr.platform);
         }
     }
     for d in &r.dropped {

@@ -4,6 +4,7 @@ pub mod digest;
 pub mod image;
 pub mod media;
 pub mod reference;
+pub mod time;
 
 pub use digest::Digest;
 pub use image::{Config, Descriptor, Index, Manifest, Platform};

@@ -122,6 +122,109 @@ impl Reference {
         &self.written
     }
 
+    /// Where the image is stored, without the tag or digest: two references with the same place
+    /// share one blob store (tags of one layout, images of one repository).
+    pub fn place(&self) -> String {
+        match &self.location {
+            Location::OciLayout { dir, .. } => format!("oci:{}", dir.display()),
+            Location::OciArchive { file, .. } => format!("oci-archive:{}", file.display()),
+            Location::DockerArchive { file, .. } => format!("docker-archive:{}", file.display()),
+            Location::Registry {
+                host, repository, ..
+            } => format!("docker://{host}/{repository}"),
+        }
+    }
+
+    /// The tag (or digest hex, or `latest`) this reference selects, for `{tag}` in patterns.
+    pub fn tag(&self) -> String {
+        let sel = |s: &Option<Selector>| match s {
+            Some(Selector::Tag(t)) => t.clone(),
+            Some(Selector::Digest(d)) => d.hex().to_string(),
+            None => "latest".to_string(),
+        };
+        match &self.location {
+            Location::OciLayout { selector, .. } => sel(selector),
+            Location::OciArchive { tag, .. } => tag.clone().unwrap_or_else(|| "latest".into()),
+            Location::DockerArchive { name, .. } => name
+                .as_deref()
+                .and_then(|n| n.rsplit_once(':'))
+                .map_or_else(|| "latest".into(), |(_, t)| t.to_string()),
+            Location::Registry { selector, .. } => sel(&Some(selector.clone())),
+        }
+    }
+
+    /// The last component of where the image lives (layout directory, archive file stem,
+    /// repository), for `{name}` in patterns.
+    pub fn name(&self) -> String {
+        let file_name = |p: &std::path::Path, stem: bool| {
+            let n = if stem { p.file_stem() } else { p.file_name() };
+            n.map_or_else(|| "image".to_string(), |n| n.to_string_lossy().into_owned())
+        };
+        match &self.location {
+            Location::OciLayout { dir, .. } => file_name(dir, false),
+            Location::OciArchive { file, .. } => file_name(file, true),
+            Location::DockerArchive { file, name } => match name
+                .as_deref()
+                .map(|n| n.rsplit_once(':').map_or(n, |(n, _)| n))
+            {
+                Some(n) => n.rsplit('/').next().unwrap_or(n).to_string(),
+                None => file_name(file, true),
+            },
+            Location::Registry { repository, .. } => repository
+                .rsplit('/')
+                .next()
+                .unwrap_or(repository)
+                .to_string(),
+        }
+    }
+
+    /// The repository path (registries) or `{name}` otherwise, for `{repo}` in patterns.
+    pub fn repo(&self) -> String {
+        match &self.location {
+            Location::Registry { repository, .. } => repository.clone(),
+            _ => self.name(),
+        }
+    }
+
+    /// A destination from a fleet pattern: `{name}`, `{tag}`, `{repo}` and `{n}` (1-based
+    /// position) are replaced by this image's values; `{{`/`}}` are literal braces.
+    pub fn expand(pattern: &str, image: &Reference, n: usize) -> Result<Reference, ReferenceError> {
+        let mut out = String::new();
+        let mut rest = pattern;
+        while let Some(i) = rest.find(['{', '}']) {
+            out.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            let (value, used) = if tail.starts_with("{{") {
+                ("{".to_string(), 2)
+            } else if tail.starts_with("}}") {
+                ("}".to_string(), 2)
+            } else if let Some(end) = tail.find('}').filter(|_| tail.starts_with('{')) {
+                let v = match &tail[1..end] {
+                    "name" => image.name(),
+                    "tag" => image.tag(),
+                    "repo" => image.repo(),
+                    "n" => n.to_string(),
+                    other => {
+                        return Err(ReferenceError {
+                            input: pattern.to_string(),
+                            reason: format!("unknown placeholder {{{other}}} (known: {{name}}, {{tag}}, {{repo}}, {{n}})"),
+                        })
+                    }
+                };
+                (v, end + 1)
+            } else {
+                return Err(ReferenceError {
+                    input: pattern.to_string(),
+                    reason: "unbalanced brace (write {{ or }} for a literal one)".into(),
+                });
+            };
+            out.push_str(&value);
+            rest = &tail[used..];
+        }
+        out.push_str(rest);
+        Reference::parse(&out)
+    }
+
     /// The transport's name, as in the reference syntax.
     pub fn transport(&self) -> &'static str {
         match self.location {
@@ -342,6 +445,27 @@ mod tests {
             assert_eq!(e.input, bad);
             assert!(!e.reason.is_empty());
         }
+    }
+
+    #[test]
+    fn fleet_patterns_expand_per_image() {
+        let img = Reference::parse("docker://reg.io/team/web:1.2").unwrap();
+        let d = Reference::expand("oci:out/{name}:{tag}-rebased", &img, 3).unwrap();
+        assert_eq!(d.to_string(), "oci:out/web:1.2-rebased");
+        let d = Reference::expand("docker://reg.io/{repo}:{tag}-{n}", &img, 3).unwrap();
+        assert_eq!(d.to_string(), "docker://reg.io/team/web:1.2-3");
+        let img = Reference::parse("oci:/srv/images/api:v7").unwrap();
+        assert_eq!(
+            Reference::expand("oci:/out:{name}-{tag}", &img, 1)
+                .unwrap()
+                .to_string(),
+            "oci:/out:api-v7"
+        );
+        assert!(Reference::expand("oci:x:{nope}", &img, 1).is_err());
+        assert!(Reference::expand("oci:x:{tag", &img, 1).is_err());
+        let arch = Reference::parse("docker-archive:/a/b.tar:example/app:2").unwrap();
+        assert_eq!(arch.name(), "app");
+        assert_eq!(arch.tag(), "2");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::load::{load, Image, Loaded};
+use super::safety::{self, SafetyReport};
 use crate::error::Result;
 use crate::model::{Digest, Platform, Reference};
 use crate::plan::rebase::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
@@ -60,6 +61,10 @@ pub struct PlatformInfo {
     pub base: Option<BaseInfo>,
     pub layers: Vec<LayerInfo>,
     pub total_size: u64,
+    /// When `--base` is not the image's base but the recorded base is known: what a rebase
+    /// from the recorded base onto `--base` would change under the application.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebase_safety: Option<SafetyReport>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -89,6 +94,42 @@ fn layer_history(image: &Image) -> Vec<Option<String>> {
 
 /// Finds the image's base: `--base` when given, else the base.digest annotation looked up in
 /// the image's own source, else the base.name annotation when it is a reference we can open.
+/// The base the image records in its annotations, looked up in `sources` (the image's own,
+/// `--base`'s) and at the `base.name` reference when that is one we can open.
+fn annotated_base(
+    image: &Image,
+    sources: &[&dyn Source],
+    registry: &RegistryOptions,
+    notes: &mut Vec<String>,
+) -> Option<Loaded> {
+    let annotations = image.manifest.annotations();
+    let d = annotations
+        .get(ANNOTATION_BASE_DIGEST)
+        .and_then(|d| d.parse::<Digest>().ok())?;
+    for src in sources {
+        if let Ok(Some(desc)) = src.descriptor_for_digest(&d) {
+            if let Ok(l) = load(*src, &desc) {
+                return Some(l);
+            }
+        }
+    }
+    if let Some(name) = annotations.get(ANNOTATION_BASE_NAME) {
+        if let Ok(r) = Reference::parse(name) {
+            if let Ok(s) = open_source(&r, registry) {
+                if let Ok(Some(desc)) = s.descriptor_for_digest(&d) {
+                    if let Ok(l) = load(s.as_ref(), &desc) {
+                        return Some(l);
+                    }
+                }
+            }
+        }
+    }
+    notes.push(format!(
+        "base {d} (from the {ANNOTATION_BASE_DIGEST} annotation) is not available here; pass --base REF to classify layers"
+    ));
+    None
+}
+
 fn resolve_base(
     image: &Image,
     explicit: Option<&Loaded>,
@@ -99,32 +140,7 @@ fn resolve_base(
     if let Some(b) = explicit {
         return Some((b.clone(), "--base"));
     }
-    let annotations = image.manifest.annotations();
-    if let Some(d) = annotations
-        .get(ANNOTATION_BASE_DIGEST)
-        .and_then(|d| d.parse::<Digest>().ok())
-    {
-        if let Ok(Some(desc)) = src.descriptor_for_digest(&d) {
-            if let Ok(l) = load(src, &desc) {
-                return Some((l, "annotation"));
-            }
-        }
-        if let Some(name) = annotations.get(ANNOTATION_BASE_NAME) {
-            if let Ok(r) = Reference::parse(name) {
-                if let Ok(s) = open_source(&r, registry) {
-                    if let Ok(Some(desc)) = s.descriptor_for_digest(&d) {
-                        if let Ok(l) = load(s.as_ref(), &desc) {
-                            return Some((l, "annotation"));
-                        }
-                    }
-                }
-            }
-        }
-        notes.push(format!(
-            "base {d} (from the {ANNOTATION_BASE_DIGEST} annotation) is not available here; pass --base REF to classify layers"
-        ));
-    }
-    None
+    annotated_base(image, &[src], registry, notes).map(|l| (l, "annotation"))
 }
 
 fn platform_info(image: &Image, base: Option<(&Image, &'static str)>) -> PlatformInfo {
@@ -175,6 +191,7 @@ fn platform_info(image: &Image, base: Option<(&Image, &'static str)>) -> Platfor
         base: base_info,
         total_size: image.manifest.layers.iter().map(|l| l.size).sum(),
         layers,
+        rebase_safety: None,
     }
 }
 
@@ -186,13 +203,14 @@ pub fn inspect(
     let src = open_source(reference, registry)?;
     let root = src.root()?;
     let loaded = load(src.as_ref(), &root)?;
-    let explicit = match base {
+    let (base_src, explicit) = match base {
         Some(b) => {
             let bs = open_source(b, registry)?;
             let d = bs.root()?;
-            Some(load(bs.as_ref(), &d)?)
+            let l = load(bs.as_ref(), &d)?;
+            (Some(bs), Some(l))
         }
-        None => None,
+        None => (None, None),
     };
     let mut notes = Vec::new();
     let mut platforms = Vec::new();
@@ -207,13 +225,30 @@ pub fn inspect(
                 image.platform()
             ));
         }
-        let info = platform_info(image, base_image);
+        let mut info = platform_info(image, base_image);
         if info.base.as_ref().is_some_and(|b| !b.matches) {
             notes.push(format!(
                 "{}: the image's layers do not start with the base's ({} layers): it is not built on this base",
                 image.platform(),
                 base_image.map_or(0, |(b, _)| b.config.diff_ids.len())
             ));
+            // --base is a candidate new base: preview what a rebase onto it would change.
+            if let (Some(bs), Some((new, _))) = (&base_src, base_image) {
+                let old = annotated_base(image, &[src.as_ref(), bs.as_ref()], registry, &mut notes);
+                if let Some(old) = old.as_ref().and_then(|o| o.for_platform(image.platform())) {
+                    let n = old.config.diff_ids.len();
+                    if image.config.diff_ids.starts_with(&old.config.diff_ids) {
+                        info.rebase_safety = Some(safety::analyze(
+                            src.as_ref(),
+                            image,
+                            n,
+                            old,
+                            bs.as_ref(),
+                            new,
+                        )?);
+                    }
+                }
+            }
         }
         platforms.push(info);
     }

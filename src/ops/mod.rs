@@ -1,12 +1,19 @@
 //! One function per user operation: open sources, plan, run the engine, commit to a sink.
 
+pub mod append;
+pub mod check;
 pub mod inspect;
+pub mod layers;
 pub mod load;
 pub mod progress;
 pub mod rebase;
+pub mod safety;
 pub mod verify;
+pub mod write;
 
+pub use append::{append, AppendOptions, AppendReport};
+pub use check::{check, CheckReport};
 pub use inspect::{inspect, InspectReport};
 pub use progress::{Progress, Silent};
-pub use rebase::{rebase, RebaseOptions, RebaseReport};
+pub use rebase::{rebase, rebase_fleet, RebaseOptions, RebaseReport};
 pub use verify::{verify, VerifyReport};

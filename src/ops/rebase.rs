@@ -1,16 +1,22 @@
 //! `ocipatch rebase`: open the sources, plan, copy the blobs the plan needs, commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use rayon::prelude::*;
+
 use serde::Serialize;
 
 use super::load::{load, Entry, Image, Loaded};
+use super::safety::{self, SafetyReport};
+use super::write::{write_image, BlobCopy, BlobStats, SharedCopies};
+use crate::engine;
 use crate::error::{Error, Result};
+use crate::model::media;
 use crate::model::{Descriptor, Digest, Platform, Reference};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
-use crate::transport::{open_sink, open_source, CopyOutcome, RegistryOptions, Sink, Source};
+use crate::transport::{open_sink, open_source, RegistryOptions, Sink, Source};
 
+#[derive(Clone)]
 pub struct RebaseOptions {
     pub image: Reference,
     pub onto: Reference,
@@ -19,24 +25,12 @@ pub struct RebaseOptions {
     /// `org.opencontainers.image.base.name` to record; the `--onto` reference when unset.
     pub base_name: Option<String>,
     pub dry_run: bool,
+    /// Scan layer headers for the safety report (what the swap changes under the app).
+    pub safety: bool,
+    /// Refuse the rebase (write nothing) when the safety report has any finding.
+    pub strict: bool,
     /// Credentials and TLS for registry references.
     pub registry: RegistryOptions,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct BlobStats {
-    /// Blobs streamed into the destination (digest checked on the way).
-    pub copied: usize,
-    /// Blobs hard-linked from the source (digest checked after linking).
-    pub linked: usize,
-    /// Blobs a registry mounted from the source's repository (no bytes moved through us).
-    pub mounted: usize,
-    /// Blobs the destination already had.
-    pub present: usize,
-    /// Foreign layers referenced by URL only.
-    pub foreign: usize,
-    /// Bytes in the copied and linked blobs (all read once to check them).
-    pub bytes_checked: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -60,6 +54,9 @@ pub struct RebaseReport {
     pub digest: Digest,
     pub unchanged: bool,
     pub platforms: Vec<ImageReport>,
+    /// Present when the safety scan ran (`--json`, `--dry-run`, `--strict`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety: Option<Vec<SafetyReport>>,
     pub dropped: Vec<DroppedEntry>,
     pub blobs: BlobStats,
 }
@@ -130,25 +127,103 @@ struct Planned {
     index: Option<plan::IndexPlan>,
     root: Descriptor,
     old_base: String,
+    safety: Vec<SafetyReport>,
 }
 
-fn plan_all(
-    opts: &RebaseOptions,
-    image_src: &dyn Source,
-    new_src: &dyn Source,
-    from_src: Option<&dyn Source>,
-) -> Result<Planned> {
+/// The bases of a rebase, opened and read once: a fleet shares them between its images.
+pub struct Bases {
+    new_src: Box<dyn Source>,
+    new_base: Loaded,
+    from: Option<Loaded>,
+}
+
+impl Bases {
+    pub fn open(
+        onto: &Reference,
+        from: Option<&Reference>,
+        registry: &RegistryOptions,
+    ) -> Result<Bases> {
+        let new_src = open_source(onto, registry)?;
+        let new_base = load(new_src.as_ref(), &new_src.root()?)?;
+        let from = match from {
+            Some(r) => {
+                let src = open_source(r, registry)?;
+                let root = src.root()?;
+                Some(load(src.as_ref(), &root)?)
+            }
+            None => None,
+        };
+        Ok(Bases {
+            new_src,
+            new_base,
+            from,
+        })
+    }
+
+    /// Reads every layer blob of the new base once and checks its digest and size, in
+    /// parallel; returns the digests checked.
+    fn verify_layers(&self) -> Result<HashSet<Digest>> {
+        let mut layers: Vec<&Descriptor> = self
+            .new_base
+            .images()
+            .into_iter()
+            .flat_map(|i| &i.manifest.layers)
+            .filter(|l| {
+                !media::is_foreign_layer(&l.media_type)
+                    || self.new_src.has_blob(&l.digest).unwrap_or(false)
+            })
+            .collect();
+        layers.sort_by(|a, b| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
+        layers.dedup_by(|a, b| a.digest == b.digest);
+        let src = self.new_src.as_ref();
+        layers
+            .par_iter()
+            .map(|l| {
+                let got =
+                    engine::digest_stream(src.open_blob(&l.digest)?, None, None).map_err(|e| {
+                        Error::Blob {
+                            reference: src.reference().to_string(),
+                            digest: l.digest.clone(),
+                            source: e,
+                        }
+                    })?;
+                verify_digests(src, l, &got)?;
+                Ok(l.digest.clone())
+            })
+            .collect()
+    }
+}
+
+fn verify_digests(src: &dyn Source, desc: &Descriptor, got: &engine::BlobDigests) -> Result<()> {
+    if got.digest != desc.digest {
+        return Err(Error::DigestMismatch {
+            reference: src.reference().to_string(),
+            expected: desc.digest.clone(),
+            actual: got.digest.clone(),
+            size: got.size,
+        });
+    }
+    if got.size != desc.size {
+        return Err(Error::SizeMismatch {
+            reference: src.reference().to_string(),
+            digest: desc.digest.clone(),
+            expected: desc.size,
+            actual: got.size,
+        });
+    }
+    Ok(())
+}
+
+fn plan_all(opts: &RebaseOptions, image_src: &dyn Source, bases: &Bases) -> Result<Planned> {
     let image = load(image_src, &image_src.root()?)?;
-    let new_base = load(new_src, &new_src.root()?)?;
-    let from = from_src
-        .map(|s| s.root().and_then(|d| load(s, &d)))
-        .transpose()?;
+    let (new_src, new_base, from) = (bases.new_src.as_ref(), &bases.new_base, &bases.from);
     let base_name = opts
         .base_name
         .clone()
         .unwrap_or_else(|| opts.onto.to_string());
     let mut resolved = BTreeMap::new();
     let mut old_bases = Vec::new();
+    let mut safety = Vec::new();
 
     let mut plan_one = |img: &Image| -> Result<ImagePlan> {
         let platform = img.platform();
@@ -167,6 +242,12 @@ fn plan_all(
                 opts.onto, opts.image
             ))
         })?;
+        if opts.safety || opts.strict {
+            let base_len = old.config.diff_ids.len().min(img.manifest.layers.len());
+            safety.push(safety::analyze(
+                image_src, img, base_len, old, new_src, new,
+            )?);
+        }
         plan::plan_image(img.parts(), old.parts(), new.parts(), &base_name).map_err(|source| {
             Error::Plan {
                 context: format!(
@@ -199,8 +280,16 @@ fn plan_all(
                     opts.image
                 )));
             }
-            let refs: Vec<Option<&ImagePlan>> = plans.iter().map(Option::as_ref).collect();
-            let ip = plan::rewrite_index(index, &refs);
+            let entries: Vec<Option<plan::NewEntry>> = plans
+                .iter()
+                .map(|p| {
+                    p.as_ref().map(|p| plan::NewEntry {
+                        manifest: &p.manifest_descriptor,
+                        os_version: p.report.platform.os_version.as_deref(),
+                    })
+                })
+                .collect();
+            let ip = plan::rewrite_index(index, &entries);
             let root = ip.descriptor.clone();
             (plans, Some(ip), root)
         }
@@ -216,76 +305,117 @@ fn plan_all(
         index,
         root,
         old_base,
+        safety,
     })
 }
 
-/// Copies what the plan needs, then the new JSON blobs, then commits. Blobs are copied in
-/// parallel; the first failure (in plan order) is reported.
+/// Copies what the plan needs from where the plan says, then writes the new JSON blobs and
+/// commits.
 fn write(
     planned: &Planned,
     sink: &dyn Sink,
     image_src: &dyn Source,
     new_src: &dyn Source,
+    shared: Option<(&SharedCopies, &HashSet<Digest>)>,
 ) -> Result<BlobStats> {
-    let mut seen = std::collections::HashSet::new();
-    let copies: Vec<_> = planned
+    let copies = planned
         .plans
         .iter()
         .flatten()
         .flat_map(|p| &p.copies)
-        .filter(|c| seen.insert(c.descriptor.digest.clone()))
-        .collect();
-    let outcomes: Vec<Result<CopyOutcome>> = copies
-        .par_iter()
-        .map(|c| {
-            let src = match c.origin {
+        .map(|c| BlobCopy {
+            src: match c.origin {
                 Origin::Image => image_src,
                 Origin::NewBase => new_src,
-            };
-            sink.copy_blob(src, &c.descriptor)
+            },
+            descriptor: &c.descriptor,
+            verified: c.origin == Origin::NewBase
+                && shared.is_some_and(|(_, v)| v.contains(&c.descriptor.digest)),
         })
         .collect();
-    let mut stats = BlobStats::default();
-    for (c, outcome) in copies.iter().zip(outcomes) {
-        match outcome? {
-            CopyOutcome::Present => stats.present += 1,
-            CopyOutcome::Mounted => stats.mounted += 1,
-            CopyOutcome::Foreign => stats.foreign += 1,
-            CopyOutcome::Linked => {
-                stats.linked += 1;
-                stats.bytes_checked += c.descriptor.size;
-            }
-            CopyOutcome::Copied => {
-                stats.copied += 1;
-                stats.bytes_checked += c.descriptor.size;
-            }
-        }
-    }
+    let mut json: Vec<(&Descriptor, &[u8])> = Vec::new();
     for p in planned.plans.iter().flatten() {
-        sink.put_bytes(&p.config_descriptor, &p.config)?;
-        sink.put_bytes(&p.manifest_descriptor, &p.manifest)?;
+        json.push((&p.config_descriptor, &p.config));
+        json.push((&p.manifest_descriptor, &p.manifest));
     }
     if let Some(ip) = &planned.index {
-        sink.put_bytes(&ip.descriptor, &ip.bytes)?;
+        json.push((&ip.descriptor, &ip.bytes));
     }
-    sink.commit(&planned.root)?;
-    Ok(stats)
+    write_image(sink, copies, &json, &planned.root, shared.map(|(s, _)| s))
 }
 
+/// `--strict`: any safety finding fails the rebase before anything is written.
+fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
+    let findings: Vec<String> = reports
+        .iter()
+        .flat_map(|r| {
+            let findings = r
+                .findings
+                .iter()
+                .map(move |f| format!("{} {}: {}", r.platform, f.path, f.detail));
+            let platform = r
+                .platform_changes
+                .iter()
+                .map(move |c| format!("{} {c}", r.platform));
+            findings.chain(platform)
+        })
+        .collect();
+    match findings.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::Rebase(format!(
+            "rebase of {} refused by --strict: {} safety finding(s), first: {first}",
+            opts.image,
+            findings.len()
+        ))),
+    }
+}
+
+/// Rebases one image.
 pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
+    let bases = Bases::open(&opts.onto, opts.from.as_ref(), &opts.registry)?;
+    rebase_on(opts, &bases, None)
+}
+
+/// Rebases many images onto the same bases in one run (`opts.image`/`opts.dest` are replaced
+/// by each job's). The bases are read once and the new base's blobs checked once; blobs shared
+/// between images are copied once per destination; images run in parallel, and one image's
+/// failure does not stop the others. Only a failure of the bases themselves fails the run.
+pub fn rebase_fleet(
+    opts: &RebaseOptions,
+    jobs: &[(Reference, Reference)],
+) -> Result<Vec<Result<RebaseReport>>> {
+    let bases = Bases::open(&opts.onto, opts.from.as_ref(), &opts.registry)?;
+    // Checking the new base's layers up front pays when sinks can then link them; a registry
+    // base is mounted or streamed (and checked on the way) instead, never read twice.
+    let verified = if opts.dry_run || bases.new_src.registry_repository().is_some() {
+        HashSet::new()
+    } else {
+        bases.verify_layers()?
+    };
+    let shared = SharedCopies::default();
+    Ok(jobs
+        .par_iter()
+        .map(|(image, dest)| {
+            let job = RebaseOptions {
+                image: image.clone(),
+                dest: dest.clone(),
+                ..opts.clone()
+            };
+            rebase_on(&job, &bases, Some((&shared, &verified)))
+        })
+        .collect())
+}
+
+fn rebase_on(
+    opts: &RebaseOptions,
+    bases: &Bases,
+    shared: Option<(&SharedCopies, &HashSet<Digest>)>,
+) -> Result<RebaseReport> {
     let image_src = open_source(&opts.image, &opts.registry)?;
-    let new_src = open_source(&opts.onto, &opts.registry)?;
-    let from_src = opts
-        .from
-        .as_ref()
-        .map(|f| open_source(f, &opts.registry))
-        .transpose()?;
-    let planned = plan_all(
-        opts,
-        image_src.as_ref(),
-        new_src.as_ref(),
-        from_src.as_deref(),
-    )?;
+    let planned = plan_all(opts, image_src.as_ref(), bases)?;
+    if opts.strict {
+        refuse_unsafe(opts, &planned.safety)?;
+    }
 
     let blobs = if opts.dry_run {
         BlobStats::default()
@@ -295,11 +425,10 @@ pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
             &planned,
             sink.as_ref(),
             image_src.as_ref(),
-            new_src.as_ref(),
+            bases.new_src.as_ref(),
+            shared,
         )
-        .inspect_err(|_| {
-            sink.abort();
-        })?
+        .inspect_err(|_| sink.abort())?
     };
 
     let platforms: Vec<ImageReport> = planned
@@ -334,6 +463,7 @@ pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
         digest: planned.root.digest.clone(),
         unchanged: planned.root.digest == planned.image.descriptor().digest,
         platforms,
+        safety: (opts.safety || opts.strict).then(|| planned.safety.clone()),
         dropped,
         blobs,
     })

@@ -3,8 +3,14 @@
 use serde_json::Value;
 
 use super::rebase::keep_or_serialize;
-use super::ImagePlan;
 use crate::model::{Descriptor, Digest, Index};
+
+/// What replaces one index entry: the new manifest's descriptor and its platform's os.version.
+#[derive(Clone, Copy, Debug)]
+pub struct NewEntry<'a> {
+    pub manifest: &'a Descriptor,
+    pub os_version: Option<&'a str>,
+}
 
 #[derive(Clone, Debug)]
 pub struct IndexPlan {
@@ -15,20 +21,20 @@ pub struct IndexPlan {
     pub dropped: Vec<Descriptor>,
 }
 
-/// `plans[i]` is the rebase of `index.manifests[i]`, or `None` for an entry to drop.
+/// `entries[i]` replaces `index.manifests[i]`, or is `None` for an entry to drop.
 /// The index's own fields and annotations are kept; each kept entry keeps its fields
 /// (annotations, platform) with the new digest, size and os.version.
-pub fn rewrite_index(index: &Index, plans: &[Option<&ImagePlan>]) -> IndexPlan {
+pub fn rewrite_index(index: &Index, entries: &[Option<NewEntry>]) -> IndexPlan {
     let mut manifests = Vec::new();
     let mut dropped = Vec::new();
-    for (entry, plan) in index.manifests.iter().zip(plans) {
-        match plan {
-            Some(plan) => {
+    for (entry, new) in index.manifests.iter().zip(entries) {
+        match new {
+            Some(new) => {
                 let mut d = entry.clone();
-                d.digest = plan.manifest_descriptor.digest.clone();
-                d.size = plan.manifest_descriptor.size;
+                d.digest = new.manifest.digest.clone();
+                d.size = new.manifest.size;
                 if d.platform().is_some() {
-                    d.set_platform_os_version(plan.report.platform.os_version.as_deref());
+                    d.set_platform_os_version(new.os_version);
                 }
                 manifests.push(d.to_json());
             }
@@ -72,7 +78,11 @@ mod tests {
             "annotations": {"org.example.index": "kept"}
         });
         let index = Index::parse(&serde_json::to_vec(&idx).unwrap(), None).unwrap();
-        let out = rewrite_index(&index, &[Some(&plan), None]);
+        let new = NewEntry {
+            manifest: &plan.manifest_descriptor,
+            os_version: None,
+        };
+        let out = rewrite_index(&index, &[Some(new), None]);
         let v: Value = serde_json::from_slice(&out.bytes).unwrap();
         assert_eq!(v["annotations"]["org.example.index"], "kept");
         assert_eq!(v["manifests"].as_array().unwrap().len(), 1);

@@ -1,12 +1,14 @@
 //! Pure rebase planning: manifests and configs in, a plan out. No I/O happens here, so every
 //! rule is unit-tested without files, and `--dry-run` is the plan without the copying.
 
+pub mod append;
 pub mod config;
 pub mod history;
 pub mod index;
 pub mod rebase;
 
-pub use index::{rewrite_index, IndexPlan};
+pub use append::{plan_append, AppendPlan, NewLayer};
+pub use index::{rewrite_index, IndexPlan, NewEntry};
 pub use rebase::{plan_image, BlobCopy, ImagePlan, ImageReport, LayerSummary, Origin, Parts};
 
 use crate::model::Digest;

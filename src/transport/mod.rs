@@ -89,6 +89,12 @@ pub trait Sink: Send + Sync {
     /// Copies a blob from `src`, checking its digest and size while it is copied.
     fn copy_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome>;
 
+    /// Like `copy_blob`, for a source blob this run has already read and checked: a sink that
+    /// can link it may skip reading it again.
+    fn copy_verified_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome> {
+        self.copy_blob(src, desc)
+    }
+
     /// Stores a small blob we produced (config, manifest, index).
     fn put_bytes(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()>;
 

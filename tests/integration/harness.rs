@@ -105,6 +105,8 @@ impl Layer {
             h.set_path(path).unwrap();
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
             h.set_mtime(1_700_000_000);
             h.set_entry_type(tar::EntryType::Regular);
             h.set_cksum();

@@ -1,0 +1,110 @@
+//! `ocipatch append IMAGE --layer PATH [--delete PATH]... [--compression gzip|zstd] -o DEST`
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::{exit, human_bytes, print_json};
+use ocipatch::layer::LayerCompression;
+use ocipatch::model::Reference;
+use ocipatch::ops::{self, AppendOptions};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+}
+
+#[derive(Args, Debug)]
+pub struct AppendArgs {
+    /// The image to add a layer to (every platform of an index gets it)
+    pub image: Reference,
+    /// A directory whose contents become the layer, or a tar file (plain, gzip or zstd)
+    #[arg(long, value_name = "PATH")]
+    pub layer: PathBuf,
+    /// Delete PATH from the image (a whiteout in the new layer); repeatable
+    #[arg(long, value_name = "PATH")]
+    pub delete: Vec<String>,
+    /// Compression of the new layer
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+    /// Where to write the result
+    #[arg(short = 'o', long = "output", value_name = "DEST")]
+    pub dest: Reference,
+    /// Keep file owners and exact modes instead of normalising them (uid/gid 0, 0644/0755)
+    #[arg(long)]
+    pub keep_owners: bool,
+    /// Allow fifos and device files in the layer
+    #[arg(long)]
+    pub allow_devices: bool,
+    /// Allow relative symlinks that point outside the image root
+    #[arg(long)]
+    pub allow_escaping_symlinks: bool,
+    /// Decide everything, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a machine-readable report on stdout instead of the digest
+    #[arg(long)]
+    pub json: bool,
+    /// No summary on stderr
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
+}
+
+/// `SOURCE_DATE_EPOCH` as reproducible-builds.org defines it: decimal Unix seconds.
+fn source_date_epoch() -> anyhow::Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => Ok(Some(v.trim().parse().map_err(|_| {
+            anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
+        })?)),
+        _ => Ok(None),
+    }
+}
+
+pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
+    let report = ops::append(&AppendOptions {
+        image: args.image,
+        dest: args.dest,
+        layer: args.layer,
+        deletes: args.delete,
+        compression: match args.compression {
+            CompressionArg::Gzip => LayerCompression::Gzip,
+            CompressionArg::Zstd => LayerCompression::Zstd,
+        },
+        keep_owners: args.keep_owners,
+        allow_devices: args.allow_devices,
+        allow_escaping_symlinks: args.allow_escaping_symlinks,
+        source_date_epoch: source_date_epoch()?,
+        dry_run: args.dry_run,
+        registry: args.registry.options(),
+    })?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        if !args.quiet {
+            eprintln!(
+                "{} layer {} ({}, diff ID {}) to {} [{}]",
+                if report.dry_run {
+                    "Would append"
+                } else {
+                    "Appended"
+                },
+                report.layer.digest,
+                human_bytes(report.layer.size),
+                report.layer.diff_id,
+                report.image,
+                report.platforms.join(", ")
+            );
+            if !report.dry_run {
+                eprintln!(
+                    "  written to {} ({})",
+                    report.destination, report.media_type
+                );
+            }
+        }
+        println!("{}", report.digest);
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,248 @@
+//! Streaming header scan of a (decompressed) layer tar: paths, kinds, ownership and whiteouts,
+//! never the contents (the tar reader skips each entry's data as it moves to the next header).
+
+use std::io::Read;
+
+use tar::EntryType;
+
+use super::path::{self, Whiteout};
+use super::tar_header::read_header;
+use super::LayerError;
+
+/// One layer entry as the rebase safety analysis sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// Canonical: no leading `./` or `/`, no trailing `/`. For whiteouts, the *deleted* path; for
+    /// an opaque marker, the opaque directory (empty string: the root).
+    pub path: String,
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub size: u64,
+    pub mtime: u64,
+    /// Symlink target as written, or canonical hard-link target.
+    pub link_target: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    HardLink,
+    /// `dir/.wh.name`: `path` is the deleted `dir/name`.
+    Whiteout,
+    /// `dir/.wh..wh..opq`: `path` is `dir`.
+    OpaqueDir,
+    /// Devices, fifos and anything else.
+    Other,
+}
+
+impl EntryInfo {
+    /// The header fields that say whether two entries at one path are the same thing.
+    pub fn fingerprint(&self) -> (EntryKind, u32, u64, u64, u64, u64, Option<&str>) {
+        (
+            self.kind,
+            self.mode,
+            self.uid,
+            self.gid,
+            self.size,
+            self.mtime,
+            self.link_target.as_deref(),
+        )
+    }
+}
+
+/// Read every header of a decompressed tar stream. The root entry (`./`) and pax global headers
+/// are skipped; non-UTF-8 names are kept lossily (this is analysis, not extraction); a `..` path
+/// is an error.
+pub fn scan_headers(tar: impl Read) -> Result<Vec<EntryInfo>, LayerError> {
+    let mut archive = tar::Archive::new(tar);
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(LayerError::Read)? {
+        let mut entry = entry.map_err(LayerError::Read)?;
+        if entry.header().entry_type() == EntryType::XGlobalHeader {
+            continue;
+        }
+        let raw = read_header(&mut entry, true)?;
+        let Some(full_path) = raw.path else { continue };
+        let (kind, path) = match path::whiteout_meaning(&full_path) {
+            Some(Whiteout::Deletes(deleted)) => (EntryKind::Whiteout, deleted),
+            Some(Whiteout::Opaque(dir)) => (EntryKind::OpaqueDir, dir.unwrap_or_default()),
+            None => (kind_of(raw.entry_type), full_path),
+        };
+        let link_target = match (kind, raw.link_target) {
+            (EntryKind::HardLink, Some(t)) => path::normalize(&t)?,
+            (EntryKind::Symlink, t) => t,
+            _ => None,
+        };
+        out.push(EntryInfo {
+            path,
+            kind,
+            mode: raw.mode,
+            uid: raw.uid,
+            gid: raw.gid,
+            size: raw.size,
+            mtime: raw.mtime,
+            link_target,
+        });
+    }
+    Ok(out)
+}
+
+fn kind_of(t: EntryType) -> EntryKind {
+    match t {
+        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => EntryKind::File,
+        EntryType::Directory => EntryKind::Dir,
+        EntryType::Symlink => EntryKind::Symlink,
+        EntryType::Link => EntryKind::HardLink,
+        _ => EntryKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tar::{Builder, Header};
+
+    fn header(kind: EntryType, mode: u32, size: u64) -> Header {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(1_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    }
+
+    fn pax_record(key: &str, value: &str) -> Vec<u8> {
+        let body = key.len() + value.len() + 3;
+        let mut len = body + 1;
+        while len != body + len.to_string().len() {
+            len = body + len.to_string().len();
+        }
+        format!("{len} {key}={value}\n").into_bytes()
+    }
+
+    /// A layer written the way `tar -C dir .` writes it: `./`-prefixed, with a root entry.
+    fn sample_layer() -> Vec<u8> {
+        let mut b = Builder::new(Vec::new());
+        let dir = |b: &mut Builder<Vec<u8>>, p: &str| {
+            b.append_data(
+                &mut header(EntryType::Directory, 0o755, 0),
+                p,
+                std::io::empty(),
+            )
+            .unwrap()
+        };
+        dir(&mut b, "./");
+        dir(&mut b, "./etc/");
+        let data = b"root:x:0:0::/root:/bin/sh\n";
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, data.len() as u64),
+            "./etc/passwd",
+            &data[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 0),
+            "./usr/share/doc/.wh.foo",
+            std::io::empty(),
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 0),
+            "./var/cache/.wh..wh..opq",
+            std::io::empty(),
+        )
+        .unwrap();
+        b.append_link(
+            &mut header(EntryType::Symlink, 0o777, 0),
+            "./bin/sh",
+            "busybox",
+        )
+        .unwrap();
+        b.append_link(
+            &mut header(EntryType::Link, 0o644, 0),
+            "./etc/passwd-",
+            "./etc/passwd",
+        )
+        .unwrap();
+        let long = format!("./opt/{}/file", "d".repeat(120));
+        b.append_data(
+            &mut header(EntryType::Regular, 0o600, 3),
+            &long,
+            &b"abc"[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Fifo, 0o600, 0),
+            "./run/fifo",
+            std::io::empty(),
+        )
+        .unwrap();
+        // A pax header overriding uid and mtime (with sub-second precision) of the next entry.
+        let mut pax = pax_record("uid", "3000000");
+        pax.extend(pax_record("mtime", "1700000000.25"));
+        b.append_data(
+            &mut header(EntryType::XHeader, 0o644, pax.len() as u64),
+            "./PaxHeaders/big",
+            &pax[..],
+        )
+        .unwrap();
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 0),
+            "./home/big",
+            std::io::empty(),
+        )
+        .unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn scan_normalises_paths_and_classifies_whiteouts() {
+        let entries = scan_headers(&sample_layer()[..]).unwrap();
+        let summary: Vec<(&str, EntryKind)> =
+            entries.iter().map(|e| (e.path.as_str(), e.kind)).collect();
+        let long = format!("opt/{}/file", "d".repeat(120));
+        assert_eq!(
+            summary,
+            [
+                ("etc", EntryKind::Dir),
+                ("etc/passwd", EntryKind::File),
+                ("usr/share/doc/foo", EntryKind::Whiteout),
+                ("var/cache", EntryKind::OpaqueDir),
+                ("bin/sh", EntryKind::Symlink),
+                ("etc/passwd-", EntryKind::HardLink),
+                (long.as_str(), EntryKind::File),
+                ("run/fifo", EntryKind::Other),
+                ("home/big", EntryKind::File),
+            ]
+        );
+        assert_eq!(entries[1].size, 26);
+        assert_eq!(entries[4].link_target.as_deref(), Some("busybox"));
+        assert_eq!(entries[5].link_target.as_deref(), Some("etc/passwd"));
+        assert_eq!((entries[6].mode, entries[6].size), (0o600, 3));
+        assert_eq!(
+            (entries[8].uid, entries[8].mtime),
+            (3_000_000, 1_700_000_000)
+        );
+        assert_eq!(entries[1].mtime, 1_000);
+    }
+
+    #[test]
+    fn scan_refuses_dotdot() {
+        let mut h = header(EntryType::Regular, 0o644, 0);
+        // Builder refuses `..`, so write the name bytes directly, as a hostile producer would.
+        h.as_old_mut().name[..13].copy_from_slice(b"../etc/passwd");
+        h.set_cksum();
+        let mut b = Builder::new(Vec::new());
+        b.append(&h, std::io::empty()).unwrap();
+        let err = scan_headers(&b.into_inner().unwrap()[..])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("../etc/passwd"), "{err}");
+    }
+}

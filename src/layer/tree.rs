@@ -1,0 +1,179 @@
+//! The file set that results from applying layers in order, built from headers alone.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use super::{EntryInfo, EntryKind};
+
+/// Canonical path → the header that put it there (never a whiteout or opaque marker).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tree {
+    entries: BTreeMap<String, EntryInfo>,
+}
+
+impl Tree {
+    pub fn new() -> Tree {
+        Tree::default()
+    }
+
+    /// Apply one layer. As the layer spec says, its whiteouts and opaque markers act on the lower
+    /// layers only, so they are applied first; then its entries are added. An entry replaces what
+    /// was at its path, and everything below it unless both old and new are directories (then the
+    /// directory keeps its contents and takes the new header).
+    pub fn apply(&mut self, layer: &[EntryInfo]) {
+        for e in layer {
+            match e.kind {
+                EntryKind::Whiteout => self.remove_all(&e.path),
+                EntryKind::OpaqueDir => self.remove_below(&e.path),
+                _ => {}
+            }
+        }
+        for e in layer {
+            if matches!(e.kind, EntryKind::Whiteout | EntryKind::OpaqueDir) {
+                continue;
+            }
+            let both_dirs = e.kind == EntryKind::Dir
+                && self
+                    .entries
+                    .get(&e.path)
+                    .is_some_and(|old| old.kind == EntryKind::Dir);
+            if !both_dirs {
+                self.remove_below(&e.path);
+            }
+            self.entries.insert(e.path.clone(), e.clone());
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<&EntryInfo> {
+        self.entries.get(path)
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.entries.contains_key(path)
+    }
+
+    /// All paths, in byte order.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &EntryInfo> {
+        self.entries.values()
+    }
+
+    /// Entries strictly below `dir` (`""`: the root, so everything). Paths starting with `dir/`
+    /// are contiguous in byte order, so this is one range scan.
+    pub fn below<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a EntryInfo> + 'a {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        self.entries
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .map(|(_, e)| e)
+            .take_while(move |e| e.path.starts_with(&prefix))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn remove_all(&mut self, path: &str) {
+        self.remove_below(path);
+        self.entries.remove(path);
+    }
+
+    fn remove_below(&mut self, dir: &str) {
+        let doomed: Vec<String> = self.below(dir).map(|e| e.path.clone()).collect();
+        for p in doomed {
+            self.entries.remove(&p);
+        }
+    }
+}
+
+impl FromIterator<Vec<EntryInfo>> for Tree {
+    /// Apply layers bottom to top.
+    fn from_iter<I: IntoIterator<Item = Vec<EntryInfo>>>(layers: I) -> Tree {
+        let mut tree = Tree::new();
+        for layer in layers {
+            tree.apply(&layer);
+        }
+        tree
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A hand-made entry: mode 0644 (dirs 0755), root-owned, mtime 1.
+    pub(crate) fn entry(path: &str, kind: EntryKind) -> EntryInfo {
+        EntryInfo {
+            path: path.to_string(),
+            kind,
+            mode: if kind == EntryKind::Dir { 0o755 } else { 0o644 },
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: 1,
+            link_target: None,
+        }
+    }
+
+    pub(crate) fn file(path: &str, size: u64) -> EntryInfo {
+        EntryInfo {
+            size,
+            ..entry(path, EntryKind::File)
+        }
+    }
+
+    pub(crate) fn dir(path: &str) -> EntryInfo {
+        entry(path, EntryKind::Dir)
+    }
+
+    fn paths(t: &Tree) -> Vec<&str> {
+        t.paths().collect()
+    }
+
+    #[test]
+    fn whiteouts_apply_to_lower_layers_only() {
+        let mut t = Tree::new();
+        t.apply(&[
+            dir("a"),
+            file("a/x", 1),
+            file("a-b", 1),
+            dir("a/d"),
+            file("a/d/y", 1),
+        ]);
+        // Same layer: deletes lower `a/d`, then adds a new `a/d/z`.
+        t.apply(&[
+            entry("a/d", EntryKind::Whiteout),
+            dir("a/d"),
+            file("a/d/z", 2),
+        ]);
+        assert_eq!(paths(&t), ["a", "a-b", "a/d", "a/d/z", "a/x"]);
+        t.apply(&[entry("a", EntryKind::OpaqueDir), file("a/new", 1)]);
+        assert_eq!(paths(&t), ["a", "a-b", "a/new"]);
+        t.apply(&[entry("", EntryKind::OpaqueDir)]);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_file_replaces_a_directory_and_its_contents_but_a_dir_keeps_them() {
+        let mut t: Tree = [vec![dir("a"), file("a/x", 1)]].into_iter().collect();
+        t.apply(&[EntryInfo {
+            mode: 0o700,
+            ..dir("a")
+        }]);
+        assert_eq!(paths(&t), ["a", "a/x"]);
+        assert_eq!(t.get("a").unwrap().mode, 0o700);
+        t.apply(&[file("a", 5)]);
+        assert_eq!(paths(&t), ["a"]);
+        assert_eq!(t.below("").count(), 1);
+    }
+}

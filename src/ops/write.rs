@@ -1,0 +1,121 @@
+//! Writing an image to a sink: blobs first (in parallel, each once, digest-checked by the
+//! sink), then the JSON blobs in order (configs, manifests, index), then the tag.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::{Descriptor, Digest};
+use crate::transport::{CopyOutcome, Sink, Source};
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BlobStats {
+    /// Blobs streamed into the destination (digest checked on the way).
+    pub copied: usize,
+    /// Blobs hard-linked from the source (digest checked after linking).
+    pub linked: usize,
+    /// Blobs a registry mounted from the source's repository (no bytes moved through us).
+    pub mounted: usize,
+    /// Blobs the destination already had.
+    pub present: usize,
+    /// Foreign layers referenced by URL only.
+    pub foreign: usize,
+    /// Bytes in the copied and linked blobs (all read once to check them).
+    pub bytes_checked: u64,
+}
+
+/// A blob the output needs, and the source to read it from.
+pub struct BlobCopy<'a> {
+    pub src: &'a dyn Source,
+    pub descriptor: &'a Descriptor,
+    /// This run already read and checked the source blob (a fleet's new base).
+    pub verified: bool,
+}
+
+/// Copies shared by the operations of one run (a fleet): each blob reaches each destination
+/// place once, and every other image waits for that copy instead of repeating it.
+#[derive(Default)]
+pub struct SharedCopies {
+    done: Mutex<HashMap<(String, Digest), Arc<CopyCell>>>,
+}
+
+/// One blob's copy into one place: run once, its outcome (or error text) seen by all.
+type CopyCell = OnceLock<Result<CopyOutcome, String>>;
+
+impl SharedCopies {
+    fn copy(&self, sink: &dyn Sink, c: &BlobCopy) -> Result<CopyOutcome> {
+        let key = (sink.reference().place(), c.descriptor.digest.clone());
+        let cell = self
+            .done
+            .lock()
+            .expect("no panics while holding the lock")
+            .entry(key)
+            .or_default()
+            .clone();
+        let mut ran = false;
+        let result = cell.get_or_init(|| {
+            ran = true;
+            copy_one(sink, c).map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(outcome) if ran => Ok(*outcome),
+            Ok(_) => Ok(CopyOutcome::Present),
+            Err(msg) => Err(Error::Rebase(msg.clone())),
+        }
+    }
+}
+
+fn copy_one(sink: &dyn Sink, c: &BlobCopy) -> Result<CopyOutcome> {
+    if c.verified {
+        sink.copy_verified_blob(c.src, c.descriptor)
+    } else {
+        sink.copy_blob(c.src, c.descriptor)
+    }
+}
+
+/// Copies `copies` (duplicates by digest are copied once), stores `json` in order, then points
+/// the sink's tag at `root`. The first failure, in `copies` order, is returned.
+pub fn write_image(
+    sink: &dyn Sink,
+    copies: Vec<BlobCopy>,
+    json: &[(&Descriptor, &[u8])],
+    root: &Descriptor,
+    shared: Option<&SharedCopies>,
+) -> Result<BlobStats> {
+    let mut seen = HashSet::new();
+    let copies: Vec<BlobCopy> = copies
+        .into_iter()
+        .filter(|c| seen.insert(c.descriptor.digest.clone()))
+        .collect();
+    let outcomes: Vec<Result<CopyOutcome>> = copies
+        .par_iter()
+        .map(|c| match shared {
+            Some(shared) => shared.copy(sink, c),
+            None => copy_one(sink, c),
+        })
+        .collect();
+    let mut stats = BlobStats::default();
+    for (c, outcome) in copies.iter().zip(outcomes) {
+        match outcome? {
+            CopyOutcome::Present => stats.present += 1,
+            CopyOutcome::Mounted => stats.mounted += 1,
+            CopyOutcome::Foreign => stats.foreign += 1,
+            CopyOutcome::Linked => {
+                stats.linked += 1;
+                stats.bytes_checked += c.descriptor.size;
+            }
+            CopyOutcome::Copied => {
+                stats.copied += 1;
+                stats.bytes_checked += c.descriptor.size;
+            }
+        }
+    }
+    for (desc, bytes) in json {
+        sink.put_bytes(desc, bytes)?;
+    }
+    sink.commit(root)?;
+    Ok(stats)
+}
