@@ -5,8 +5,8 @@
 # Usage: scripts/test.sh [--release]
 #   --release   also build the release binary (LTO; slow on small machines)
 #
-# The interop tests drive real clients: skopeo, umoci, oci-image-tool (plus docker-registry,
-# pigz and GNU time for the tools' wider use). As root, missing ones are installed with
+# The interop tests drive real clients: skopeo, umoci, oci-image-tool, docker-registry and
+# htpasswd (plus pigz and GNU time for the tools' wider use). As root, missing ones are installed with
 # apt-get; otherwise the script stops and says what to install. The interop tests must run
 # as root (umoci unpack of files owned by other uids).
 set -euo pipefail
@@ -43,9 +43,10 @@ declare -A pkg_of=(
 	[docker-registry]=docker-registry
 	[pigz]=pigz
 	[time]=time
+	[htpasswd]=apache2-utils
 )
 missing=()
-for tool in skopeo umoci oci-image-tool docker-registry pigz time; do
+for tool in skopeo umoci oci-image-tool docker-registry pigz time htpasswd; do
 	# type -P: a file on PATH (bash's `time` keyword does not count)
 	if ! type -P "$tool" >/dev/null; then
 		missing+=("${pkg_of[$tool]}")

@@ -15,12 +15,6 @@ pub enum Error {
     #[error(transparent)]
     Reference(#[from] ReferenceError),
 
-    #[error("{reference}: the {transport} transport is not supported yet")]
-    Unsupported {
-        reference: String,
-        transport: &'static str,
-    },
-
     #[error("{reference}: {what} not found{hint}")]
     NotFound {
         reference: String,
@@ -87,6 +81,10 @@ pub enum Error {
         #[source]
         source: Box<PlanError>,
     },
+
+    /// What a registry answered (status and error code), or why it could not be reached.
+    #[error("{reference}: {message}")]
+    Registry { reference: String, message: String },
 
     /// A rule of the operation itself (no base found, no platform match, ...).
     #[error("{0}")]

@@ -49,6 +49,8 @@ pub struct AppendArgs {
     /// No summary on stderr
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
 }
 
 /// `SOURCE_DATE_EPOCH` as reproducible-builds.org defines it: decimal Unix seconds.
@@ -76,6 +78,7 @@ pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
         allow_escaping_symlinks: args.allow_escaping_symlinks,
         source_date_epoch: source_date_epoch()?,
         dry_run: args.dry_run,
+        registry: args.registry.options(),
     })?;
     if args.json {
         print_json(&report)?;

@@ -16,10 +16,12 @@ pub struct CheckArgs {
     /// Print a machine-readable report on stdout
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
-    let report = ops::check(&args.image, args.base.as_ref())?;
+    let report = ops::check(&args.image, args.base.as_ref(), &args.registry.options())?;
     if args.json {
         print_json(&report)?;
     } else {

@@ -17,10 +17,12 @@ pub struct InspectArgs {
     /// Print a machine-readable report on stdout
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
-    let report = ops::inspect(&args.image, args.base.as_ref())?;
+    let report = ops::inspect(&args.image, args.base.as_ref(), &args.registry.options())?;
     if args.json {
         print_json(&report)?;
     } else {

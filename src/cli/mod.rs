@@ -6,6 +6,7 @@ pub mod check;
 pub mod inspect;
 pub mod progress;
 pub mod rebase;
+pub mod registry;
 pub mod verify;
 
 use clap::{Parser, Subcommand};

@@ -47,6 +47,8 @@ pub struct RebaseArgs {
     /// No summary on stderr
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
 }
 
 fn read_images_file(path: &PathBuf) -> anyhow::Result<Vec<Reference>> {
@@ -97,6 +99,7 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
         dest,
         base_name: args.base_name.clone(),
         dry_run: args.dry_run,
+        registry: args.registry.options(),
         safety: args.json || args.dry_run || args.strict,
         strict: args.strict,
     };
@@ -233,9 +236,10 @@ fn summary(r: &RebaseReport) -> String {
         let b = &r.blobs;
         let _ = writeln!(
             s,
-            "  blobs: {} copied, {} linked, {} already present, {} foreign; {} digest-checked",
+            "  blobs: {} copied, {} linked, {} mounted, {} already present, {} foreign; {} digest-checked",
             b.copied,
             b.linked,
+            b.mounted,
             b.present,
             b.foreign,
             human_bytes(b.bytes_checked)

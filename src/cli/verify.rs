@@ -17,10 +17,12 @@ pub struct VerifyArgs {
     /// No progress bar
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<i32> {
-    let report = ops::verify(&args.image, &Bar::new(args.quiet))?;
+    let report = ops::verify(&args.image, &args.registry.options(), &Bar::new(args.quiet))?;
     if args.json {
         print_json(&report)?;
     } else {

@@ -17,7 +17,7 @@ use crate::layer::{build_layer, BuildOptions, LayerCompression, LayerInput, Tree
 use crate::model::time::{format_rfc3339, parse_rfc3339};
 use crate::model::{Descriptor, Digest, Reference};
 use crate::plan::{self, AppendPlan, NewEntry, NewLayer};
-use crate::transport::{open_sink, open_source, Source};
+use crate::transport::{open_sink, open_source, RegistryOptions, Source};
 
 pub const CREATED_BY: &str = "ocipatch append";
 
@@ -35,6 +35,8 @@ pub struct AppendOptions {
     /// `SOURCE_DATE_EPOCH`: clamps mtimes and becomes `created`. Unset: the image's `created`.
     pub source_date_epoch: Option<i64>,
     pub dry_run: bool,
+    /// Credentials and TLS for registry references.
+    pub registry: RegistryOptions,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -85,7 +87,7 @@ fn lower_tree(src: &dyn Source, image: &Image) -> Result<Tree> {
 }
 
 pub fn append(opts: &AppendOptions) -> Result<AppendReport> {
-    let src = open_source(&opts.image)?;
+    let src = open_source(&opts.image, &opts.registry)?;
     let root = src.root()?;
     let loaded = load(src.as_ref(), &root)?;
     let images = loaded.images();
@@ -154,7 +156,7 @@ pub fn append(opts: &AppendOptions) -> Result<AppendReport> {
     })
     .map_err(|e| Error::io(staging.path(), e))?;
     let staged_ref = Reference::parse(&format!("oci:{}", staging.path().display()))?;
-    let staged = open_source(&staged_ref)?;
+    let staged = open_source(&staged_ref, &opts.registry)?;
 
     let layer = NewLayer {
         digest: built.digest.clone(),
@@ -217,7 +219,7 @@ pub fn append(opts: &AppendOptions) -> Result<AppendReport> {
     let blob_stats = if opts.dry_run {
         BlobStats::default()
     } else {
-        let sink = open_sink(&opts.dest)?;
+        let sink = open_sink(&opts.dest, &opts.registry)?;
         let mut copies: Vec<BlobCopy> = Vec::new();
         for img in images.iter() {
             for l in &img.manifest.layers {

@@ -8,7 +8,7 @@ use super::load::load;
 use crate::error::{Error, Result};
 use crate::model::{Digest, Platform, Reference};
 use crate::plan::rebase::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
-use crate::transport::open_source;
+use crate::transport::{open_source, RegistryOptions};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -66,13 +66,17 @@ fn base_reference(
         })
 }
 
-pub fn check(image_ref: &Reference, base: Option<&Reference>) -> Result<CheckReport> {
-    let src = open_source(image_ref)?;
+pub fn check(
+    image_ref: &Reference,
+    base: Option<&Reference>,
+    registry: &RegistryOptions,
+) -> Result<CheckReport> {
+    let src = open_source(image_ref, registry)?;
     let image = load(src.as_ref(), &src.root()?)?;
     let first = image.images()[0];
     let annotations = first.manifest.annotations();
     let base_ref = base_reference(base, annotations.get(ANNOTATION_BASE_NAME), image_ref)?;
-    let base_src = open_source(&base_ref)?;
+    let base_src = open_source(&base_ref, registry)?;
     let base_root = base_src.root()?;
     let current = load(base_src.as_ref(), &base_root)?;
 

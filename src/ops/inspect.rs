@@ -7,7 +7,7 @@ use super::safety::{self, SafetyReport};
 use crate::error::Result;
 use crate::model::{Digest, Platform, Reference};
 use crate::plan::rebase::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
-use crate::transport::{open_source, Source};
+use crate::transport::{open_source, RegistryOptions, Source};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,6 +99,7 @@ fn layer_history(image: &Image) -> Vec<Option<String>> {
 fn annotated_base(
     image: &Image,
     sources: &[&dyn Source],
+    registry: &RegistryOptions,
     notes: &mut Vec<String>,
 ) -> Option<Loaded> {
     let annotations = image.manifest.annotations();
@@ -114,7 +115,7 @@ fn annotated_base(
     }
     if let Some(name) = annotations.get(ANNOTATION_BASE_NAME) {
         if let Ok(r) = Reference::parse(name) {
-            if let Ok(s) = open_source(&r) {
+            if let Ok(s) = open_source(&r, registry) {
                 if let Ok(Some(desc)) = s.descriptor_for_digest(&d) {
                     if let Ok(l) = load(s.as_ref(), &desc) {
                         return Some(l);
@@ -133,12 +134,13 @@ fn resolve_base(
     image: &Image,
     explicit: Option<&Loaded>,
     src: &dyn Source,
+    registry: &RegistryOptions,
     notes: &mut Vec<String>,
 ) -> Option<(Loaded, &'static str)> {
     if let Some(b) = explicit {
         return Some((b.clone(), "--base"));
     }
-    annotated_base(image, &[src], notes).map(|l| (l, "annotation"))
+    annotated_base(image, &[src], registry, notes).map(|l| (l, "annotation"))
 }
 
 fn platform_info(image: &Image, base: Option<(&Image, &'static str)>) -> PlatformInfo {
@@ -193,13 +195,17 @@ fn platform_info(image: &Image, base: Option<(&Image, &'static str)>) -> Platfor
     }
 }
 
-pub fn inspect(reference: &Reference, base: Option<&Reference>) -> Result<InspectReport> {
-    let src = open_source(reference)?;
+pub fn inspect(
+    reference: &Reference,
+    base: Option<&Reference>,
+    registry: &RegistryOptions,
+) -> Result<InspectReport> {
+    let src = open_source(reference, registry)?;
     let root = src.root()?;
     let loaded = load(src.as_ref(), &root)?;
     let (base_src, explicit) = match base {
         Some(b) => {
-            let bs = open_source(b)?;
+            let bs = open_source(b, registry)?;
             let d = bs.root()?;
             let l = load(bs.as_ref(), &d)?;
             (Some(bs), Some(l))
@@ -209,7 +215,7 @@ pub fn inspect(reference: &Reference, base: Option<&Reference>) -> Result<Inspec
     let mut notes = Vec::new();
     let mut platforms = Vec::new();
     for image in loaded.images() {
-        let resolved = resolve_base(image, explicit.as_ref(), src.as_ref(), &mut notes);
+        let resolved = resolve_base(image, explicit.as_ref(), src.as_ref(), registry, &mut notes);
         let base_image = resolved
             .as_ref()
             .and_then(|(l, via)| l.for_platform(image.platform()).map(|b| (b, *via)));
@@ -228,7 +234,7 @@ pub fn inspect(reference: &Reference, base: Option<&Reference>) -> Result<Inspec
             ));
             // --base is a candidate new base: preview what a rebase onto it would change.
             if let (Some(bs), Some((new, _))) = (&base_src, base_image) {
-                let old = annotated_base(image, &[src.as_ref(), bs.as_ref()], &mut notes);
+                let old = annotated_base(image, &[src.as_ref(), bs.as_ref()], registry, &mut notes);
                 if let Some(old) = old.as_ref().and_then(|o| o.for_platform(image.platform())) {
                     let n = old.config.diff_ids.len();
                     if image.config.diff_ids.starts_with(&old.config.diff_ids) {

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::media;
 use crate::model::{Descriptor, Digest, Platform, Reference};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
-use crate::transport::{open_sink, open_source, Sink, Source};
+use crate::transport::{open_sink, open_source, RegistryOptions, Sink, Source};
 
 #[derive(Clone)]
 pub struct RebaseOptions {
@@ -29,6 +29,8 @@ pub struct RebaseOptions {
     pub safety: bool,
     /// Refuse the rebase (write nothing) when the safety report has any finding.
     pub strict: bool,
+    /// Credentials and TLS for registry references.
+    pub registry: RegistryOptions,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -136,12 +138,16 @@ pub struct Bases {
 }
 
 impl Bases {
-    pub fn open(onto: &Reference, from: Option<&Reference>) -> Result<Bases> {
-        let new_src = open_source(onto)?;
+    pub fn open(
+        onto: &Reference,
+        from: Option<&Reference>,
+        registry: &RegistryOptions,
+    ) -> Result<Bases> {
+        let new_src = open_source(onto, registry)?;
         let new_base = load(new_src.as_ref(), &new_src.root()?)?;
         let from = match from {
             Some(r) => {
-                let src = open_source(r)?;
+                let src = open_source(r, registry)?;
                 let root = src.root()?;
                 Some(load(src.as_ref(), &root)?)
             }
@@ -366,7 +372,7 @@ fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
 
 /// Rebases one image.
 pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
-    let bases = Bases::open(&opts.onto, opts.from.as_ref())?;
+    let bases = Bases::open(&opts.onto, opts.from.as_ref(), &opts.registry)?;
     rebase_on(opts, &bases, None)
 }
 
@@ -378,8 +384,10 @@ pub fn rebase_fleet(
     opts: &RebaseOptions,
     jobs: &[(Reference, Reference)],
 ) -> Result<Vec<Result<RebaseReport>>> {
-    let bases = Bases::open(&opts.onto, opts.from.as_ref())?;
-    let verified = if opts.dry_run {
+    let bases = Bases::open(&opts.onto, opts.from.as_ref(), &opts.registry)?;
+    // Checking the new base's layers up front pays when sinks can then link them; a registry
+    // base is mounted or streamed (and checked on the way) instead, never read twice.
+    let verified = if opts.dry_run || bases.new_src.registry_repository().is_some() {
         HashSet::new()
     } else {
         bases.verify_layers()?
@@ -403,7 +411,7 @@ fn rebase_on(
     bases: &Bases,
     shared: Option<(&SharedCopies, &HashSet<Digest>)>,
 ) -> Result<RebaseReport> {
-    let image_src = open_source(&opts.image)?;
+    let image_src = open_source(&opts.image, &opts.registry)?;
     let planned = plan_all(opts, image_src.as_ref(), bases)?;
     if opts.strict {
         refuse_unsafe(opts, &planned.safety)?;
@@ -412,7 +420,7 @@ fn rebase_on(
     let blobs = if opts.dry_run {
         BlobStats::default()
     } else {
-        let sink = open_sink(&opts.dest)?;
+        let sink = open_sink(&opts.dest, &opts.registry)?;
         write(
             &planned,
             sink.as_ref(),

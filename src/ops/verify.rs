@@ -15,7 +15,7 @@ use super::progress::{Counting, Progress};
 use crate::engine::{self, Compression};
 use crate::error::{Error, Result};
 use crate::model::{media, Descriptor, Digest, Index, Reference};
-use crate::transport::{open_source, read_json_blob, Source};
+use crate::transport::{open_source, read_json_blob, RegistryOptions, Source};
 
 /// One thing wrong with the image.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -78,8 +78,12 @@ fn reason(e: &Error, reference: &Reference) -> String {
         .to_string()
 }
 
-pub fn verify(reference: &Reference, progress: &dyn Progress) -> Result<VerifyReport> {
-    let src = open_source(reference)?;
+pub fn verify(
+    reference: &Reference,
+    registry: &RegistryOptions,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
+    let src = open_source(reference, registry)?;
     let root = src.root()?;
     let mut problems = Vec::new();
     let mut report = VerifyReport {

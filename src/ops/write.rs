@@ -17,6 +17,8 @@ pub struct BlobStats {
     pub copied: usize,
     /// Blobs hard-linked from the source (digest checked after linking).
     pub linked: usize,
+    /// Blobs a registry mounted from the source's repository (no bytes moved through us).
+    pub mounted: usize,
     /// Blobs the destination already had.
     pub present: usize,
     /// Foreign layers referenced by URL only.
@@ -103,6 +105,7 @@ pub fn write_image(
     for (c, outcome) in copies.iter().zip(outcomes) {
         match outcome? {
             CopyOutcome::Present => stats.present += 1,
+            CopyOutcome::Mounted => stats.mounted += 1,
             CopyOutcome::Foreign => stats.foreign += 1,
             CopyOutcome::Linked => {
                 stats.linked += 1;

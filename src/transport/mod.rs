@@ -6,6 +6,7 @@ pub mod docker_archive_sink;
 pub mod layout;
 pub mod oci_archive;
 pub mod oci_archive_sink;
+pub mod registry;
 mod select;
 mod staging;
 pub mod tar_index;
@@ -13,6 +14,8 @@ mod tar_writer;
 
 use std::io::Read;
 use std::path::PathBuf;
+
+pub use registry::auth::Credentials;
 
 use crate::error::{Error, Result};
 use crate::model::{Descriptor, Digest, Location, Reference};
@@ -41,6 +44,33 @@ pub trait Source: Send + Sync {
     /// A manifest or index by digest, whether or not a tag points at it (how `base.digest`
     /// annotations are resolved). `None` when the source does not have it.
     fn descriptor_for_digest(&self, digest: &Digest) -> Result<Option<Descriptor>>;
+
+    /// `(host, repository)` when the source is a registry repository: a registry sink on the
+    /// same host mounts blobs from it instead of moving their bytes.
+    fn registry_repository(&self) -> Option<(String, String)> {
+        None
+    }
+}
+
+/// How to reach registries: credentials and TLS. Other transports ignore it.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    /// `--creds USER:PASS`; when unset, the auth files and credential helpers are asked.
+    pub creds: Option<Credentials>,
+    /// `--authfile PATH`: searched instead of `$REGISTRY_AUTH_FILE` / the runtime auth file.
+    pub authfile: Option<PathBuf>,
+    /// `--tls-verify=false` allows unverified TLS and plain HTTP (skopeo's meaning).
+    pub tls_verify: bool,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> RegistryOptions {
+        RegistryOptions {
+            creds: None,
+            authfile: None,
+            tls_verify: true,
+        }
+    }
 }
 
 /// How a blob reached a sink.
@@ -53,6 +83,8 @@ pub enum CopyOutcome {
     Linked,
     /// Streamed through, digest-checked on the way.
     Copied,
+    /// Mounted by the registry from another repository: no bytes moved through us.
+    Mounted,
     /// A foreign layer whose blob the source does not have: referenced by its urls only.
     Foreign,
 }
@@ -89,7 +121,7 @@ pub trait Sink: Send + Sync {
 }
 
 /// Opens the source a reference names.
-pub fn open_source(reference: &Reference) -> Result<Box<dyn Source>> {
+pub fn open_source(reference: &Reference, opts: &RegistryOptions) -> Result<Box<dyn Source>> {
     match &reference.location {
         Location::OciLayout { .. } => Ok(Box::new(layout::LayoutSource::open(reference)?)),
         Location::OciArchive { .. } => {
@@ -98,13 +130,13 @@ pub fn open_source(reference: &Reference) -> Result<Box<dyn Source>> {
         Location::DockerArchive { .. } => Ok(Box::new(docker_archive::DockerArchiveSource::open(
             reference,
         )?)),
-        Location::Registry { .. } => Err(unsupported(reference)),
+        Location::Registry { .. } => Ok(Box::new(registry::RegistrySource::open(reference, opts)?)),
     }
 }
 
 /// Opens the sink a reference names (creating a layout directory if needed; an archive is
 /// only created, or replaced, at `commit`).
-pub fn open_sink(reference: &Reference) -> Result<Box<dyn Sink>> {
+pub fn open_sink(reference: &Reference, opts: &RegistryOptions) -> Result<Box<dyn Sink>> {
     match &reference.location {
         Location::OciLayout { .. } => Ok(Box::new(layout::LayoutSink::open(reference)?)),
         Location::OciArchive { .. } => {
@@ -113,14 +145,7 @@ pub fn open_sink(reference: &Reference) -> Result<Box<dyn Sink>> {
         Location::DockerArchive { .. } => Ok(Box::new(
             docker_archive_sink::DockerArchiveSink::open(reference)?,
         )),
-        Location::Registry { .. } => Err(unsupported(reference)),
-    }
-}
-
-fn unsupported(reference: &Reference) -> Error {
-    Error::Unsupported {
-        reference: reference.to_string(),
-        transport: reference.transport(),
+        Location::Registry { .. } => Ok(Box::new(registry::RegistrySink::open(reference, opts)?)),
     }
 }
 

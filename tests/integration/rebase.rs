@@ -649,16 +649,16 @@ fn without_from_or_annotation_asks_for_from() {
 }
 
 #[test]
-fn unsupported_and_unknown_transports() {
+fn missing_archive_and_unknown_transport() {
     let s = scenario();
     let err = rebase_into_new_dir(
         &s,
-        "docker://registry.example/app:1",
+        "oci-archive:/nonexistent/app.tar:1",
         Some(&s.oci("base-v1")),
         &s.oci("base-v2"),
     );
     assert!(
-        err.contains("docker://registry.example/app:1") && err.contains("not supported yet"),
+        err.contains("oci-archive:/nonexistent/app.tar:1") && err.contains("/nonexistent/app.tar"),
         "{err}"
     );
     let (code, _, err) = ocipatch(&[

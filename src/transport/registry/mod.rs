@@ -1,0 +1,711 @@
+//! Registries (`docker://HOST/REPO[:TAG|@DIGEST]`), over the distribution API.
+//!
+//! Reading: manifests are fetched with every manifest media type we know in `Accept`, and their
+//! bytes are checked against the digest asked for (by tag: the body's digest is recorded, and a
+//! `Docker-Content-Digest` header must agree with it). Blobs are streamed, unverified: the
+//! consumers verify as they read, as with every source.
+//!
+//! Writing: a blob the repository has is found with HEAD; a blob in another repository of the
+//! same registry is mounted (`POST …/blobs/uploads/?mount=&from=`), so a registry-to-registry
+//! rebase moves no layer bytes through us; only what the registry will not mount is streamed
+//! (monolithic upload, `Content-Length` from the descriptor, never buffered). Manifests are
+//! pushed by digest with their exact bytes; the tag is pushed last, in `commit`.
+
+pub mod auth;
+pub mod client;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::sync::Mutex;
+
+use sha2::{Digest as _, Sha256};
+use ureq::http::{Method, StatusCode};
+
+use self::client::{header, Body, Client, SendFailure, MANIFEST_ACCEPT};
+use super::{CopyOutcome, RegistryOptions, Sink, Source, MAX_JSON_BLOB};
+use crate::error::{Error, Result};
+use crate::model::{media, Descriptor, Digest, Index, Location, Reference, Selector};
+
+/// Where a reference points: its host, repository and tag or digest.
+fn parts(reference: &Reference) -> (&str, &str, &Selector) {
+    let Location::Registry {
+        host,
+        repository,
+        selector,
+    } = &reference.location
+    else {
+        unreachable!("registry transport opened for a non-registry reference")
+    };
+    (host, repository, selector)
+}
+
+fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+/// The media type of a manifest body: `Content-Type` when it names one we know, else the
+/// body's `mediaType`, else its shape (OCI manifests may omit `mediaType`).
+fn manifest_media_type(content_type: Option<&str>, bytes: &[u8]) -> Option<String> {
+    let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim());
+    if let Some(ct) = ct.filter(|c| media::is_index(c) || media::is_manifest(c)) {
+        return Some(ct.to_string());
+    }
+    let json: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    match json.get("mediaType").and_then(|m| m.as_str()) {
+        Some(mt) => Some(mt.to_string()),
+        None if json.get("manifests").is_some() => Some(media::OCI_INDEX.to_string()),
+        None if json.get("config").is_some() => Some(media::OCI_MANIFEST.to_string()),
+        None => None,
+    }
+}
+
+/// A fetched manifest (descriptor, bytes), or the registry's 404 answer.
+type Fetched = std::result::Result<(Descriptor, Vec<u8>), String>;
+
+/// A repository opened for reading.
+pub struct RegistrySource {
+    reference: Reference,
+    client: Client,
+    repository: String,
+    scopes: Vec<String>,
+    /// Manifests fetched so far (by digest, verified): `open_blob` serves them from here.
+    manifests: Mutex<HashMap<Digest, Vec<u8>>>,
+    /// Digests known to name manifests (listed in an index): fetched from `/manifests/`.
+    manifest_digests: Mutex<HashSet<Digest>>,
+}
+
+impl RegistrySource {
+    pub fn open(reference: &Reference, opts: &RegistryOptions) -> Result<RegistrySource> {
+        let (host, repository, _) = parts(reference);
+        let client = Client::connect(&reference.to_string(), host, repository, opts)?;
+        Ok(RegistrySource {
+            reference: reference.clone(),
+            client,
+            repository: repository.to_string(),
+            scopes: vec![pull_scope(repository)],
+            manifests: Mutex::new(HashMap::new()),
+            manifest_digests: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// GET a manifest by tag or digest; checks the bytes against the digest asked for.
+    /// `Ok(Err(answer))`: the registry does not have it (404, and what it said).
+    fn fetch_manifest(&self, selector: &Selector) -> Result<Fetched> {
+        let url = self
+            .client
+            .url(&self.repository, &format!("manifests/{selector}"));
+        let resp = self.client.send(
+            Method::GET,
+            &url,
+            &[("accept", MANIFEST_ACCEPT)],
+            Body::Empty,
+            &self.scopes,
+        )?;
+        let what = match selector {
+            Selector::Tag(t) => format!("tag {t:?}"),
+            Selector::Digest(d) => format!("manifest {d}"),
+        };
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(Err(client::answer(resp)));
+        }
+        if !resp.status().is_success() {
+            return Err(self
+                .client
+                .status_error(&format!("cannot fetch {what}"), resp));
+        }
+        let content_type = header(&resp, "content-type").map(str::to_string);
+        let announced = header(&resp, "docker-content-digest").map(str::to_string);
+        let bytes = client::read_small(resp, MAX_JSON_BLOB + 1)
+            .map_err(|e| self.client.error_msg(format!("reading {what}: {e}")))?;
+        if bytes.len() as u64 > MAX_JSON_BLOB {
+            return Err(self.client.error_msg(format!(
+                "{what} is larger than {MAX_JSON_BLOB} bytes; refusing it"
+            )));
+        }
+        let actual = Digest::of(&bytes);
+        let mismatch = |claimed: &str| {
+            self.client.error_msg(format!(
+                "{what}: the registry sent a manifest whose content has digest {actual}, not {claimed}; refusing it"
+            ))
+        };
+        if let Selector::Digest(d) = selector {
+            if &actual != d {
+                return Err(mismatch(&d.to_string()));
+            }
+        }
+        if let Some(claimed) = announced.filter(|c| c.starts_with("sha256:")) {
+            if claimed != actual.to_string() {
+                return Err(mismatch(&format!("{claimed} (its Docker-Content-Digest)")));
+            }
+        }
+        let media_type = manifest_media_type(content_type.as_deref(), &bytes).ok_or_else(|| {
+            self.client.error_msg(format!(
+                "{what} is not an image manifest or index (Content-Type {})",
+                content_type.as_deref().unwrap_or("none")
+            ))
+        })?;
+        let desc = Descriptor::new(&media_type, actual.clone(), bytes.len() as u64);
+        self.remember(&desc, &bytes);
+        Ok(Ok((desc, bytes)))
+    }
+
+    /// Keeps a manifest's bytes, and notes the children of an index as manifests.
+    fn remember(&self, desc: &Descriptor, bytes: &[u8]) {
+        if media::is_index(&desc.media_type) {
+            if let Ok(index) = Index::parse(bytes, Some(&desc.media_type)) {
+                let mut known = self.manifest_digests.lock().expect("lock");
+                known.extend(index.manifests.iter().map(|d| d.digest.clone()));
+            }
+        }
+        self.manifests
+            .lock()
+            .expect("lock")
+            .insert(desc.digest.clone(), bytes.to_vec());
+    }
+
+    fn not_found(&self, what: String, answer: String) -> Error {
+        Error::NotFound {
+            reference: self.reference.to_string(),
+            what,
+            hint: format!(" ({answer})"),
+        }
+    }
+
+    fn get_blob(&self, digest: &Digest) -> Result<Option<Box<dyn Read + Send + 'static>>> {
+        let url = self
+            .client
+            .url(&self.repository, &format!("blobs/{digest}"));
+        // ureq follows redirects (registries send blob GETs to their storage) and drops the
+        // Authorization header when it does.
+        let resp = self
+            .client
+            .send(Method::GET, &url, &[], Body::Empty, &self.scopes)?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self
+                .client
+                .status_error(&format!("cannot fetch blob {digest}"), resp));
+        }
+        if let Some(claimed) = header(&resp, "docker-content-digest") {
+            if claimed.starts_with("sha256:") && claimed != digest.to_string() {
+                return Err(self.client.error_msg(format!(
+                    "asked for blob {digest}, the registry answered with {claimed}"
+                )));
+            }
+        }
+        Ok(Some(Box::new(resp.into_body().into_reader())))
+    }
+}
+
+impl Source for RegistrySource {
+    fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    fn root(&self) -> Result<Descriptor> {
+        let (_, _, selector) = parts(&self.reference);
+        let what = match selector {
+            Selector::Tag(t) => format!("tag {t:?}"),
+            Selector::Digest(d) => format!("manifest {d}"),
+        };
+        match self.fetch_manifest(selector)? {
+            Ok((desc, _)) => Ok(desc),
+            Err(answer) => Err(self.not_found(what, answer)),
+        }
+    }
+
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
+        if let Some(bytes) = self.manifests.lock().expect("lock").get(digest) {
+            return Ok(Box::new(io::Cursor::new(bytes.clone())));
+        }
+        let missing = || Error::MissingBlob {
+            reference: self.reference.to_string(),
+            digest: digest.clone(),
+            location: format!("registry {}", self.client.host()),
+        };
+        let is_manifest = self.manifest_digests.lock().expect("lock").contains(digest);
+        if !is_manifest {
+            if let Some(r) = self.get_blob(digest)? {
+                return Ok(r);
+            }
+        }
+        // A manifest we were not told about (or a registry that stores it only there).
+        match self.fetch_manifest(&Selector::Digest(digest.clone()))? {
+            Ok((_, bytes)) => Ok(Box::new(io::Cursor::new(bytes))),
+            Err(_) => Err(missing()),
+        }
+    }
+
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        let url = self
+            .client
+            .url(&self.repository, &format!("blobs/{digest}"));
+        let resp = self
+            .client
+            .send(Method::HEAD, &url, &[], Body::Empty, &self.scopes)?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self
+                .client
+                .status_error(&format!("cannot check blob {digest}"), resp)),
+        }
+    }
+
+    fn descriptor_for_digest(&self, digest: &Digest) -> Result<Option<Descriptor>> {
+        let url = self
+            .client
+            .url(&self.repository, &format!("manifests/{digest}"));
+        let resp = self.client.send(
+            Method::HEAD,
+            &url,
+            &[("accept", MANIFEST_ACCEPT)],
+            Body::Empty,
+            &self.scopes,
+        )?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self
+                .client
+                .status_error(&format!("cannot check manifest {digest}"), resp));
+        }
+        let ct = header(&resp, "content-type").map(|c| c.split(';').next().unwrap_or("").trim());
+        let size = header(&resp, "content-length").and_then(|l| l.parse::<u64>().ok());
+        match (ct, size) {
+            (Some(ct), Some(size)) if media::is_index(ct) || media::is_manifest(ct) => {
+                self.manifest_digests
+                    .lock()
+                    .expect("lock")
+                    .insert(digest.clone());
+                Ok(Some(Descriptor::new(ct, digest.clone(), size)))
+            }
+            // HEAD said too little: fetch it (verified) and look.
+            _ => Ok(self
+                .fetch_manifest(&Selector::Digest(digest.clone()))?
+                .ok()
+                .map(|(d, _)| d)),
+        }
+    }
+
+    fn registry_repository(&self) -> Option<(String, String)> {
+        Some((self.client.host().to_string(), self.repository.clone()))
+    }
+}
+
+/// Fresh uploads after a transient failure of a streamed one.
+const UPLOAD_RETRIES: u32 = 3;
+
+fn upload_url(location: &str, digest: &Digest) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={digest}")
+}
+
+/// A repository opened for writing one tag.
+pub struct RegistrySink {
+    reference: Reference,
+    client: Client,
+    repository: String,
+    tag: String,
+    scopes: Vec<String>,
+    /// Manifests and indexes put so far, so `commit` can push the root by tag.
+    pushed: Mutex<HashMap<Digest, (String, Vec<u8>)>>,
+}
+
+/// Streams a source blob into an upload, hashing it; stops the upload (an I/O error, so the
+/// registry never completes it) as soon as the content cannot match the descriptor.
+struct Verifying<'a> {
+    inner: Box<dyn Read + Send + 'a>,
+    hash: Sha256,
+    size: u64,
+    expected: &'a Descriptor,
+    /// Set when the content is wrong: the upload failed because of the source, not the registry.
+    problem: Option<Error>,
+    /// The digest was checked (all `expected.size` bytes were read).
+    checked: bool,
+    reference: String,
+}
+
+impl Read for Verifying<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf).inspect_err(|e| {
+            self.problem.get_or_insert_with(|| Error::InvalidBlob {
+                reference: self.reference.clone(),
+                what: "blob",
+                digest: self.expected.digest.clone(),
+                reason: format!("read failed: {e}"),
+            });
+        })?;
+        self.hash.update(&buf[..n]);
+        self.size += n as u64;
+        // Checked as soon as the last byte is read: with a Content-Length body the HTTP client
+        // may never read again to see the end of the stream.
+        if self.size > self.expected.size || (n == 0 && self.size < self.expected.size) {
+            self.problem = Some(Error::SizeMismatch {
+                reference: self.reference.clone(),
+                digest: self.expected.digest.clone(),
+                expected: self.expected.size,
+                actual: self.size,
+            });
+        } else if self.size == self.expected.size && !self.checked {
+            self.checked = true;
+            let actual = Digest::from_sha256(self.hash.clone().finalize().into());
+            if actual != self.expected.digest {
+                self.problem = Some(Error::DigestMismatch {
+                    reference: self.reference.clone(),
+                    expected: self.expected.digest.clone(),
+                    actual,
+                    size: self.size,
+                });
+            }
+        }
+        if self.problem.is_some() {
+            return Err(io::Error::other(
+                "blob content does not match its descriptor",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+impl RegistrySink {
+    pub fn open(reference: &Reference, opts: &RegistryOptions) -> Result<RegistrySink> {
+        let (host, repository, selector) = parts(reference);
+        let Selector::Tag(tag) = selector else {
+            return Err(Error::Rebase(format!(
+                "{reference}: a destination needs a tag, not a digest"
+            )));
+        };
+        let client = Client::connect(&reference.to_string(), host, repository, opts)?;
+        Ok(RegistrySink {
+            reference: reference.clone(),
+            client,
+            repository: repository.to_string(),
+            tag: tag.clone(),
+            scopes: vec![format!("repository:{repository}:pull,push")],
+            pushed: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn blob_url(&self, digest: &Digest) -> String {
+        self.client
+            .url(&self.repository, &format!("blobs/{digest}"))
+    }
+
+    fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        let resp = self.client.send(
+            Method::HEAD,
+            &self.blob_url(digest),
+            &[],
+            Body::Empty,
+            &self.scopes,
+        )?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self
+                .client
+                .status_error(&format!("cannot check blob {digest}"), resp)),
+        }
+    }
+
+    /// `POST …/blobs/uploads/` (with `mount`/`from` to ask for a cross-repository mount).
+    /// `Ok(None)`: mounted (201). `Ok(Some(location))`: an upload session to send bytes to.
+    fn start_upload(&self, digest: &Digest, mount_from: Option<&str>) -> Result<Option<String>> {
+        let mut url = self.client.url(&self.repository, "blobs/uploads/");
+        let mut scopes = self.scopes.clone();
+        if let Some(from) = mount_from {
+            url.push_str(&format!(
+                "?mount={digest}&from={}",
+                auth::query_escape(from)
+            ));
+            scopes.push(pull_scope(from));
+        }
+        let resp = self
+            .client
+            .send(Method::POST, &url, &[], Body::Empty, &scopes)?;
+        match resp.status() {
+            StatusCode::CREATED if mount_from.is_some() => Ok(None),
+            StatusCode::ACCEPTED => match header(&resp, "location") {
+                Some(loc) => Ok(Some(self.client.resolve(loc))),
+                None => Err(self.client.error_msg(format!(
+                    "upload of blob {digest}: the registry started an upload without a Location"
+                ))),
+            },
+            _ => Err(self
+                .client
+                .status_error(&format!("cannot start the upload of blob {digest}"), resp)),
+        }
+    }
+
+    /// `PUT LOCATION?digest=` with the whole body: a monolithic upload of bytes we hold.
+    fn finish_upload(&self, location: &str, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        let resp = self.client.send(
+            Method::PUT,
+            &upload_url(location, digest),
+            &[("content-type", "application/octet-stream")],
+            Body::Bytes(bytes),
+            &self.scopes,
+        )?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(self
+                .client
+                .status_error(&format!("upload of blob {digest} refused"), resp))
+        }
+    }
+
+    /// Streams a blob from the source into an upload session, verifying it on the way. The
+    /// failure says whether a fresh upload may succeed.
+    fn stream(
+        &self,
+        src: &dyn Source,
+        desc: &Descriptor,
+        location: &str,
+    ) -> std::result::Result<(), SendFailure> {
+        let fatal = |error| SendFailure {
+            error,
+            transient: false,
+        };
+        let mut reader = Verifying {
+            inner: src.open_blob(&desc.digest).map_err(fatal)?,
+            hash: Sha256::new(),
+            size: 0,
+            expected: desc,
+            problem: None,
+            checked: false,
+            reference: src.reference().to_string(),
+        };
+        let result = self.client.send_once(
+            Method::PUT,
+            &upload_url(location, &desc.digest),
+            &[("content-type", "application/octet-stream")],
+            &mut Body::Stream {
+                reader: &mut reader,
+                size: desc.size,
+            },
+            &self.scopes,
+        );
+        if let Some(problem) = reader.problem {
+            return Err(fatal(problem));
+        }
+        let resp = result?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(fatal(self.client.status_error(
+                &format!("upload of blob {digest} refused", digest = desc.digest),
+                resp,
+            )))
+        }
+    }
+
+    /// Uploads a blob through us. A transient failure restarts it with a fresh upload session
+    /// (a stream cannot be replayed into the old one), a bounded number of times.
+    fn upload(&self, src: &dyn Source, desc: &Descriptor, first: Option<String>) -> Result<()> {
+        let mut location = first;
+        let mut attempt = 0u32;
+        loop {
+            let loc = match location.take() {
+                Some(l) => l,
+                None => self
+                    .start_upload(&desc.digest, None)?
+                    .expect("a plain upload never mounts"),
+            };
+            match self.stream(src, desc, &loc) {
+                Ok(()) => return Ok(()),
+                Err(f) if f.transient && attempt < UPLOAD_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(250 << attempt));
+                }
+                Err(f) => return Err(f.error),
+            }
+        }
+    }
+
+    fn put_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
+        let url = self
+            .client
+            .url(&self.repository, &format!("manifests/{reference}"));
+        let resp = self.client.send(
+            Method::PUT,
+            &url,
+            &[("content-type", media_type)],
+            Body::Bytes(bytes),
+            &self.scopes,
+        )?;
+        if !resp.status().is_success() {
+            return Err(self
+                .client
+                .status_error(&format!("push of manifest {reference} refused"), resp));
+        }
+        let expected = Digest::of(bytes).to_string();
+        match header(&resp, "docker-content-digest") {
+            Some(d) if d.starts_with("sha256:") && d != expected => Err(self.client.error_msg(
+                format!("pushed manifest {expected}, the registry stored it as {d}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Sink for RegistrySink {
+    fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    fn copy_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome> {
+        if self.has_blob(&desc.digest)? {
+            return Ok(CopyOutcome::Present);
+        }
+        if media::is_foreign_layer(&desc.media_type)
+            && !desc.urls().is_empty()
+            && !src.has_blob(&desc.digest)?
+        {
+            return Ok(CopyOutcome::Foreign);
+        }
+        let same_registry = src
+            .registry_repository()
+            .filter(|(host, repo)| host == self.client.host() && repo != &self.repository);
+        let mut location = None;
+        if let Some((_, from)) = same_registry {
+            match self.start_upload(&desc.digest, Some(&from))? {
+                None => return Ok(CopyOutcome::Mounted),
+                // 202: no mount (the registry does not do it, or may not read `from`); it
+                // opened an upload instead, which we fill.
+                Some(loc) => location = Some(loc),
+            }
+        }
+        self.upload(src, desc, location)?;
+        Ok(CopyOutcome::Copied)
+    }
+
+    fn put_bytes(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
+        super::verify_bytes(&self.reference.to_string(), desc, bytes)?;
+        if media::is_index(&desc.media_type) || media::is_manifest(&desc.media_type) {
+            self.put_manifest(&desc.digest.to_string(), &desc.media_type, bytes)?;
+            self.pushed.lock().expect("lock").insert(
+                desc.digest.clone(),
+                (desc.media_type.clone(), bytes.to_vec()),
+            );
+            return Ok(());
+        }
+        if self.has_blob(&desc.digest)? {
+            return Ok(());
+        }
+        let location = self
+            .start_upload(&desc.digest, None)?
+            .expect("a plain upload never mounts");
+        self.finish_upload(&location, &desc.digest, bytes)
+    }
+
+    fn commit(&self, root: &Descriptor) -> Result<()> {
+        let known = self.pushed.lock().expect("lock").get(&root.digest).cloned();
+        let (media_type, bytes) = match known {
+            Some(k) => k,
+            None => {
+                // Not put by this run (an unchanged image): it is in the repository already.
+                let url = self
+                    .client
+                    .url(&self.repository, &format!("manifests/{}", root.digest));
+                let resp = self.client.send(
+                    Method::GET,
+                    &url,
+                    &[("accept", MANIFEST_ACCEPT)],
+                    Body::Empty,
+                    &self.scopes,
+                )?;
+                if !resp.status().is_success() {
+                    return Err(self.client.status_error(
+                        &format!("cannot read back manifest {}", root.digest),
+                        resp,
+                    ));
+                }
+                let bytes = client::read_small(resp, MAX_JSON_BLOB).map_err(|e| {
+                    self.client
+                        .error_msg(format!("reading manifest {}: {e}", root.digest))
+                })?;
+                super::verify_bytes(&self.reference.to_string(), root, &bytes)?;
+                (root.media_type.clone(), bytes)
+            }
+        };
+        self.put_manifest(&self.tag, &media_type, &bytes)
+    }
+
+    fn abort(&self) {
+        // Nothing to undo: blobs and untagged manifests are unreferenced until the tag is
+        // pushed, and the registry's garbage collection owns them.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_from_header_or_body() {
+        let oci = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+        assert_eq!(
+            manifest_media_type(Some(media::DOCKER_MANIFEST), oci).as_deref(),
+            Some(media::DOCKER_MANIFEST)
+        );
+        assert_eq!(
+            manifest_media_type(Some("application/json; charset=utf-8"), oci).as_deref(),
+            Some(media::OCI_MANIFEST)
+        );
+        let idx = br#"{"schemaVersion":2,"manifests":[]}"#;
+        assert_eq!(
+            manifest_media_type(None, idx).as_deref(),
+            Some(media::OCI_INDEX)
+        );
+        assert_eq!(manifest_media_type(None, b"not json"), None);
+    }
+
+    #[test]
+    fn verifying_reader_stops_on_wrong_content() {
+        let good = b"hello".to_vec();
+        let desc = Descriptor::new(media::OCI_LAYER_TAR, Digest::of(&good), 5);
+        let mut ok = Verifying {
+            inner: Box::new(io::Cursor::new(good)),
+            hash: Sha256::new(),
+            size: 0,
+            expected: &desc,
+            problem: None,
+            checked: false,
+            reference: "r".into(),
+        };
+        io::copy(&mut ok, &mut io::sink()).unwrap();
+        assert!(ok.problem.is_none());
+
+        let mut bad = Verifying {
+            inner: Box::new(io::Cursor::new(b"hellO".to_vec())),
+            hash: Sha256::new(),
+            size: 0,
+            expected: &desc,
+            problem: None,
+            checked: false,
+            reference: "r".into(),
+        };
+        // Refused on the last byte, before the end of the stream is seen: an HTTP client
+        // sending Content-Length bytes never reads past them.
+        let mut exactly = [0u8; 5];
+        assert!(bad.read(&mut exactly).is_err());
+        assert!(matches!(bad.problem, Some(Error::DigestMismatch { .. })));
+
+        let mut long = Verifying {
+            inner: Box::new(io::Cursor::new(b"hello!".to_vec())),
+            hash: Sha256::new(),
+            size: 0,
+            expected: &desc,
+            problem: None,
+            checked: false,
+            reference: "r".into(),
+        };
+        assert!(io::copy(&mut long, &mut io::sink()).is_err());
+        assert!(matches!(long.problem, Some(Error::SizeMismatch { .. })));
+    }
+}
