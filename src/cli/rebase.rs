@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{exit, human_bytes, print_json};
 use ocipatch::model::Reference;
-use ocipatch::ops::{self, RebaseOptions, RebaseReport};
+use ocipatch::ops::{self, rebase::SafetyScan, RebaseOptions, RebaseReport};
 
 #[derive(Args, Debug)]
 pub struct RebaseArgs {
@@ -44,6 +44,10 @@ pub struct RebaseArgs {
     /// platform changes)
     #[arg(long)]
     pub strict: bool,
+    /// Compute the safety report (on by default with --dry-run and --strict, and with --json
+    /// unless the image or new base is in a registry, where it downloads every layer)
+    #[arg(long)]
+    pub safety: bool,
     /// No summary on stderr
     #[arg(short, long)]
     pub quiet: bool,
@@ -100,7 +104,13 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
         base_name: args.base_name.clone(),
         dry_run: args.dry_run,
         registry: args.registry.options(),
-        safety: args.json || args.dry_run || args.strict,
+        safety: if args.safety || args.dry_run || args.strict {
+            SafetyScan::On
+        } else if args.json {
+            SafetyScan::Auto
+        } else {
+            SafetyScan::Off
+        },
         strict: args.strict,
     };
     if jobs.len() == 1 && args.images_from.is_none() {

@@ -16,6 +16,17 @@ use crate::model::{Descriptor, Digest, Platform, Reference};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
 use crate::transport::{open_sink, open_source, RegistryOptions, Sink, Source};
 
+/// When the safety report is computed. It reads (decompresses) every layer of the image and of
+/// the new base: cheap on disk, a download of every layer from a registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SafetyScan {
+    Off,
+    /// On, unless the image or the new base is in a registry (a registry-to-registry rebase
+    /// moves no layer bytes; the report then says the scan was skipped and why).
+    Auto,
+    On,
+}
+
 #[derive(Clone)]
 pub struct RebaseOptions {
     pub image: Reference,
@@ -25,8 +36,8 @@ pub struct RebaseOptions {
     /// `org.opencontainers.image.base.name` to record; the `--onto` reference when unset.
     pub base_name: Option<String>,
     pub dry_run: bool,
-    /// Scan layer headers for the safety report (what the swap changes under the app).
-    pub safety: bool,
+    /// Whether to scan layer headers for the safety report (what the swap changes under the app).
+    pub safety: SafetyScan,
     /// Refuse the rebase (write nothing) when the safety report has any finding.
     pub strict: bool,
     /// Credentials and TLS for registry references.
@@ -54,9 +65,12 @@ pub struct RebaseReport {
     pub digest: Digest,
     pub unchanged: bool,
     pub platforms: Vec<ImageReport>,
-    /// Present when the safety scan ran (`--json`, `--dry-run`, `--strict`).
+    /// Present when the safety scan ran (`--json`, `--dry-run`, `--strict`, `--safety`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub safety: Option<Vec<SafetyReport>>,
+    /// Why the scan did not run although it was asked for with `--json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety_skipped: Option<String>,
     pub dropped: Vec<DroppedEntry>,
     pub blobs: BlobStats,
 }
@@ -242,7 +256,7 @@ fn plan_all(opts: &RebaseOptions, image_src: &dyn Source, bases: &Bases) -> Resu
                 opts.onto, opts.image
             ))
         })?;
-        if opts.safety || opts.strict {
+        if scan_safety(opts, image_src, new_src) {
             let base_len = old.config.diff_ids.len().min(img.manifest.layers.len());
             safety.push(safety::analyze(
                 image_src, img, base_len, old, new_src, new,
@@ -342,6 +356,17 @@ fn write(
         json.push((&ip.descriptor, &ip.bytes));
     }
     write_image(sink, copies, &json, &planned.root, shared.map(|(s, _)| s))
+}
+
+fn scan_safety(opts: &RebaseOptions, image_src: &dyn Source, new_src: &dyn Source) -> bool {
+    match opts.safety {
+        _ if opts.strict => true,
+        SafetyScan::On => true,
+        SafetyScan::Off => false,
+        SafetyScan::Auto => {
+            image_src.registry_repository().is_none() && new_src.registry_repository().is_none()
+        }
+    }
 }
 
 /// `--strict`: any safety finding fails the rebase before anything is written.
@@ -463,7 +488,13 @@ fn rebase_on(
         digest: planned.root.digest.clone(),
         unchanged: planned.root.digest == planned.image.descriptor().digest,
         platforms,
-        safety: (opts.safety || opts.strict).then(|| planned.safety.clone()),
+        safety: scan_safety(opts, image_src.as_ref(), bases.new_src.as_ref())
+            .then(|| planned.safety.clone()),
+        safety_skipped: (opts.safety == SafetyScan::Auto
+            && !scan_safety(opts, image_src.as_ref(), bases.new_src.as_ref()))
+        .then(|| {
+            "the image or the new base is in a registry, and scanning layer headers would download every layer; pass --safety to scan".to_string()
+        }),
         dropped,
         blobs,
     })
