@@ -190,6 +190,9 @@ pub(crate) fn digest_stream_tuned(
     copy_to: Option<&mut (dyn Write + Send)>,
     tuning: Tuning,
 ) -> Result<BlobDigests, EngineError> {
+    if tuning.pipeline_threshold == u64::MAX {
+        return single::run(reader, diff_id, copy_to, tuning);
+    }
     let mut prefix = Vec::new();
     (&mut reader)
         .take(tuning.pipeline_threshold)
@@ -204,5 +207,24 @@ pub(crate) fn digest_stream_tuned(
             copy_to,
             tuning,
         )
+    }
+}
+
+/// Entry points for `benches/engine.rs` only; not part of the API.
+#[doc(hidden)]
+pub mod bench_support {
+    use super::*;
+
+    /// [`digest_stream`] forced onto the calling thread, to measure what the pipeline buys.
+    pub fn digest_stream_single_thread(
+        reader: impl Read + Send,
+        diff_id: Option<Compression>,
+        copy_to: Option<&mut (dyn Write + Send)>,
+    ) -> Result<BlobDigests, EngineError> {
+        let tuning = Tuning {
+            pipeline_threshold: u64::MAX,
+            ..Tuning::DEFAULT
+        };
+        digest_stream_tuned(reader, diff_id, copy_to, tuning)
     }
 }
