@@ -16,6 +16,7 @@
 #
 # Usage: scripts/bench-compare.sh [WORK_DIR]    (default bench-work; the image is WORK_DIR/image)
 #   RUNS=5 (default) runs per command.
+#   OCIPATCH_BIN=path  time that binary instead of building target/release/ocipatch.
 set -euo pipefail
 
 work=${1:-bench-work}
@@ -29,8 +30,12 @@ for tool in hyperfine jq skopeo openssl pigz gzip sha256sum /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
 done
 
-cargo build --release --quiet
-bin=$PWD/target/release/ocipatch
+if [ -n "${OCIPATCH_BIN:-}" ]; then
+    bin=$(realpath "$OCIPATCH_BIN")
+else
+    cargo build --release --quiet
+    bin=$PWD/target/release/ocipatch
+fi
 out1=$work/out-ocipatch
 out2=$work/out-skopeo
 cmds=$work/cmds
