@@ -191,8 +191,18 @@ fn registry_to_registry(format: &str) {
         NO_TLS,
     ]);
     let requests = reg.requests_since(mark);
-    assert_eq!(layer_gets(&requests, &layers), Vec::<String>::new(), "{json:#}");
-    assert!(json["safety_skipped"].as_str().unwrap().contains("--safety"), "{json:#}");
+    assert_eq!(
+        layer_gets(&requests, &layers),
+        Vec::<String>::new(),
+        "{json:#}"
+    );
+    assert!(
+        json["safety_skipped"]
+            .as_str()
+            .unwrap()
+            .contains("--safety"),
+        "{json:#}"
+    );
     assert_eq!(json["blobs"]["copied"], 0, "{json:#}");
     assert_eq!(json["blobs"]["bytes_checked"], 0, "{json:#}");
     assert_eq!(json["blobs"]["mounted"], 4, "{json:#}");
