@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::load::load_image;
@@ -197,18 +196,13 @@ pub fn verify(
     }
 
     // 2. The layers: biggest first, so the two cores finish together.
-    let mut jobs: Vec<LayerJob> = layers.into_values().collect();
-    jobs.sort_by(|a, b| {
-        b.descriptor
-            .size
-            .cmp(&a.descriptor.size)
-            .then(a.descriptor.digest.cmp(&b.descriptor.digest))
-    });
+    let jobs: Vec<LayerJob> = layers.into_values().collect();
     progress.start(jobs.iter().map(|j| j.descriptor.size).sum());
-    let results: Vec<(Vec<Problem>, bool, u64)> = jobs
-        .par_iter()
-        .map(|job| check_layer(src.as_ref(), job, progress, reference))
-        .collect();
+    let results: Vec<(Vec<Problem>, bool, u64)> = engine::map_biggest_first(
+        &jobs,
+        |job| job.descriptor.size,
+        |job| check_layer(src.as_ref(), job, progress, reference),
+    );
     progress.finish();
     for (mut p, foreign, bytes) in results {
         if foreign {

@@ -4,9 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::engine;
 use crate::error::{Error, Result};
 use crate::model::{Descriptor, Digest};
 use crate::transport::{CopyOutcome, Sink, Source};
@@ -94,13 +94,15 @@ pub fn write_image(
         .into_iter()
         .filter(|c| seen.insert(c.descriptor.digest.clone()))
         .collect();
-    let outcomes: Vec<Result<CopyOutcome>> = copies
-        .par_iter()
-        .map(|c| match shared {
+    // Biggest first, so the cores finish together.
+    let outcomes: Vec<Result<CopyOutcome>> = engine::map_biggest_first(
+        &copies,
+        |c| c.descriptor.size,
+        |c| match shared {
             Some(shared) => shared.copy(sink, c),
             None => copy_one(sink, c),
-        })
-        .collect();
+        },
+    );
     let mut stats = BlobStats::default();
     for (c, outcome) in copies.iter().zip(outcomes) {
         match outcome? {
