@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::media;
 use crate::model::{Descriptor, Digest, Platform, Reference};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
-use crate::transport::{open_sink, open_source, RegistryOptions, Sink, Source};
+use crate::transport::{check_blob, open_sink, open_source, RegistryOptions, Sink, Source};
 
 /// When the safety report is computed. It reads (decompresses) every layer of the image and of
 /// the new base: cheap on disk, a download of every layer from a registry.
@@ -187,45 +187,19 @@ impl Bases {
                     || self.new_src.has_blob(&l.digest).unwrap_or(false)
             })
             .collect();
-        layers.sort_by(|a, b| b.size.cmp(&a.size).then(a.digest.cmp(&b.digest)));
+        layers.sort_by(|a, b| a.digest.cmp(&b.digest));
         layers.dedup_by(|a, b| a.digest == b.digest);
         let src = self.new_src.as_ref();
-        layers
-            .par_iter()
-            .map(|l| {
-                let got =
-                    engine::digest_stream(src.open_blob(&l.digest)?, None, None).map_err(|e| {
-                        Error::Blob {
-                            reference: src.reference().to_string(),
-                            digest: l.digest.clone(),
-                            source: e,
-                        }
-                    })?;
-                verify_digests(src, l, &got)?;
-                Ok(l.digest.clone())
-            })
-            .collect()
+        let checked = engine::map_biggest_first(
+            &layers,
+            |l| l.size,
+            |l| {
+                let result = engine::digest_stream(src.open_blob(&l.digest)?, None, None);
+                check_blob(src, l, result).map(|_| l.digest.clone())
+            },
+        );
+        checked.into_iter().collect()
     }
-}
-
-fn verify_digests(src: &dyn Source, desc: &Descriptor, got: &engine::BlobDigests) -> Result<()> {
-    if got.digest != desc.digest {
-        return Err(Error::DigestMismatch {
-            reference: src.reference().to_string(),
-            expected: desc.digest.clone(),
-            actual: got.digest.clone(),
-            size: got.size,
-        });
-    }
-    if got.size != desc.size {
-        return Err(Error::SizeMismatch {
-            reference: src.reference().to_string(),
-            digest: desc.digest.clone(),
-            expected: desc.size,
-            actual: got.size,
-        });
-    }
-    Ok(())
 }
 
 fn plan_all(opts: &RebaseOptions, image_src: &dyn Source, bases: &Bases) -> Result<Planned> {

@@ -248,37 +248,11 @@ impl LayoutSink {
         tmp: &Path,
         result: std::result::Result<engine::BlobDigests, engine::EngineError>,
     ) -> Result<()> {
-        let fail = |e: Error| {
-            let _ = fs::remove_file(tmp);
-            Err(e)
-        };
-        let got = match result {
-            Ok(got) => got,
-            Err(source) => {
-                return fail(Error::Blob {
-                    reference: src.reference().to_string(),
-                    digest: desc.digest.clone(),
-                    source,
-                })
-            }
-        };
-        if got.digest != desc.digest {
-            return fail(Error::DigestMismatch {
-                reference: src.reference().to_string(),
-                expected: desc.digest.clone(),
-                actual: got.digest,
-                size: got.size,
-            });
-        }
-        if got.size != desc.size {
-            return fail(Error::SizeMismatch {
-                reference: src.reference().to_string(),
-                digest: desc.digest.clone(),
-                expected: desc.size,
-                actual: got.size,
-            });
-        }
-        Ok(())
+        super::check_blob(src, desc, result)
+            .map(|_| ())
+            .inspect_err(|_| {
+                let _ = fs::remove_file(tmp);
+            })
     }
 
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<()> {

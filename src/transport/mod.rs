@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 pub use registry::auth::Credentials;
 
+use crate::engine::{BlobDigests, EngineError};
 use crate::error::{Error, Result};
 use crate::model::{Descriptor, Digest, Location, Reference};
 
@@ -175,6 +176,38 @@ pub fn read_json_blob(src: &dyn Source, desc: &Descriptor, what: &'static str) -
         })?;
     verify_bytes(&reference, desc, &bytes)?;
     Ok(bytes)
+}
+
+/// Checks what the engine computed while reading a blob of `src` against its descriptor; an
+/// engine failure (a read error, a corrupt stream) becomes an error naming the blob.
+pub fn check_blob(
+    src: &dyn Source,
+    desc: &Descriptor,
+    result: std::result::Result<BlobDigests, EngineError>,
+) -> Result<BlobDigests> {
+    let reference = src.reference().to_string();
+    let got = result.map_err(|source| Error::Blob {
+        reference: reference.clone(),
+        digest: desc.digest.clone(),
+        source,
+    })?;
+    if got.digest != desc.digest {
+        return Err(Error::DigestMismatch {
+            reference,
+            expected: desc.digest.clone(),
+            actual: got.digest,
+            size: got.size,
+        });
+    }
+    if got.size != desc.size {
+        return Err(Error::SizeMismatch {
+            reference,
+            digest: desc.digest.clone(),
+            expected: desc.size,
+            actual: got.size,
+        });
+    }
+    Ok(got)
 }
 
 /// Checks size and digest of bytes read for `desc`.

@@ -157,43 +157,16 @@ impl Staging {
 }
 
 /// The engine's verdict on a copied blob, turned into the crate's errors naming the source.
+/// The digest check of a staged blob; a failed one removes the temp file.
 fn check(
     src: &dyn Source,
     desc: &Descriptor,
     tmp: &Path,
     result: std::result::Result<BlobDigests, EngineError>,
 ) -> Result<BlobDigests> {
-    let fail = |e: Error| {
+    super::check_blob(src, desc, result).inspect_err(|_| {
         let _ = fs::remove_file(tmp);
-        Err(e)
-    };
-    let got = match result {
-        Ok(got) => got,
-        Err(source) => {
-            return fail(Error::Blob {
-                reference: src.reference().to_string(),
-                digest: desc.digest.clone(),
-                source,
-            })
-        }
-    };
-    if got.digest != desc.digest {
-        return fail(Error::DigestMismatch {
-            reference: src.reference().to_string(),
-            expected: desc.digest.clone(),
-            actual: got.digest,
-            size: got.size,
-        });
-    }
-    if got.size != desc.size {
-        return fail(Error::SizeMismatch {
-            reference: src.reference().to_string(),
-            digest: desc.digest.clone(),
-            expected: desc.size,
-            actual: got.size,
-        });
-    }
-    Ok(got)
+    })
 }
 
 /// Hashes what passes through it.
