@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use super::progress::Bar;
 use super::{exit, human_bytes, print_json};
 use ocipatch::layer::LayerCompression;
 use ocipatch::model::Reference;
@@ -64,7 +65,7 @@ fn source_date_epoch() -> anyhow::Result<Option<i64>> {
 }
 
 pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
-    let report = ops::append(&AppendOptions {
+    let opts = AppendOptions {
         image: args.image,
         dest: args.dest,
         layer: args.layer,
@@ -79,7 +80,8 @@ pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
         source_date_epoch: source_date_epoch()?,
         dry_run: args.dry_run,
         registry: args.registry.options(),
-    })?;
+    };
+    let report = ops::append(&opts, &Bar::new(args.quiet))?;
     if args.json {
         print_json(&report)?;
     } else {

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
+use super::progress::Bar;
 use super::{exit, human_bytes, print_json};
 use ocipatch::model::Reference;
 use ocipatch::ops::{self, rebase::SafetyScan, RebaseOptions, RebaseReport};
@@ -120,7 +121,7 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
 }
 
 fn single(args: &RebaseArgs, opts: &RebaseOptions) -> anyhow::Result<i32> {
-    let report = ops::rebase(opts)?;
+    let report = ops::rebase(opts, &Bar::new(args.quiet))?;
     if args.json {
         print_json(&report)?;
     } else {

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::layers::scan_layers;
 use super::load::{load, Image, Loaded};
+use super::progress::Progress;
 use super::write::{write_image, BlobCopy, BlobStats};
 use crate::error::{Error, Result};
 use crate::layer::{build_layer, BuildOptions, LayerCompression, LayerInput, Tree};
@@ -86,7 +87,7 @@ fn lower_tree(src: &dyn Source, image: &Image) -> Result<Tree> {
     Ok(tree)
 }
 
-pub fn append(opts: &AppendOptions) -> Result<AppendReport> {
+pub fn append(opts: &AppendOptions, progress: &dyn Progress) -> Result<AppendReport> {
     let src = open_source(&opts.image, &opts.registry)?;
     let root = src.root()?;
     let loaded = load(src.as_ref(), &root)?;
@@ -245,7 +246,8 @@ pub fn append(opts: &AppendOptions) -> Result<AppendReport> {
         if let Some(ip) = &index {
             json.push((&ip.descriptor, &ip.bytes));
         }
-        write_image(sink.as_ref(), copies, &json, &root_out, None).inspect_err(|_| sink.abort())?
+        write_image(sink.as_ref(), copies, &json, &root_out, None, progress)
+            .inspect_err(|_| sink.abort())?
     };
 
     Ok(AppendReport {

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::load::{load, Entry, Image, Loaded};
+use super::progress::{Progress, Silent};
 use super::safety::{self, SafetyReport};
 use super::write::{write_image, BlobCopy, BlobStats, SharedCopies};
 use crate::engine;
@@ -305,6 +306,7 @@ fn write(
     image_src: &dyn Source,
     new_src: &dyn Source,
     shared: Option<(&SharedCopies, &HashSet<Digest>)>,
+    progress: &dyn Progress,
 ) -> Result<BlobStats> {
     let copies = planned
         .plans
@@ -329,7 +331,14 @@ fn write(
     if let Some(ip) = &planned.index {
         json.push((&ip.descriptor, &ip.bytes));
     }
-    write_image(sink, copies, &json, &planned.root, shared.map(|(s, _)| s))
+    write_image(
+        sink,
+        copies,
+        &json,
+        &planned.root,
+        shared.map(|(s, _)| s),
+        progress,
+    )
 }
 
 fn scan_safety(opts: &RebaseOptions, image_src: &dyn Source, new_src: &dyn Source) -> bool {
@@ -369,10 +378,10 @@ fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
     }
 }
 
-/// Rebases one image.
-pub fn rebase(opts: &RebaseOptions) -> Result<RebaseReport> {
+/// Rebases one image; `progress` hears about the blobs copied.
+pub fn rebase(opts: &RebaseOptions, progress: &dyn Progress) -> Result<RebaseReport> {
     let bases = Bases::open(&opts.onto, opts.from.as_ref(), &opts.registry)?;
-    rebase_on(opts, &bases, None)
+    rebase_on(opts, &bases, None, progress)
 }
 
 /// Rebases many images onto the same bases in one run (`opts.image`/`opts.dest` are replaced
@@ -400,7 +409,8 @@ pub fn rebase_fleet(
                 dest: dest.clone(),
                 ..opts.clone()
             };
-            rebase_on(&job, &bases, Some((&shared, &verified)))
+            // Images run in parallel: one byte counter would mix them; the summary says it all.
+            rebase_on(&job, &bases, Some((&shared, &verified)), &Silent)
         })
         .collect())
 }
@@ -409,6 +419,7 @@ fn rebase_on(
     opts: &RebaseOptions,
     bases: &Bases,
     shared: Option<(&SharedCopies, &HashSet<Digest>)>,
+    progress: &dyn Progress,
 ) -> Result<RebaseReport> {
     let image_src = open_source(&opts.image, &opts.registry)?;
     let planned = plan_all(opts, image_src.as_ref(), bases)?;
@@ -426,6 +437,7 @@ fn rebase_on(
             image_src.as_ref(),
             bases.new_src.as_ref(),
             shared,
+            progress,
         )
         .inspect_err(|_| sink.abort())?
     };

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 
+use super::progress::Progress;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::model::{Descriptor, Digest};
@@ -88,21 +89,28 @@ pub fn write_image(
     json: &[(&Descriptor, &[u8])],
     root: &Descriptor,
     shared: Option<&SharedCopies>,
+    progress: &dyn Progress,
 ) -> Result<BlobStats> {
     let mut seen = HashSet::new();
     let copies: Vec<BlobCopy> = copies
         .into_iter()
         .filter(|c| seen.insert(c.descriptor.digest.clone()))
         .collect();
-    // Biggest first, so the cores finish together.
+    // Biggest first, so the cores finish together. Progress advances a blob at a time.
+    progress.start(copies.iter().map(|c| c.descriptor.size).sum());
     let outcomes: Vec<Result<CopyOutcome>> = engine::map_biggest_first(
         &copies,
         |c| c.descriptor.size,
-        |c| match shared {
-            Some(shared) => shared.copy(sink, c),
-            None => copy_one(sink, c),
+        |c| {
+            let outcome = match shared {
+                Some(shared) => shared.copy(sink, c),
+                None => copy_one(sink, c),
+            };
+            progress.advance(c.descriptor.size);
+            outcome
         },
     );
+    progress.finish();
     let mut stats = BlobStats::default();
     for (c, outcome) in copies.iter().zip(outcomes) {
         match outcome? {
