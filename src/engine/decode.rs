@@ -5,11 +5,13 @@ use std::io::{self, BufRead, Read};
 use super::source::classify;
 use super::{Compression, EngineError};
 
-/// A decoder reading straight from `src` (no second input buffer, no copy).
+/// A decoder reading straight from `src` (no second input buffer, no copy). The one place
+/// that knows how each layer compression is decoded: the engine's passes, the layer header
+/// scan and the docker-archive writer all read through it.
 ///
 /// Gzip uses multi-member semantics: concatenated members are one legal gzip stream (pigz and
 /// some registries write them). Zstd likewise accepts concatenated frames, as `zstd -d` does.
-pub(crate) fn decoder<'a, B: BufRead + 'a>(
+pub fn decoder<'a, B: BufRead + 'a>(
     compression: Compression,
     src: B,
 ) -> Result<Box<dyn Read + 'a>, EngineError> {

@@ -22,6 +22,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
+pub use decode::decoder;
 pub use parallel::{digest_files_parallel, map_biggest_first};
 
 use crate::model::Digest;

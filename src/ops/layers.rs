@@ -5,38 +5,24 @@ use std::io::Read;
 
 use rayon::prelude::*;
 
-use crate::engine::Compression;
+use crate::engine::{self, Compression};
 use crate::error::{Error, Result};
 use crate::layer::{scan_headers, EntryInfo};
 use crate::model::{media, Descriptor};
 use crate::transport::Source;
 
 /// The layer's uncompressed tar stream. Digests are not checked here (verify does that).
-pub fn open_tar<'a>(src: &'a dyn Source, desc: &Descriptor) -> Result<Box<dyn Read + Send + 'a>> {
-    let blob = src.open_blob(&desc.digest)?;
-    let blob = std::io::BufReader::with_capacity(1 << 20, blob);
-    Ok(match Compression::from_media_type(&desc.media_type) {
-        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(blob)),
-        Some(Compression::Zstd) => {
-            Box::new(
-                zstd::Decoder::with_buffer(blob).map_err(|e| Error::InvalidBlob {
-                    reference: src.reference().to_string(),
-                    what: "layer",
-                    digest: desc.digest.clone(),
-                    reason: format!("zstd: {e}"),
-                })?,
-            )
-        }
-        Some(Compression::None) => Box::new(blob),
-        None => {
-            return Err(Error::InvalidBlob {
-                reference: src.reference().to_string(),
-                what: "layer",
-                digest: desc.digest.clone(),
-                reason: format!("unknown layer media type {}", desc.media_type),
-            })
-        }
-    })
+pub fn open_tar<'a>(src: &'a dyn Source, desc: &Descriptor) -> Result<Box<dyn Read + 'a>> {
+    let invalid = |reason: String| Error::InvalidBlob {
+        reference: src.reference().to_string(),
+        what: "layer",
+        digest: desc.digest.clone(),
+        reason,
+    };
+    let compression = Compression::from_media_type(&desc.media_type)
+        .ok_or_else(|| invalid(format!("unknown layer media type {}", desc.media_type)))?;
+    let blob = std::io::BufReader::with_capacity(1 << 20, src.open_blob(&desc.digest)?);
+    engine::decoder(compression, blob).map_err(|e| invalid(e.to_string()))
 }
 
 /// The tar headers of each layer, in order, read in parallel (contents are skipped). A foreign

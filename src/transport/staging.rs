@@ -198,17 +198,8 @@ fn decompress_to_file(
         hash: Sha256::new(),
         size: 0,
     };
-    let (name, mut decoder): (&'static str, Box<dyn Read + '_>) = match compression {
-        Compression::Gzip => (
-            "gzip",
-            Box::new(flate2::read::MultiGzDecoder::new(&mut compressed)),
-        ),
-        Compression::Zstd => (
-            "zstd",
-            Box::new(zstd::Decoder::new(&mut compressed).map_err(EngineError::Read)?),
-        ),
-        Compression::None => ("plain", Box::new(&mut compressed)),
-    };
+    let name = compression.name();
+    let mut decoder = engine::decoder(compression, io::BufReader::new(&mut compressed))?;
     let f = File::create(dest).map_err(EngineError::Write)?;
     let mut out = io::BufWriter::with_capacity(1 << 20, f);
     let mut diff = Sha256::new();
