@@ -191,42 +191,31 @@ pub fn check_blob(
         digest: desc.digest.clone(),
         source,
     })?;
-    if got.digest != desc.digest {
-        return Err(Error::DigestMismatch {
-            reference,
-            expected: desc.digest.clone(),
-            actual: got.digest,
-            size: got.size,
-        });
-    }
-    if got.size != desc.size {
-        return Err(Error::SizeMismatch {
-            reference,
-            digest: desc.digest.clone(),
-            expected: desc.size,
-            actual: got.size,
-        });
-    }
+    compare(&reference, desc, &got.digest, got.size)?;
     Ok(got)
 }
 
 /// Checks size and digest of bytes read for `desc`.
 pub fn verify_bytes(reference: &str, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
-    let actual = Digest::of(bytes);
-    if actual != desc.digest {
+    compare(reference, desc, &Digest::of(bytes), bytes.len() as u64)
+}
+
+/// The digest first: a blob with the right digest and the wrong size means the descriptor lies.
+fn compare(reference: &str, desc: &Descriptor, digest: &Digest, size: u64) -> Result<()> {
+    if digest != &desc.digest {
         return Err(Error::DigestMismatch {
             reference: reference.to_string(),
             expected: desc.digest.clone(),
-            actual,
-            size: bytes.len() as u64,
+            actual: digest.clone(),
+            size,
         });
     }
-    if bytes.len() as u64 != desc.size {
+    if size != desc.size {
         return Err(Error::SizeMismatch {
             reference: reference.to_string(),
             digest: desc.digest.clone(),
             expected: desc.size,
-            actual: bytes.len() as u64,
+            actual: size,
         });
     }
     Ok(())
