@@ -49,7 +49,7 @@ SEP
 cat >"$fleet_dir/fleet.sh" <<FLEET
 set -e
 "$bin" rebase --from "oci:$fleet_dir/images:base-v1" --onto "oci:$fleet_dir/images:base-v2" \\
-    -o "oci:$fleet_dir/out-fleet/{n}:app" -q ${refs[*]} >/dev/null
+    -o "oci:$fleet_dir/out-fleet/{index}:app" -q ${refs[*]} >/dev/null
 FLEET
 
 hyperfine --runs "$runs" --export-json "$fleet_dir/times.json" \

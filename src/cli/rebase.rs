@@ -27,8 +27,8 @@ pub struct RebaseArgs {
     #[arg(long, value_name = "OLD_BASE")]
     pub from: Option<Reference>,
     /// Where to write the rebased image. For a fleet, a pattern: {name} (layout directory,
-    /// archive or repository name), {tag}, {repo} (repository path) and {n} (position) are
-    /// replaced per image, e.g. oci:rebased:{name}-{tag}
+    /// archive or repository name), {tag}, {repo} (repository path) and {index} (position,
+    /// from 1) are replaced per image, e.g. oci:rebased:{name}-{tag}
     #[arg(short = 'o', long = "output", value_name = "DEST")]
     pub dest: String,
     /// Value for the org.opencontainers.image.base.name annotation (default: NEW_BASE as written)
@@ -80,7 +80,7 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
     for (img, dest) in &jobs {
         if let Some(other) = seen.insert(dest.to_string(), img.to_string()) {
             anyhow::bail!(
-                "{other} and {img} would both be written to {dest}; use {{name}}, {{tag}} or {{n}} in -o"
+                "{other} and {img} would both be written to {dest}; use {{name}}, {{tag}} or {{index}} in -o"
             );
         }
     }

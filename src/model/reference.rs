@@ -187,8 +187,8 @@ impl Reference {
         }
     }
 
-    /// A destination from a fleet pattern: `{name}`, `{tag}`, `{repo}` and `{n}` (1-based
-    /// position) are replaced by this image's values; `{{`/`}}` are literal braces.
+    /// A destination from a fleet pattern: `{name}`, `{tag}`, `{repo}` and `{index}` (or `{n}`,
+    /// 1-based position) are replaced by this image's values; `{{`/`}}` are literal braces.
     pub fn expand(pattern: &str, image: &Reference, n: usize) -> Result<Reference, ReferenceError> {
         let mut out = String::new();
         let mut rest = pattern;
@@ -204,11 +204,12 @@ impl Reference {
                     "name" => image.name(),
                     "tag" => image.tag(),
                     "repo" => image.repo(),
-                    "n" => n.to_string(),
+                    // `{n}` is kept as a short alias (clap renders `{n}` as a line break in help).
+                    "index" | "n" => n.to_string(),
                     other => {
                         return Err(ReferenceError {
                             input: pattern.to_string(),
-                            reason: format!("unknown placeholder {{{other}}} (known: {{name}}, {{tag}}, {{repo}}, {{n}})"),
+                            reason: format!("unknown placeholder {{{other}}} (known: {{name}}, {{tag}}, {{repo}}, {{index}})"),
                         })
                     }
                 };
@@ -495,7 +496,7 @@ mod tests {
         let img = Reference::parse("docker://reg.io/team/web:1.2").unwrap();
         let d = Reference::expand("oci:out/{name}:{tag}-rebased", &img, 3).unwrap();
         assert_eq!(d.to_string(), "oci:out/web:1.2-rebased");
-        let d = Reference::expand("docker://reg.io/{repo}:{tag}-{n}", &img, 3).unwrap();
+        let d = Reference::expand("docker://reg.io/{repo}:{tag}-{index}", &img, 3).unwrap();
         assert_eq!(d.to_string(), "docker://reg.io/team/web:1.2-3");
         let img = Reference::parse("oci:/srv/images/api:v7").unwrap();
         assert_eq!(
