@@ -44,9 +44,10 @@ declare -A pkg_of=(
 	[pigz]=pigz
 	[time]=time
 	[htpasswd]=apache2-utils
+	[openssl]=openssl
 )
 missing=()
-for tool in skopeo umoci oci-image-tool docker-registry pigz time htpasswd; do
+for tool in skopeo umoci oci-image-tool docker-registry pigz time htpasswd openssl; do
 	# type -P: a file on PATH (bash's `time` keyword does not count)
 	if ! type -P "$tool" >/dev/null; then
 		missing+=("${pkg_of[$tool]}")

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use fake::{FakeServer, Reply};
-use registry::{free_port, Auth, Registry};
+use registry::{free_port, Auth, Registry, TestCa};
 use serde_json::Value;
 
 const NO_TLS: &str = "--tls-verify=false";
@@ -479,6 +479,56 @@ fn unknown_host_and_refused_connection_fail_fast_naming_the_reference() {
         start.elapsed()
     );
     assert!(!out.exists());
+}
+
+#[test]
+fn verified_tls_with_a_private_ca_from_the_trust_store() {
+    let fx = Fixture::new();
+    let ca = TestCa::create(fx.dir.path());
+    let reg = Registry::start_tls(&ca);
+    push_fixture(&fx, &reg, "oci");
+    let ca_env = |c: &mut std::process::Command| {
+        // what `update-ca-certificates` would give every client; rustls reads it via the
+        // platform verifier (SSL_CERT_FILE is the standard override)
+        c.env("SSL_CERT_FILE", &ca.ca_cert);
+    };
+    // HTTPS, verified, no --tls-verify=false: registry to registry, and into a layout
+    let mut c = ocipatch();
+    ca_env(&mut c);
+    let out = fx.path("out");
+    run_ok(c.args([
+        "rebase",
+        &reg.docker("team/app:1"),
+        "--from",
+        &reg.docker("lib/base:v1"),
+        "--onto",
+        &reg.docker("lib/base:v2"),
+        "-o",
+        &reg.docker("team/app:tls"),
+    ]));
+    let mut c = ocipatch();
+    ca_env(&mut c);
+    run_ok(c.args(["verify", &reg.docker("team/app:tls")]));
+    let mut c = ocipatch();
+    ca_env(&mut c);
+    run_ok(c.args([
+        "rebase",
+        &reg.docker("team/app:tls"),
+        "--onto",
+        &reg.docker("lib/base:v2"),
+        "-o",
+        &oci_ref(&out, "app"),
+    ]));
+    // without the CA the certificate is refused, and the error says what to do
+    let mut c = ocipatch();
+    c.env("SSL_CERT_FILE", fx.path("no-such-ca.pem"));
+    let err = fails_with(c.args(["inspect", &reg.docker("team/app:tls")]));
+    assert!(
+        err.contains(&reg.docker("team/app:tls")) && err.contains("--tls-verify=false"),
+        "{err}"
+    );
+    // and --tls-verify=false accepts it unverified
+    run_ok(ocipatch().args(["inspect", NO_TLS, &reg.docker("team/app:tls")]));
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Tools these tests drive; a missing one fails the test (never a skip).
-pub const REGISTRY_TOOLS: &[&str] = &["docker-registry", "skopeo", "htpasswd", "umoci"];
+pub const REGISTRY_TOOLS: &[&str] = &["docker-registry", "skopeo", "htpasswd", "umoci", "openssl"];
 
 pub struct Registry {
     child: Child,
@@ -33,8 +33,95 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A private CA and a server certificate it signed for 127.0.0.1, made with openssl.
+pub struct TestCa {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl TestCa {
+    pub fn create(dir: &std::path::Path) -> TestCa {
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ocipatch test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        TestCa {
+            ca_cert: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        }
+    }
+}
+
 impl Registry {
+    /// A registry serving HTTPS with a certificate from `ca`.
+    pub fn start_tls(ca: &TestCa) -> Registry {
+        Registry::start_with(None, Some(ca))
+    }
+
     pub fn start(auth: Option<Auth<'_>>) -> Registry {
+        Registry::start_with(auth, None)
+    }
+
+    fn start_with(auth: Option<Auth<'_>>, tls: Option<&TestCa>) -> Registry {
         super::common::require_tools(REGISTRY_TOOLS);
         let dir = tempfile::Builder::new()
             .prefix("ocipatch-registry.")
@@ -48,6 +135,13 @@ impl Registry {
              http:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
+        if let Some(ca) = tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                ca.server_cert.display(),
+                ca.server_key.display()
+            ));
+        }
         if let Some(a) = auth {
             let out = Command::new("htpasswd")
                 .args(["-Bbn", a.user, a.password])

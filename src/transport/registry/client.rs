@@ -160,7 +160,10 @@ impl Client {
             )
             .map_err(fail)?,
         };
+        // The system's trust store (as skopeo and docker use), so registries signed by a
+        // private CA the machine trusts work; SSL_CERT_FILE / SSL_CERT_DIR are honoured.
         let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
             .disable_verification(!opts.tls_verify)
             .build();
         let agent: ureq::Agent = ureq::Agent::config_builder()
