@@ -45,9 +45,10 @@ declare -A pkg_of=(
 	[time]=time
 	[htpasswd]=apache2-utils
 	[openssl]=openssl
+	[buildah]=buildah
 )
 missing=()
-for tool in skopeo umoci oci-image-tool docker-registry pigz time htpasswd openssl; do
+for tool in skopeo umoci oci-image-tool docker-registry pigz time htpasswd openssl buildah; do
 	# type -P: a file on PATH (bash's `time` keyword does not count)
 	if ! type -P "$tool" >/dev/null; then
 		missing+=("${pkg_of[$tool]}")
