@@ -5,8 +5,8 @@
 # Usage: scripts/test.sh [--release]
 #   --release   also build the release binary (LTO; slow on small machines)
 #
-# The interop tests drive real clients: skopeo, umoci, oci-image-tool, docker-registry and
-# htpasswd (plus pigz and GNU time for the tools' wider use). As root, missing ones are installed with
+# The interop tests drive real clients: skopeo, umoci, oci-image-tool, buildah, docker-registry and
+# htpasswd, openssl (plus pigz and GNU time for the benchmarks). As root, missing ones are installed with
 # apt-get; otherwise the script stops and says what to install. The interop tests must run
 # as root (umoci unpack of files owned by other uids).
 set -euo pipefail
