@@ -203,7 +203,13 @@ impl Bases {
     }
 }
 
-fn plan_all(opts: &RebaseOptions, image_src: &dyn Source, bases: &Bases) -> Result<Planned> {
+/// `scan`: run the safety analysis for each image (decided once by `scan_safety`).
+fn plan_all(
+    opts: &RebaseOptions,
+    image_src: &dyn Source,
+    bases: &Bases,
+    scan: bool,
+) -> Result<Planned> {
     let image = load(image_src, &image_src.root()?)?;
     let (new_src, new_base, from) = (bases.new_src.as_ref(), &bases.new_base, &bases.from);
     let base_name = opts
@@ -231,7 +237,7 @@ fn plan_all(opts: &RebaseOptions, image_src: &dyn Source, bases: &Bases) -> Resu
                 opts.onto, opts.image
             ))
         })?;
-        if scan_safety(opts, image_src, new_src) {
+        if scan {
             let base_len = old.config.diff_ids.len().min(img.manifest.layers.len());
             safety.push(safety::analyze(
                 image_src, img, base_len, old, new_src, new,
@@ -422,7 +428,8 @@ fn rebase_on(
     progress: &dyn Progress,
 ) -> Result<RebaseReport> {
     let image_src = open_source(&opts.image, &opts.registry)?;
-    let planned = plan_all(opts, image_src.as_ref(), bases)?;
+    let scan = scan_safety(opts, image_src.as_ref(), bases.new_src.as_ref());
+    let planned = plan_all(opts, image_src.as_ref(), bases, scan)?;
     if opts.strict {
         refuse_unsafe(opts, &planned.safety)?;
     }
@@ -474,11 +481,8 @@ fn rebase_on(
         digest: planned.root.digest.clone(),
         unchanged: planned.root.digest == planned.image.descriptor().digest,
         platforms,
-        safety: scan_safety(opts, image_src.as_ref(), bases.new_src.as_ref())
-            .then(|| planned.safety.clone()),
-        safety_skipped: (opts.safety == SafetyScan::Auto
-            && !scan_safety(opts, image_src.as_ref(), bases.new_src.as_ref()))
-        .then(|| {
+        safety: scan.then(|| planned.safety.clone()),
+        safety_skipped: (opts.safety == SafetyScan::Auto && !scan).then(|| {
             "the image or the new base is in a registry, and scanning layer headers would download every layer; pass --safety to scan".to_string()
         }),
         dropped,

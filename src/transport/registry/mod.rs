@@ -88,19 +88,28 @@ impl RegistrySource {
         })
     }
 
-    /// GET a manifest by tag or digest; checks the bytes against the digest asked for.
-    /// `Ok(Err(answer))`: the registry does not have it (404, and what it said).
-    fn fetch_manifest(&self, selector: &Selector) -> Result<Fetched> {
+    /// `METHOD /v2/REPO/manifests/REFERENCE`, accepting every manifest and index type.
+    fn manifest_request(
+        &self,
+        method: Method,
+        reference: &str,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let url = self
             .client
-            .url(&self.repository, &format!("manifests/{selector}"));
-        let resp = self.client.send(
-            Method::GET,
+            .url(&self.repository, &format!("manifests/{reference}"));
+        self.client.send(
+            method,
             &url,
             &[("accept", MANIFEST_ACCEPT)],
             Body::Empty,
             &self.scopes,
-        )?;
+        )
+    }
+
+    /// GET a manifest by tag or digest; checks the bytes against the digest asked for.
+    /// `Ok(Err(answer))`: the registry does not have it (404, and what it said).
+    fn fetch_manifest(&self, selector: &Selector) -> Result<Fetched> {
+        let resp = self.manifest_request(Method::GET, &selector.to_string())?;
         let what = match selector {
             Selector::Tag(t) => format!("tag {t:?}"),
             Selector::Digest(d) => format!("manifest {d}"),
@@ -255,16 +264,7 @@ impl Source for RegistrySource {
     }
 
     fn descriptor_for_digest(&self, digest: &Digest) -> Result<Option<Descriptor>> {
-        let url = self
-            .client
-            .url(&self.repository, &format!("manifests/{digest}"));
-        let resp = self.client.send(
-            Method::HEAD,
-            &url,
-            &[("accept", MANIFEST_ACCEPT)],
-            Body::Empty,
-            &self.scopes,
-        )?;
+        let resp = self.manifest_request(Method::HEAD, &digest.to_string())?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
