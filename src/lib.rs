@@ -1,15 +1,86 @@
-//! ocipatch: a daemonless OCI image patcher.
+//! ocipatch: a daemonless OCI image patcher, as a library.
 //!
-//! Layers, top to bottom (arrows only point down): `ops` (one function per user operation) →
-//! `plan` (pure decisions), `engine` (parallel blob hashing and copying), `transport` (where
-//! images live) → `model` (references, digests, media types, descriptors). `layer` builds and
-//! reads layer tarballs. Nothing here prints; the binary in `main.rs`/`cli` does.
+//! When a base image is patched, every application image built on it keeps the old layers
+//! until it is rebuilt. ocipatch fixes that at the layer level, with no daemon and no build
+//! context: it **rebases** an application's own layers onto a new base, **appends** a
+//! reproducible patch layer, **verifies** every digest and diff ID, **inspects** layers and
+//! their base, and **checks** whether an image's base is outdated. The `ocipatch` binary is a
+//! thin command line over the functions below.
+//!
+//! # The one-page API
+//!
+//! | operation | function | options | report |
+//! | --- | --- | --- | --- |
+//! | rebase onto a new base | [`ops::rebase()`] (one image), [`ops::rebase_fleet`] (many) | [`ops::RebaseOptions`] | [`ops::RebaseReport`] |
+//! | append a layer | [`ops::append()`], [`ops::append::append_scratch`] (onto an empty image) | [`ops::AppendOptions`] | [`ops::AppendReport`] |
+//! | verify every blob | [`ops::verify()`] | [`transport::RegistryOptions`] | [`ops::VerifyReport`] |
+//! | inspect layers and base | [`ops::inspect()`] | an optional candidate base | [`ops::InspectReport`] |
+//! | is the base outdated? | [`ops::check()`] | an optional base | [`ops::CheckReport`] |
+//!
+//! Every operation takes [`model::Reference`]s in skopeo's syntax; the transport is chosen by
+//! the prefix, and any transport works for any argument:
+//!
+//! | reference | where the image is |
+//! | --- | --- |
+//! | `oci:DIR[:TAG]` | an OCI image layout directory |
+//! | `oci-archive:FILE[:TAG]` | a tar of an OCI layout |
+//! | `docker-archive:FILE[:NAME:TAG]` | what `docker save` writes |
+//! | `docker://HOST[:PORT]/REPO[:TAG\|@DIGEST]` | a registry (distribution API) |
+//!
+//! Reports are plain data (`serde::Serialize`; the CLI prints them with `--json`, see
+//! `docs/json.md`). Long operations take a [`ops::Progress`]; [`ops::Silent`] reports nothing.
+//! Errors are one [`Error`] enum whose messages name the reference, blob or file at fault.
+//! Nothing in the library prints.
+//!
+//! # Example: rebase, then verify
+//!
+//! ```
+//! use ocipatch::model::Reference;
+//! use ocipatch::ops::{self, rebase::SafetyScan, RebaseOptions};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let tmp = tempfile::tempdir()?;
+//! # let dest = format!("oci:{}:app", tmp.path().join("rebased").display());
+//! let opts = RebaseOptions {
+//!     image: Reference::parse("oci:testdata/images:app")?,
+//!     onto: Reference::parse("oci:testdata/images:base-v2")?,
+//!     from: None, // found via the image's base.digest annotation
+//!     dest: Reference::parse(&dest)?, // e.g. "oci:/tmp/rebased:app"
+//!     base_name: None,
+//!     dry_run: false,
+//!     safety: SafetyScan::Off,
+//!     strict: false,
+//!     registry: Default::default(),
+//!     package_db: Default::default(),
+//! };
+//! let report = ops::rebase(&opts, &ops::Silent)?;
+//! println!("{} -> {}", report.destination, report.digest);
+//! let check = ops::verify(&opts.dest, &Default::default(), &ops::Silent)?;
+//! assert!(check.problems.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Runnable versions are in `examples/` (`cargo run --example rebase_layouts`,
+//! `cargo run --example verify_registry -- docker://HOST/REPO:TAG`).
+//!
+//! # Layers of the code
+//!
+//! Arrows only point down: [`ops`] (one function per user operation) → [`plan`] (pure
+//! decisions), [`engine`] (parallel blob hashing and copying), [`transport`] (where images
+//! live), [`pkgdb`] (package databases) → [`model`] (references, digests, media types,
+//! descriptors). [`layer`] builds and reads layer tarballs.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cleanup;
 pub mod engine;
 pub mod error;
 pub mod layer;
 pub mod model;
 pub mod ops;
+pub mod pkgdb;
 pub mod plan;
 pub mod transport;
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::progress::Bar;
+use super::text::{errln, outln};
 use super::{exit, human_bytes, print_json};
 use ocipatch::layer::LayerCompression;
 use ocipatch::model::Reference;
@@ -16,10 +17,33 @@ pub enum CompressionArg {
     Zstd,
 }
 
+/// What `append` starts from.
+#[derive(Clone, Debug)]
+pub enum AppendBase {
+    /// An empty image (`scratch`).
+    Scratch,
+    /// An existing image.
+    Image(Reference),
+}
+
+fn parse_base(s: &str) -> Result<AppendBase, String> {
+    if s == ops::append::SCRATCH {
+        return Ok(AppendBase::Scratch);
+    }
+    Reference::parse(s)
+        .map(AppendBase::Image)
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Args, Debug)]
 pub struct AppendArgs {
-    /// The image to add a layer to (every platform of an index gets it)
-    pub image: Reference,
+    /// The image to add a layer to (every platform of an index gets it), or `scratch` to
+    /// start from an empty image (see --platform)
+    #[arg(value_parser = parse_base)]
+    pub image: AppendBase,
+    /// The platform of a `scratch` image: OS/ARCH[/VARIANT] (default linux/amd64)
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
     /// A directory whose contents become the layer, or a tar file (plain, gzip or zstd)
     #[arg(long, value_name = "PATH")]
     pub layer: PathBuf,
@@ -65,8 +89,20 @@ fn source_date_epoch() -> anyhow::Result<Option<i64>> {
 }
 
 pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
+    let (image, scratch) = match args.image {
+        AppendBase::Image(r) => {
+            if args.platform.is_some() {
+                anyhow::bail!(
+                    "--platform applies only to `append scratch`; an image keeps its own platforms"
+                );
+            }
+            (r, false)
+        }
+        // Not read by append_scratch; any reference fills the field.
+        AppendBase::Scratch => (args.dest.clone(), true),
+    };
     let opts = AppendOptions {
-        image: args.image,
+        image,
         dest: args.dest,
         layer: args.layer,
         deletes: args.delete,
@@ -81,12 +117,17 @@ pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
         dry_run: args.dry_run,
         registry: args.registry.options(),
     };
-    let report = ops::append(&opts, &Bar::new(args.quiet))?;
+    let report = if scratch {
+        let platform = args.platform.as_deref().unwrap_or("linux/amd64");
+        ops::append::append_scratch(platform, &opts, &Bar::new(args.quiet))?
+    } else {
+        ops::append(&opts, &Bar::new(args.quiet))?
+    };
     if args.json {
         print_json(&report)?;
     } else {
         if !args.quiet {
-            eprintln!(
+            errln!(
                 "{} layer {} ({}, diff ID {}) to {} [{}]",
                 if report.dry_run {
                     "Would append"
@@ -100,13 +141,14 @@ pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
                 report.platforms.join(", ")
             );
             if !report.dry_run {
-                eprintln!(
+                errln!(
                     "  written to {} ({})",
-                    report.destination, report.media_type
+                    report.destination,
+                    report.media_type
                 );
             }
         }
-        println!("{}", report.digest);
+        outln!("{}", report.digest);
     }
     Ok(exit::OK)
 }

@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use super::text::push_line;
 use super::{exit, human_bytes, print_json};
 use ocipatch::model::Reference;
 use ocipatch::ops::{self, inspect::Role, InspectReport};
@@ -32,21 +33,23 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
 }
 
 fn human(r: &InspectReport) -> String {
-    use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "{}  {}  {}", r.image, r.digest, r.media_type);
+    push_line!(s, "{}  {}  {}", r.image, r.digest, r.media_type);
     for p in &r.platforms {
-        let _ = writeln!(
+        s.push('\n');
+        push_line!(
             s,
-            "\n{}  manifest {}  ({})",
-            p.platform, p.manifest, p.media_type
+            "{}  manifest {}  ({})",
+            p.platform,
+            p.manifest,
+            p.media_type
         );
-        let _ = writeln!(s, "  config   {}", p.config);
+        push_line!(s, "  config   {}", p.config);
         if let Some(c) = &p.created {
-            let _ = writeln!(s, "  created  {c}");
+            push_line!(s, "  created  {c}");
         }
         if let Some(d) = &p.base_digest_annotation {
-            let _ = writeln!(
+            push_line!(
                 s,
                 "  base     {d}  {}",
                 p.base_name_annotation.as_deref().unwrap_or("")
@@ -54,36 +57,56 @@ fn human(r: &InspectReport) -> String {
         }
         match &p.base {
             Some(b) if b.matches => {
-                let _ = writeln!(
+                push_line!(
                     s,
                     "  base found via {}: {} ({} layer(s))",
-                    b.found_via, b.manifest, b.layers
+                    b.found_via,
+                    b.manifest,
+                    b.layers
                 );
             }
             Some(b) => {
-                let _ = writeln!(
+                push_line!(
                     s,
                     "  base found via {}: {}: the image is NOT built on it",
-                    b.found_via, b.manifest
+                    b.found_via,
+                    b.manifest
                 );
             }
             None => {}
         }
         if let Some(sr) = &p.rebase_safety {
-            let _ = writeln!(
+            let real = sr
+                .findings
+                .iter()
+                .filter(|f| f.class == ocipatch::layer::FindingClass::Real);
+            push_line!(
                 s,
                 "  rebase onto --base: {} safety finding(s){}",
-                sr.findings.len() + sr.platform_changes.len(),
+                real.clone().count() + sr.platform_changes.len(),
                 if sr.is_clean() { "" } else { ":" }
             );
+            for f in real {
+                push_line!(s, "    {}: {}", f.path, f.detail);
+            }
             for f in &sr.findings {
-                let _ = writeln!(s, "    {}: {}", f.path, f.detail);
+                let note = match f.class {
+                    ocipatch::layer::FindingClass::PackageDb => {
+                        "package database, reconciled by the rebase"
+                    }
+                    ocipatch::layer::FindingClass::Volatile => {
+                        "volatile state (logs, caches, locks)"
+                    }
+                    // Real, or a class newer than this code: listed above with the findings.
+                    _ => continue,
+                };
+                push_line!(s, "    note: {}: {note}", f.path);
             }
             for c in &sr.platform_changes {
-                let _ = writeln!(s, "    platform {c}");
+                push_line!(s, "    platform {c}");
             }
         }
-        let _ = writeln!(
+        push_line!(
             s,
             "  layers ({}, {}):",
             p.layers.len(),
@@ -94,9 +117,11 @@ fn human(r: &InspectReport) -> String {
                 Role::Base => "base",
                 Role::App => "app ",
                 Role::Unknown => "    ",
+                #[allow(unreachable_patterns)] // non-exhaustive: a role newer than this code
+                _ => "    ",
             };
             let kind = l.media_type.rsplit(['.', '+']).next().unwrap_or("");
-            let _ = writeln!(
+            push_line!(
                 s,
                 "  {i:>3} {role} {} {:>9} {kind:<6} {}",
                 l.digest.short(),
@@ -111,10 +136,11 @@ fn human(r: &InspectReport) -> String {
         }
     }
     for o in &r.other_entries {
-        let _ = writeln!(s, "\nother index entry: {o}");
+        s.push('\n');
+        push_line!(s, "other index entry: {o}");
     }
     for n in &r.notes {
-        let _ = writeln!(s, "note: {n}");
+        push_line!(s, "note: {n}");
     }
     s
 }

@@ -3,10 +3,13 @@
 
 pub mod append;
 pub mod check;
+pub mod generate;
+pub mod hints;
 pub mod inspect;
 pub mod progress;
 pub mod rebase;
 pub mod registry;
+pub mod text;
 pub mod verify;
 
 use clap::{Parser, Subcommand};
@@ -17,7 +20,9 @@ pub mod exit {
     pub const OK: i32 = 0;
     /// Any failure: bad input, a corrupt blob, an unreachable reference, a refused rebase.
     pub const ERROR: i32 = 1;
-    // 2: the command line itself was wrong (clap exits with it before we run).
+    /// The command line itself was wrong (clap exits with it before we run; [`super::Usage`]
+    /// errors found later exit with it too).
+    pub const USAGE: i32 = 2;
     /// `check`: the image's base is outdated.
     pub const OUTDATED: i32 = 3;
 }
@@ -48,6 +53,10 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Tell whether an image's base is outdated (exit 0: current, 3: outdated, 1: error)
     Check(check::CheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout
+    Completions(generate::CompletionsArgs),
+    /// Print the man page (roff) on stdout; view it with `ocipatch man | man -l -`
+    Man,
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -58,14 +67,59 @@ pub fn run(cli: Cli) -> i32 {
         Command::Verify(args) => verify::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man => generate::man(),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ocipatch: error: {e:#}");
-            exit::ERROR
+            eprintln!("ocipatch: error: {}", text::error_line(&e));
+            let usage = |cause: &(dyn std::error::Error + 'static)| {
+                cause.is::<Usage>()
+                    || matches!(
+                        cause.downcast_ref::<ocipatch::Error>(),
+                        Some(ocipatch::Error::Usage(_))
+                    )
+            };
+            if e.chain().any(usage) {
+                exit::USAGE
+            } else {
+                exit::ERROR
+            }
         }
     }
+}
+
+/// Prints a clap error (a usage error quotes the argument it refused, which may hold anything)
+/// with control characters escaped; help and version go out as clap writes them. Returns the
+/// exit code.
+pub fn clap_error(e: clap::Error) -> i32 {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return e.exit_code();
+    }
+    for line in e.render().to_string().lines() {
+        text::errln!("{line}");
+    }
+    e.exit_code()
+}
+
+/// A command line that cannot run as given, found after clap parsed it (a bad `-o` pattern, an
+/// empty `--images-from` list): exits with [`exit::USAGE`], like clap's own errors.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// `Err(Usage(...))` as an anyhow error.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(message.into()))
 }
 
 /// `12.3 MB`-style sizes for human output.
@@ -84,8 +138,26 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Prints a report as pretty JSON on stdout.
+/// The version of the `--json` reports' shape (docs/json.md, docs/schema/). Adding a field
+/// keeps it; renaming, removing or retyping one bumps it, so CI pipelines can tell.
+pub const JSON_SCHEMA_VERSION: &str = "1";
+
+/// A report as the JSON object `--json` prints: `schemaVersion` first, then the report's own
+/// fields in their declared order.
+pub fn json_report<T: serde::Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
+    let fields = match serde_json::to_value(value)? {
+        serde_json::Value::Object(map) => map,
+        other => anyhow::bail!("a --json report must be an object, not {other}"),
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("schemaVersion".into(), JSON_SCHEMA_VERSION.into());
+    out.extend(fields);
+    Ok(serde_json::Value::Object(out))
+}
+
+/// Prints a report as pretty JSON on stdout, with its `schemaVersion` (serde escapes control
+/// characters).
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    println!("{}", serde_json::to_string_pretty(&json_report(value)?)?);
     Ok(())
 }

@@ -8,9 +8,12 @@ use clap::Args;
 use serde::Serialize;
 
 use super::progress::Bar;
-use super::{exit, human_bytes, print_json};
-use ocipatch::model::Reference;
+use super::text::{errln, outln, push_line};
+use super::{exit, human_bytes, print_json, usage};
+use ocipatch::layer::FindingClass;
+use ocipatch::model::{Reference, Shard};
 use ocipatch::ops::{self, rebase::SafetyScan, RebaseOptions, RebaseReport};
+use ocipatch::pkgdb::{DbAction, PackageDbReport};
 
 #[derive(Args, Debug)]
 pub struct RebaseArgs {
@@ -49,20 +52,41 @@ pub struct RebaseArgs {
     /// unless the image or new base is in a registry, where it downloads every layer)
     #[arg(long)]
     pub safety: bool,
+    /// Do not reconcile package databases (dpkg status, apt extended_states, apk installed and
+    /// world) that the application's layers carry: scanners will then see the application's
+    /// stale copy with the old base's package versions
+    #[arg(long)]
+    pub no_package_db: bool,
+    /// Where to cache what each layer holds of the package databases, by layer digest
+    /// (default: $XDG_CACHE_HOME/ocipatch or ~/.cache/ocipatch)
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// No summary on stderr
     #[arg(short, long)]
     pub quiet: bool,
+    /// Fleet: take only the I-th of N parts of the image list (I from 0), by a hash of each
+    /// image's canonical reference: N processes given the same list rebase every image once
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Fleet: images in flight at once when a registry is involved
+    #[arg(long, value_name = "N", default_value_t = ops::fleet::DEFAULT_JOBS as u16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: u16,
     #[command(flatten)]
     pub registry: super::registry::RegistryArgs,
 }
 
-fn read_images_file(path: &PathBuf) -> anyhow::Result<Vec<Reference>> {
+/// The references listed in `path`. A line that is not a reference is a usage error, like a bad
+/// reference on the command line itself.
+pub(super) fn read_images_file(path: &PathBuf) -> anyhow::Result<Vec<Reference>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     text.lines()
         .enumerate()
         .map(|(i, l)| (i, l.trim()))
         .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-        .map(|(i, l)| Reference::parse(l).with_context(|| format!("{}:{}", path.display(), i + 1)))
+        .map(|(i, l)| {
+            Reference::parse(l).map_err(|e| usage(format!("{}:{}: {e}", path.display(), i + 1)))
+        })
         .collect()
 }
 
@@ -71,32 +95,32 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
     if let Some(file) = &args.images_from {
         images.extend(read_images_file(file)?);
     }
+    if images.is_empty() {
+        let file = args
+            .images_from
+            .as_deref()
+            .unwrap_or(std::path::Path::new("-"));
+        return Err(usage(format!(
+            "--images-from {}: the file lists no image",
+            file.display()
+        )));
+    }
+    // {index} is the position in the whole list, so a shard writes where one run would.
     let jobs = images
         .iter()
         .enumerate()
-        .map(|(i, img)| Ok((img.clone(), Reference::expand(&args.dest, img, i + 1)?)))
+        .map(|(i, img)| {
+            let dest =
+                Reference::expand(&args.dest, img, i + 1).map_err(|e| usage(format!("-o: {e}")))?;
+            Ok((img.clone(), dest))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut seen = std::collections::HashMap::new();
-    for (img, dest) in &jobs {
-        if let Some(other) = seen.insert(dest.to_string(), img.to_string()) {
-            anyhow::bail!(
-                "{other} and {img} would both be written to {dest}; use {{name}}, {{tag}} or {{index}} in -o"
-            );
-        }
-    }
-    // An archive is rewritten whole by each writer: two images into one archive would race.
-    let mut archives = std::collections::HashMap::new();
-    for (img, dest) in &jobs {
-        if matches!(dest.transport(), "oci-archive" | "docker-archive") {
-            if let Some(other) = archives.insert(dest.place(), img.to_string()) {
-                anyhow::bail!(
-                    "{other} and {img} would both be written into the archive {}; a fleet writes one image per archive (use {{name}} in the file name, or an oci: layout)",
-                    dest.place()
-                );
-            }
-        }
-    }
-    let (image, dest) = jobs[0].clone();
+    let jobs = ops::fleet::select(jobs, args.shard, |(img, _)| img);
+    ops::fleet::check_destinations(&jobs)?;
+    let Some((image, dest)) = jobs.first().cloned() else {
+        // A shard that holds none of the images: an empty, successful run.
+        return fleet(&args, &placeholder_options(&args)?, &[]);
+    };
     let opts = RebaseOptions {
         image,
         onto: args.onto.clone(),
@@ -113,8 +137,20 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
             SafetyScan::Off
         },
         strict: args.strict,
+        package_db: ops::pkgdb::PackageDbOptions {
+            enabled: !args.no_package_db,
+            cache_dir: args
+                .cache_dir
+                .clone()
+                .or_else(ops::pkgdb::default_cache_dir),
+        },
     };
-    if jobs.len() == 1 && args.images_from.is_none() {
+    if args.no_package_db && !args.quiet {
+        eprintln!(
+            "ocipatch: warning: --no-package-db: package databases the application carries are left as they are; scanners will report the old base's package versions"
+        );
+    }
+    if jobs.len() == 1 && args.images_from.is_none() && args.shard.is_none() {
         return single(&args, &opts);
     }
     fleet(&args, &opts, &jobs)
@@ -122,21 +158,67 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
 
 fn single(args: &RebaseArgs, opts: &RebaseOptions) -> anyhow::Result<i32> {
     let report = ops::rebase(opts, &Bar::new(args.quiet))?;
+    let warnings = super::hints::wrong_base_warnings(&report);
+    if !args.quiet {
+        for w in &warnings {
+            eprintln!("ocipatch: warning: {w}");
+        }
+    }
     if args.json {
-        print_json(&report)?;
+        let mut json = super::json_report(&report)?;
+        if !warnings.is_empty() {
+            json["warnings"] = serde_json::json!(warnings);
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         if !args.quiet {
             eprint!("{}", summary(&report));
+            if !report.dry_run {
+                let note = super::hints::docker_archive_note(&opts.dest, &opts.registry);
+                note.iter().for_each(|n| eprintln!("{n}"));
+            }
         }
-        println!("{}", report.digest);
+        outln!("{}", report.digest);
     }
     Ok(exit::OK)
+}
+
+/// Options for a run with no image to rebase (an empty shard): never used to rebase.
+fn placeholder_options(args: &RebaseArgs) -> anyhow::Result<RebaseOptions> {
+    Ok(RebaseOptions {
+        image: args.onto.clone(),
+        onto: args.onto.clone(),
+        from: args.from.clone(),
+        dest: args.onto.clone(),
+        base_name: None,
+        dry_run: true,
+        safety: SafetyScan::Off,
+        strict: false,
+        registry: args.registry.options(),
+        package_db: ops::pkgdb::PackageDbOptions {
+            enabled: false,
+            cache_dir: None,
+        },
+    })
+}
+
+#[derive(Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    /// Written (or, with --dry-run, planned).
+    Rebased,
+    /// The destination already held exactly the planned image; nothing written.
+    Unchanged,
+    Failed,
 }
 
 #[derive(Serialize)]
 struct FleetEntry {
     image: String,
     destination: String,
+    status: Status,
+    /// Registry requests this image sent.
+    requests: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     report: Option<RebaseReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -146,7 +228,11 @@ struct FleetEntry {
 #[derive(Serialize)]
 struct FleetReport {
     rebased: usize,
+    unchanged: usize,
     failed: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<String>,
+    requests: ops::fleet::Requests,
     images: Vec<FleetEntry>,
 }
 
@@ -155,27 +241,40 @@ fn fleet(
     opts: &RebaseOptions,
     jobs: &[(Reference, Reference)],
 ) -> anyhow::Result<i32> {
-    let results = ops::rebase_fleet(opts, jobs)?;
+    let run = if jobs.is_empty() {
+        ops::rebase::FleetRun {
+            images: Vec::new(),
+            requests: Default::default(),
+        }
+    } else {
+        ops::rebase_fleet(opts, jobs, args.jobs.into())?
+    };
     let images: Vec<FleetEntry> = jobs
         .iter()
-        .zip(results)
+        .zip(run.images)
         .map(|((img, dest), r)| {
-            let (report, error) = match r {
-                Ok(r) => (Some(r), None),
-                Err(e) => (None, Some(e.to_string())),
+            let (status, report, error) = match r.result {
+                Ok(r) if r.up_to_date => (Status::Unchanged, Some(r), None),
+                Ok(r) => (Status::Rebased, Some(r), None),
+                Err(e) => (Status::Failed, None, Some(e.to_string())),
             };
             FleetEntry {
                 image: img.to_string(),
                 destination: dest.to_string(),
+                status,
+                requests: r.requests,
                 report,
                 error,
             }
         })
         .collect();
-    let failed = images.iter().filter(|e| e.error.is_some()).count();
+    let count = |s: Status| images.iter().filter(|e| e.status == s).count();
     let report = FleetReport {
-        rebased: images.len() - failed,
-        failed,
+        rebased: count(Status::Rebased),
+        unchanged: count(Status::Unchanged),
+        failed: count(Status::Failed),
+        shard: args.shard.map(|s| s.to_string()),
+        requests: run.requests,
         images,
     };
     if args.json {
@@ -185,31 +284,53 @@ fn fleet(
             report.images.iter().map(|e| f(e).len()).max().unwrap_or(0)
         };
         let (wi, wd) = (w(|e| &e.image).max(5), w(|e| &e.destination).max(11));
-        println!("{:wi$}  {:wd$}  RESULT", "IMAGE", "DESTINATION");
+        outln!("{:wi$}  {:wd$}  RESULT", "IMAGE", "DESTINATION");
         for e in &report.images {
             let result = match (&e.report, &e.error) {
                 (Some(r), _) if r.dry_run => format!("{} (dry run)", r.digest),
+                (Some(r), _) if r.up_to_date => format!("{} (unchanged)", r.digest),
                 (Some(r), _) => r.digest.to_string(),
                 (None, Some(err)) => format!("FAILED: {err}"),
                 (None, None) => unreachable!("an entry has a report or an error"),
             };
-            println!("{:wi$}  {:wd$}  {result}", e.image, e.destination);
-        }
-        if !args.quiet {
-            eprintln!("{} rebased, {} failed", report.rebased, report.failed);
+            outln!("{:wi$}  {:wd$}  {result}", e.image, e.destination);
         }
     }
-    Ok(if failed == 0 { exit::OK } else { exit::ERROR })
+    if !args.quiet {
+        let shard = args
+            .shard
+            .map(|s| format!(" (shard {s})"))
+            .unwrap_or_default();
+        errln!(
+            "{} rebased, {} unchanged, {} failed{shard}; {} registry requests ({} per image)",
+            report.rebased,
+            report.unchanged,
+            report.failed,
+            report.requests.total,
+            report.requests.per_image
+        );
+        for e in report.images.iter().filter(|e| e.status == Status::Failed) {
+            errln!(
+                "  failed: {}: {}",
+                e.image,
+                e.error.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    Ok(if report.failed == 0 {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
 }
 
 fn summary(r: &RebaseReport) -> String {
-    use std::fmt::Write;
     let mut s = String::new();
     let verb = if r.dry_run { "Would rebase" } else { "Rebased" };
-    let _ = writeln!(s, "{verb} {} onto {}", r.image, r.new_base);
-    let _ = writeln!(s, "  old base: {}", r.old_base);
+    push_line!(s, "{verb} {} onto {}", r.image, r.new_base);
+    push_line!(s, "  old base: {}", r.old_base);
     for p in &r.platforms {
-        let _ = writeln!(
+        push_line!(
             s,
             "  {}: {} base layer(s) removed, {} added, {} application layer(s) kept{}",
             p.platform,
@@ -219,33 +340,60 @@ fn summary(r: &RebaseReport) -> String {
             if p.unchanged { " (unchanged)" } else { "" }
         );
         for c in &p.config_changes {
-            let _ = writeln!(s, "    config {c}");
+            push_line!(s, "    config {c}");
         }
         for n in &p.notes {
-            let _ = writeln!(s, "    note: {n}");
+            push_line!(s, "    note: {n}");
+        }
+        if let Some(db) = &p.package_db {
+            package_summary(&mut s, db);
         }
     }
     for sr in r.safety.iter().flatten() {
         if sr.is_clean() {
-            let _ = writeln!(
+            push_line!(
                 s,
                 "  safety ({}): nothing the new base changed is hidden or removed under the app",
                 sr.platform
             );
         }
-        for f in &sr.findings {
-            let _ = writeln!(s, "  safety ({}): {}: {}", sr.platform, f.path, f.detail);
+        for f in sr.findings.iter().filter(|f| f.class == FindingClass::Real) {
+            push_line!(s, "  safety ({}): {}: {}", sr.platform, f.path, f.detail);
+        }
+        for f in sr
+            .findings
+            .iter()
+            .filter(|f| f.class == FindingClass::PackageDb)
+        {
+            push_line!(
+                s,
+                "  note ({}): {}: package database, reconciled",
+                sr.platform,
+                f.path
+            );
+        }
+        let volatile = sr
+            .findings
+            .iter()
+            .filter(|f| f.class == FindingClass::Volatile)
+            .count();
+        if volatile > 0 {
+            push_line!(
+                s,
+                "  info ({}): {volatile} finding(s) in volatile state (logs, caches, lock files), not a problem",
+                sr.platform
+            );
         }
         for c in &sr.platform_changes {
-            let _ = writeln!(s, "  safety ({}): platform {c}", sr.platform);
+            push_line!(s, "  safety ({}): platform {c}", sr.platform);
         }
     }
     for d in &r.dropped {
-        let _ = writeln!(s, "  dropped index entry {} ({})", d.digest, d.reason);
+        push_line!(s, "  dropped index entry {} ({})", d.digest, d.reason);
     }
     if !r.dry_run {
         let b = &r.blobs;
-        let _ = writeln!(
+        push_line!(
             s,
             "  blobs: {} copied, {} linked, {} mounted, {} already present, {} foreign; {} digest-checked",
             b.copied,
@@ -255,7 +403,76 @@ fn summary(r: &RebaseReport) -> String {
             b.foreign,
             human_bytes(b.bytes_checked)
         );
-        let _ = writeln!(s, "  written to {} ({})", r.destination, r.media_type);
+        push_line!(s, "  written to {} ({})", r.destination, r.media_type);
     }
     s
+}
+
+fn package_summary(s: &mut String, db: &PackageDbReport) {
+    for d in &db.databases {
+        let what = match d.action {
+            DbAction::Reconciled => "reconciled",
+            DbAction::Unchanged => "already current",
+            DbAction::DeletedByApplication => "deleted by the application, left deleted",
+            DbAction::ReportOnly => "read for the report",
+            DbAction::NotReconciled => {
+                "NOT reconciled (rpm BerkeleyDB/NDB): scanners will see the application's stale copy"
+            }
+            #[allow(unreachable_patterns)] // non-exhaustive: an action newer than this code
+            _ => "handled",
+        };
+        let count = d
+            .packages
+            .map(|n| format!(", {n} packages"))
+            .unwrap_or_default();
+        push_line!(s, "    package database /{}: {what}{count}", d.path);
+    }
+    push_line!(
+        s,
+        "    packages: {} version change(s), {} added and {} removed by the new base, {} pinned by the application",
+        db.changes.len(),
+        db.added.len(),
+        db.removed.len(),
+        db.pinned.len()
+    );
+    // name:arch only where one name has several architectures (multi-arch).
+    let name = |package: &str, arch: &str| {
+        let multi = db.changes.iter().filter(|c| c.package == package).count() > 1;
+        if arch.is_empty() || !multi {
+            package.to_string()
+        } else {
+            format!("{package}:{arch}")
+        }
+    };
+    for c in &db.changes {
+        push_line!(
+            s,
+            "      {} {} -> {}",
+            name(&c.package, &c.arch),
+            c.from,
+            c.to
+        );
+    }
+    for a in &db.added {
+        push_line!(s, "      + {} {}", name(&a.package, &a.arch), a.version);
+    }
+    for r in &db.removed {
+        push_line!(s, "      - {} {}", name(&r.package, &r.arch), r.version);
+    }
+    for p in &db.pinned {
+        push_line!(s, "      pinned: {p}");
+    }
+    if let Some(l) = &db.layer {
+        let replaces = db
+            .replaced_layer
+            .as_ref()
+            .map(|d| format!(", replacing {d}"))
+            .unwrap_or_default();
+        push_line!(
+            s,
+            "    package-database layer {} ({}){replaces}",
+            l.digest,
+            human_bytes(l.size)
+        );
+    }
 }

@@ -1,10 +1,11 @@
 //! Registry flags shared by every subcommand that reads or writes images (skopeo's names).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
-use ocipatch::transport::{Credentials, RegistryOptions};
+use ocipatch::transport::{Credentials, Deadlines, RegistryOptions};
 
 #[derive(Args, Debug, Clone)]
 pub struct RegistryArgs {
@@ -19,6 +20,15 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub tls_verify: bool,
+    /// Deadline of each registry request, in seconds, from connecting to the last byte of the
+    /// answer; a blob transfer gets this plus its size divided by --min-transfer-rate
+    #[arg(long, value_name = "SECS", default_value_t = Deadlines::default().request.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Slowest average blob transfer accepted, in bytes per second (see --timeout)
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = Deadlines::default().min_rate,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_transfer_rate: u64,
 }
 
 fn parse_creds(s: &str) -> Result<Credentials, String> {
@@ -31,6 +41,12 @@ impl RegistryArgs {
             creds: self.creds.clone(),
             authfile: self.authfile.clone(),
             tls_verify: self.tls_verify,
+            deadlines: Deadlines {
+                request: Duration::from_secs(self.timeout),
+                min_rate: self.min_transfer_rate,
+            },
+            // One session per run: every registry is pinged once, tokens fetched once.
+            session: Default::default(),
         }
     }
 }

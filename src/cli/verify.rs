@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::progress::Bar;
+use super::text::{errln, outln};
 use super::{exit, human_bytes, print_json};
 use ocipatch::model::Reference;
 use ocipatch::ops;
@@ -32,9 +33,15 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<i32> {
             } else {
                 format!(" [{}]", p.platforms.join(", "))
             };
-            println!("BAD {} {}{platforms}: {}", p.kind, p.digest, p.message);
+            outln!(
+                "BAD {} {}{platforms} at {}: {}",
+                p.kind,
+                p.digest,
+                p.path,
+                p.message
+            );
         }
-        println!(
+        outln!(
             "{}: {} manifest(s), {} config(s), {} layer(s) ({}) checked{}: {}",
             report.image,
             report.manifests_checked,
@@ -56,7 +63,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<i32> {
     if report.intact() {
         Ok(exit::OK)
     } else {
-        eprintln!(
+        errln!(
             "ocipatch: error: {} is corrupt: {} problem(s)",
             report.image,
             report.problems.len()

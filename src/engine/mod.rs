@@ -3,13 +3,14 @@
 //! Every blob is read exactly once. The stored (usually compressed) bytes feed one SHA-256 and,
 //! when copying, the destination; when a diff ID is asked for, the same bytes are decompressed
 //! and the output feeds a second SHA-256. Nothing ever holds a whole blob: data moves in
-//! [`CHUNK`]-sized buffers.
+//! `CHUNK`-sized buffers.
 //!
-//! Small blobs run on the calling thread ([`single`]). Big blobs run as a two-thread pipeline
-//! ([`pipeline`]): decompression is the one serial step of a gzip layer, so it gets a thread of
-//! its own and every hash (and the copy) runs on the other. Across blobs, [`parallel`] runs the
+//! Small blobs run on the calling thread (`single`). Big blobs run as a two-thread pipeline
+//! (`pipeline`): decompression is the one serial step of a gzip layer, so it gets a thread of
+//! its own and every hash (and the copy) runs on the other. Across blobs, `parallel` runs the
 //! biggest first so the cores finish together.
 
+mod consume;
 mod decode;
 mod parallel;
 mod pipeline;
@@ -22,6 +23,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
+pub use consume::{decode_with, ConsumeError};
 pub use decode::decoder;
 pub use parallel::{digest_files_parallel, map_biggest_first};
 
@@ -30,8 +32,11 @@ use crate::model::Digest;
 /// How a blob's stored bytes are compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
+    /// Stored as is.
     None,
+    /// Gzip (one or more members).
     Gzip,
+    /// Zstandard (one or more frames).
     Zstd,
 }
 
@@ -83,13 +88,18 @@ pub struct BlobDigests {
 /// Why a pass failed. Messages are one line; the caller adds which blob or file it was.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Reading the source failed.
     #[error("read failed: {0}")]
     Read(#[source] std::io::Error),
+    /// Writing the copy failed.
     #[error("write failed: {0}")]
     Write(#[source] std::io::Error),
+    /// The compressed stream is invalid or ends early.
     #[error("{compression} stream is corrupt: {detail}")]
     Decompress {
+        /// `"gzip"` or `"zstd"`.
         compression: &'static str,
+        /// What the decoder said.
         detail: String,
     },
 }

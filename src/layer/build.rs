@@ -43,12 +43,17 @@ pub enum LayerInput {
     Tar(PathBuf),
 }
 
+/// How a new layer is compressed. Gzip is readable everywhere; zstd has no Docker schema 2 media
+/// type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerCompression {
+    /// Gzip, with fixed parameters so the output is reproducible.
     Gzip,
+    /// Zstandard, with fixed parameters so the output is reproducible.
     Zstd,
 }
 
+/// How [`build_layer`] turns its input into a reproducible layer.
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
     /// Clamp: entries newer than this (Unix seconds) get this mtime. `SOURCE_DATE_EPOCH`, or the
@@ -62,6 +67,7 @@ pub struct BuildOptions {
     pub allow_devices: bool,
     /// Allow relative symlinks whose target climbs out of the root with `..`.
     pub allow_escaping_symlinks: bool,
+    /// The layer's compression.
     pub compression: LayerCompression,
 }
 
@@ -109,9 +115,7 @@ fn write_layer(
     opts: &BuildOptions,
     out: &mut dyn Write,
 ) -> Result<BuiltLayer, LayerError> {
-    let compressed = HashWriter::new(BufWriter::new(out));
-    let encoder = Encoder::new(opts.compression, compressed).map_err(LayerError::Write)?;
-    let mut builder = tar::Builder::new(HashWriter::new(FixedChunks::new(encoder)));
+    let mut builder = start_layer(opts.compression, out)?;
     for (path, node) in entries {
         let mut header = header_for(path, &node.kind, &node.meta, opts)?;
         let w = LayerError::Write;
@@ -138,6 +142,28 @@ fn write_layer(
                 .map_err(w)?,
         }
     }
+    finish_layer(builder)
+}
+
+/// A new layer's tar writer: tar → diff ID hash → fixed 128 KiB chunks → compressor → digest
+/// hash → `out`. Every layer ocipatch builds goes through this one pipeline.
+pub(super) type LayerTar<'a> =
+    tar::Builder<HashWriter<FixedChunks<Encoder<HashWriter<BufWriter<&'a mut dyn Write>>>>>>;
+
+/// Starts a layer written to `out` with `compression`'s fixed parameters.
+pub(super) fn start_layer(
+    compression: LayerCompression,
+    out: &mut dyn Write,
+) -> Result<LayerTar<'_>, LayerError> {
+    let compressed = HashWriter::new(BufWriter::new(out));
+    let encoder = Encoder::new(compression, compressed).map_err(LayerError::Write)?;
+    Ok(tar::Builder::new(HashWriter::new(FixedChunks::new(
+        encoder,
+    ))))
+}
+
+/// Ends the tar, flushes the compressor and `out`, and returns the layer's identity.
+pub(super) fn finish_layer(builder: LayerTar<'_>) -> Result<BuiltLayer, LayerError> {
     let (chunks, diff_id, _) = builder.into_inner().map_err(LayerError::Write)?.finish();
     let encoder = chunks.finish().map_err(LayerError::Write)?;
     let (buffered, digest, size) = encoder.finish().map_err(LayerError::Write)?.finish();
@@ -277,13 +303,13 @@ impl Read for ExactReader<'_> {
 }
 
 /// The compressor, fixed-parameter so its output depends only on its input.
-enum Encoder<W: Write> {
+pub(super) enum Encoder<W: Write> {
     Gzip(flate2::write::GzEncoder<W>),
     Zstd(zstd::Encoder<'static, W>),
 }
 
 impl<W: Write> Encoder<W> {
-    fn new(compression: LayerCompression, out: W) -> io::Result<Self> {
+    pub(super) fn new(compression: LayerCompression, out: W) -> io::Result<Self> {
         Ok(match compression {
             LayerCompression::Gzip => Encoder::Gzip(
                 flate2::GzBuilder::new()
@@ -300,7 +326,7 @@ impl<W: Write> Encoder<W> {
         })
     }
 
-    fn finish(self) -> io::Result<W> {
+    pub(super) fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Gzip(e) => e.finish(),
             Encoder::Zstd(e) => e.finish(),

@@ -606,3 +606,85 @@ fn tar_input_through_a_symlink_or_with_a_dangling_hard_link_is_refused() {
     assert!(matches!(err, LayerError::BadHardLink { .. }), "{err}");
     assert!(err.to_string().contains("bin/busybox"), "{err}");
 }
+
+/// One file entry written with its name bytes as given (no checks), as a hostile producer would.
+fn raw_entry(name: &[u8]) -> tar::Header {
+    let mut h = header(EntryType::Regular);
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.set_cksum();
+    h
+}
+
+#[test]
+fn tar_input_whiteout_of_dot_or_dotdot_or_an_overlong_name_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let long = format!("etc/{}", "n".repeat(300));
+    let cases: [(&str, &[u8]); 3] = [
+        ("whiteout", b"etc/.wh.."),
+        ("whiteout", b"etc/.wh..."),
+        ("255 bytes", long.as_bytes()),
+    ];
+    for (i, (want, name)) in cases.into_iter().enumerate() {
+        let mut b = tar::Builder::new(Vec::new());
+        if name.len() <= 100 {
+            b.append(&raw_entry(name), std::io::empty()).unwrap();
+        } else {
+            let mut h = header(EntryType::Regular);
+            b.append_data(&mut h, std::str::from_utf8(name).unwrap(), std::io::empty())
+                .unwrap();
+        }
+        let tar = work.path().join(format!("{i}.tar"));
+        fs::write(&tar, b.into_inner().unwrap()).unwrap();
+        let err = build(&LayerInput::Tar(tar), &opts(LayerCompression::Gzip)).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, LayerError::UnsafePath { .. }), "{msg}");
+        assert!(msg.contains(want), "{msg}");
+    }
+}
+
+#[test]
+fn empty_or_cut_short_tar_input_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    for name in ["etc/a", "etc/b"] {
+        let mut h = header(EntryType::Regular);
+        h.set_size(4);
+        b.append_data(&mut h, name, &b"data"[..]).unwrap();
+    }
+    let whole = b.into_inner().unwrap();
+    // Cut between the two members (each is one header and one data block), and inside one.
+    let between = work.path().join("between.tar");
+    fs::write(&between, &whole[..1024]).unwrap();
+    let inside = work.path().join("inside.tar");
+    fs::write(&inside, &whole[..1024 + 512 + 2]).unwrap();
+    let empty = work.path().join("empty.tar");
+    fs::write(&empty, b"").unwrap();
+    let empty_gz = work.path().join("empty.tar.gz");
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    fs::write(&empty_gz, gz.finish().unwrap()).unwrap();
+    for (input, want) in [
+        (between.as_path(), "cut short"),
+        (inside.as_path(), "\"etc/b\" is cut short"),
+        (empty.as_path(), "empty"),
+        (empty_gz.as_path(), "empty"),
+        (Path::new("/dev/null"), "empty"),
+    ] {
+        let Err(err) = build(
+            &LayerInput::Tar(input.into()),
+            &opts(LayerCompression::Gzip),
+        ) else {
+            panic!("{} was accepted", input.display());
+        };
+        let msg = err.to_string();
+        assert!(msg.contains(want), "{msg}");
+    }
+
+    // An empty tar that is complete (only its end-of-archive blocks) is still a valid input.
+    let complete = work.path().join("complete.tar");
+    fs::write(
+        &complete,
+        tar::Builder::new(Vec::new()).into_inner().unwrap(),
+    )
+    .unwrap();
+    build(&LayerInput::Tar(complete), &opts(LayerCompression::Gzip)).unwrap();
+}

@@ -30,6 +30,13 @@ fn walk(dir: &Path, rel: Option<&str>, entries: &mut Entries) -> Result<(), Laye
             .into_string()
             .map_err(|_| LayerError::NonUtf8Path { path: full.clone() })?;
         let rel_path = path::join(rel, &name);
+        if rel_path.len() > path::MAX_PATH_BYTES {
+            return Err(LayerError::too_long(
+                "path",
+                rel_path.as_bytes(),
+                path::MAX_PATH_BYTES,
+            ));
+        }
         let md = fs::symlink_metadata(&full).map_err(LayerError::io(&full))?;
         let node = node_for(&full, &rel_path, &md)?;
         let is_dir = matches!(node.kind, NodeKind::Dir);

@@ -13,8 +13,9 @@ use tar::EntryType;
 
 use super::entries::{Content, Entries, LinkKey, Meta, Node, NodeKind};
 use super::path;
-use super::tar_header::read_header;
+use super::tar_header::for_each_header;
 use super::LayerError;
+use crate::engine::Compression;
 
 /// Index `tar_path`; returns the entries and the seekable plain tar their offsets refer to.
 pub(crate) fn collect_tar(tar_path: &Path) -> Result<(Entries, File), LayerError> {
@@ -26,22 +27,11 @@ pub(crate) fn collect_tar(tar_path: &Path) -> Result<(Entries, File), LayerError
 }
 
 fn index(tar: &File, tar_path: &Path, entries: &mut Entries) -> Result<(), LayerError> {
-    let mut archive = tar::Archive::new(BufReader::new(tar));
-    for entry in archive.entries().map_err(LayerError::io(tar_path))? {
-        let mut entry = entry.map_err(LayerError::io(tar_path))?;
-        let entry_type = entry.header().entry_type();
-        if entry_type == EntryType::XGlobalHeader {
-            continue;
-        }
-        let raw = read_header(&mut entry, false).map_err(|e| match e {
-            LayerError::Read(source) => LayerError::Io {
-                path: tar_path.to_path_buf(),
-                source,
-            },
-            other => other,
-        })?;
-        let Some(path) = raw.path else { continue };
-        let kind = match entry_type {
+    let ending = for_each_header(BufReader::new(tar), false, |raw| {
+        let Some(path) = raw.path else {
+            return Ok(());
+        };
+        let kind = match raw.entry_type {
             _ if path::whiteout_meaning(&path).is_some() => NodeKind::Whiteout,
             EntryType::Regular | EntryType::Continuous => NodeKind::File {
                 size: raw.size,
@@ -82,7 +72,25 @@ fn index(tar: &File, tar_path: &Path, entries: &mut Entries) -> Result<(), Layer
             mtime: i64::try_from(raw.mtime).unwrap_or(i64::MAX),
             verbatim: false,
         };
-        insert(entries, path, Node::new(kind, meta))?;
+        insert(entries, path, Node::new(kind, meta))
+    })
+    .map_err(|e| match e {
+        LayerError::Read(source) => LayerError::Io {
+            path: tar_path.to_path_buf(),
+            source,
+        },
+        other => other,
+    })?;
+    // A tar ends with zero blocks. Without them the input is empty (an empty file, /dev/null)
+    // or was cut between two members: refuse it rather than build a layer of what is there.
+    if !ending.end_marker {
+        return Err(LayerError::IncompleteTar {
+            problem: if ending.bytes == 0 {
+                "the tar input is empty (not even the end-of-archive blocks of an empty tar)"
+            } else {
+                "the tar input ends without its end-of-archive blocks: it was cut short"
+            },
+        });
     }
     Ok(())
 }
@@ -156,10 +164,10 @@ fn plain_tar(tar_path: &Path) -> Result<File, LayerError> {
         path: tar_path.to_path_buf(),
         format,
     };
-    let mut decoder: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+    let compression = if magic.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::Decoder::new(file).map_err(LayerError::io(tar_path))?)
+        Compression::Zstd
     } else if magic.starts_with(b"BZh") {
         return Err(unsupported("bzip2"));
     } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
@@ -168,7 +176,23 @@ fn plain_tar(tar_path: &Path) -> Result<File, LayerError> {
         return Ok(file);
     };
     let mut plain = tempfile::tempfile().map_err(LayerError::io(std::env::temp_dir()))?;
-    io::copy(&mut decoder, &mut plain).map_err(LayerError::io(tar_path))?;
+    // The engine's decoder and end-of-stream rules: trailing bytes after the compressed
+    // stream, or a cut one, are refused here as they are in an image's layers.
+    let copied = crate::engine::decode_with(BufReader::new(file), compression, |r| {
+        io::copy(r, &mut plain)
+    });
+    match copied {
+        Ok(_) => {}
+        Err(crate::engine::ConsumeError::Consumer(e)) => {
+            return Err(LayerError::io(std::env::temp_dir())(e))
+        }
+        Err(crate::engine::ConsumeError::Stream(e)) => {
+            return Err(LayerError::Io {
+                path: tar_path.to_path_buf(),
+                source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+            })
+        }
+    }
     plain.seek(SeekFrom::Start(0)).map_err(err)?;
     Ok(plain)
 }

@@ -9,10 +9,12 @@ mod build;
 mod chunks;
 mod entries;
 mod error;
+mod files;
 mod from_dir;
 mod from_tar;
 mod hash;
 pub mod path;
+mod pick;
 mod safety;
 mod scan;
 mod tar_header;
@@ -20,7 +22,9 @@ mod tree;
 
 pub use build::{build_layer, BuildOptions, BuiltLayer, LayerCompression, LayerInput};
 pub use error::LayerError;
-pub use safety::{safety_findings, Finding, FindingKind};
+pub use files::{build_files_layer, FileEntry};
+pub use pick::{pick_files, Picked, PickedKind};
+pub use safety::{is_volatile, safety_findings, Finding, FindingClass, FindingKind};
 pub use scan::{scan_headers, EntryInfo, EntryKind};
 pub use tree::Tree;
 

@@ -1,6 +1,7 @@
 //! Layer path rules shared by the builder and the scanner: one canonical spelling of a path
 //! (`etc/passwd`: relative, no `./`, no trailing `/`, never `..`) and the whiteout names.
 
+pub use super::tar_header::{MAX_NAME_BYTES, MAX_PATH_BYTES};
 use super::LayerError;
 
 /// Prefix of a whiteout entry: `dir/.wh.name` deletes `dir/name` from lower layers.
@@ -10,9 +11,14 @@ pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 
 /// Canonical form of a path found in a tar header or given on the command line.
 ///
-/// Leading `/` and `./`, empty and `.` components and a trailing `/` are dropped; a `..` component
-/// is refused (it would let an extractor write outside the root). `Ok(None)` means the root itself.
+/// Leading `/` and `./`, empty and `.` components and a trailing `/` are dropped. Refused, because
+/// no extractor can apply them: a `..` component (it would write outside the root), a path over
+/// [`MAX_PATH_BYTES`] or a component over [`MAX_NAME_BYTES`], and the whiteout of nothing, `.` or
+/// `..` (`.wh.`, `.wh..`, `.wh...`). `Ok(None)` means the root itself.
 pub fn normalize(raw: &str) -> Result<Option<String>, LayerError> {
+    if raw.len() > MAX_PATH_BYTES {
+        return Err(LayerError::too_long("path", raw.as_bytes(), MAX_PATH_BYTES));
+    }
     let mut parts = Vec::new();
     for part in raw.split('/') {
         match part {
@@ -20,6 +26,18 @@ pub fn normalize(raw: &str) -> Result<Option<String>, LayerError> {
             ".." => return Err(LayerError::unsafe_path(raw, "it contains a `..` component")),
             _ if part.contains('\0') => {
                 return Err(LayerError::unsafe_path(raw, "it contains a NUL byte"))
+            }
+            _ if part.len() > MAX_NAME_BYTES => {
+                return Err(LayerError::unsafe_path(
+                    raw,
+                    "a component is longer than 255 bytes (NAME_MAX)",
+                ))
+            }
+            ".wh." | ".wh.." | ".wh..." => {
+                return Err(LayerError::unsafe_path(
+                    raw,
+                    "it is a whiteout of nothing, `.` or `..`",
+                ))
             }
             _ => parts.push(part),
         }

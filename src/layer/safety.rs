@@ -25,19 +25,68 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::path;
 use super::{EntryInfo, EntryKind, Tree};
 
+/// What a rebase safety finding is about (see the module's definitions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum FindingKind {
+    /// The application's entry hides a path the new base changed.
     AppOverwritesChangedFile,
+    /// The application deletes (or hides under an opaque directory) a path the new base changed.
     AppWhiteoutDeletesChangedPath,
+    /// The application relies on a path the old base had and the new base does not.
     AppDependsOnRemovedPath,
+    /// The application changed a package the new base changed too (from the package report;
+    /// `path` is the package name).
+    AppPinsPackage,
 }
 
+/// How much a finding matters. Only `Real` findings fail `--strict`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum FindingClass {
+    /// A package database the rebase reconciled: a note.
+    PackageDb,
+    /// Logs, caches, lock files, backups a tool keeps of its own state: informational.
+    Volatile,
+    /// Anything else: worth a look before shipping. Fails `--strict`.
+    Real,
+}
+
+/// One thing a rebase changes under the application.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
+    /// What kind of change.
     pub kind: FindingKind,
+    /// How much it matters.
+    pub class: FindingClass,
+    /// The path in the image (no leading `/`), or the package name for a package finding.
     pub path: String,
+    /// What differs, for humans.
     pub detail: String,
+}
+
+/// Volatile state: what a build leaves behind that no program relies on. Logs and caches
+/// (`var/log/**`, `var/cache/**`, apt's lists), temporary directories, lock files (`**/lock`,
+/// `lock-frontend`, `*.lock`), dpkg's backups of its own databases (`var/lib/dpkg/*-old`) and
+/// its trigger queue.
+pub fn is_volatile(path: &str) -> bool {
+    const DIRS: [&str; 7] = [
+        "var/log",
+        "var/cache",
+        "var/tmp",
+        "tmp",
+        "run",
+        "var/lib/apt/lists",
+        "var/lib/dpkg/triggers",
+    ];
+    let name = path::file_name(path);
+    DIRS.iter().any(|d| path == *d || path::is_inside(path, d))
+        || name == "lock"
+        || name.starts_with("lock-")
+        || name.ends_with(".lock")
+        || (path::parent(path) == Some("var/lib/dpkg") && name.ends_with("-old"))
 }
 
 /// All findings, one per (path, kind), sorted by path then kind. `app_layers` are the
@@ -76,7 +125,16 @@ pub fn safety_findings(
     }
     found
         .into_iter()
-        .map(|((path, kind), detail)| Finding { kind, path, detail })
+        .map(|((path, kind), detail)| Finding {
+            kind,
+            class: if is_volatile(&path) {
+                FindingClass::Volatile
+            } else {
+                FindingClass::Real
+            },
+            path,
+            detail,
+        })
         .collect()
 }
 

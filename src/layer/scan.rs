@@ -6,7 +6,7 @@ use std::io::Read;
 use tar::EntryType;
 
 use super::path::{self, Whiteout};
-use super::tar_header::read_header;
+use super::tar_header::for_each_header;
 use super::LayerError;
 
 /// One layer entry as the rebase safety analysis sees it.
@@ -15,21 +15,32 @@ pub struct EntryInfo {
     /// Canonical: no leading `./` or `/`, no trailing `/`. For whiteouts, the *deleted* path; for
     /// an opaque marker, the opaque directory (empty string: the root).
     pub path: String,
+    /// What the entry is.
     pub kind: EntryKind,
+    /// Permission bits (and setuid/setgid/sticky), as the header has them.
     pub mode: u32,
+    /// Owner user ID.
     pub uid: u64,
+    /// Owner group ID.
     pub gid: u64,
+    /// Content size in bytes, as the header says.
     pub size: u64,
+    /// Modification time, Unix seconds.
     pub mtime: u64,
     /// Symlink target as written, or canonical hard-link target.
     pub link_target: Option<String>,
 }
 
+/// The kind of a tar entry, whiteouts and opaque markers told apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EntryKind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Symlink,
+    /// A hard link to an earlier entry.
     HardLink,
     /// `dir/.wh.name`: `path` is the deleted `dir/name`.
     Whiteout,
@@ -55,18 +66,16 @@ impl EntryInfo {
 }
 
 /// Read every header of a decompressed tar stream. The root entry (`./`) and pax global headers
-/// are skipped; non-UTF-8 names are kept lossily (this is analysis, not extraction); a `..` path
-/// is an error.
+/// are skipped; non-UTF-8 names are kept lossily (this is analysis, not extraction); a path no
+/// extractor can apply (`..`, over PATH_MAX or NAME_MAX, a whiteout of `.` or `..`) is an error,
+/// and so is tar metadata over its caps (see `tar_header`): memory stays bounded whatever the
+/// stream holds.
 pub fn scan_headers(tar: impl Read) -> Result<Vec<EntryInfo>, LayerError> {
-    let mut archive = tar::Archive::new(tar);
     let mut out = Vec::new();
-    for entry in archive.entries().map_err(LayerError::Read)? {
-        let mut entry = entry.map_err(LayerError::Read)?;
-        if entry.header().entry_type() == EntryType::XGlobalHeader {
-            continue;
-        }
-        let raw = read_header(&mut entry, true)?;
-        let Some(full_path) = raw.path else { continue };
+    for_each_header(tar, true, |raw| {
+        let Some(full_path) = raw.path else {
+            return Ok(());
+        };
         let (kind, path) = match path::whiteout_meaning(&full_path) {
             Some(Whiteout::Deletes(deleted)) => (EntryKind::Whiteout, deleted),
             Some(Whiteout::Opaque(dir)) => (EntryKind::OpaqueDir, dir.unwrap_or_default()),
@@ -87,7 +96,8 @@ pub fn scan_headers(tar: impl Read) -> Result<Vec<EntryInfo>, LayerError> {
             mtime: raw.mtime,
             link_target,
         });
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -244,5 +254,141 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("../etc/passwd"), "{err}");
+    }
+
+    /// A header block as a hostile producer writes it: any type and size, no data.
+    fn raw_header(kind: EntryType, name: &str, size: u64) -> Vec<u8> {
+        let mut h = header(kind, 0o644, size);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        h.as_bytes().to_vec()
+    }
+
+    /// Counts what the tar reader pulled from the stream.
+    struct Counting<R>(R, std::rc::Rc<std::cell::Cell<u64>>);
+
+    impl<R: std::io::Read> std::io::Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1.set(self.1.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_huge_gnu_long_name_is_refused_before_it_is_read() {
+        // 128 MiB of name, streamed (never in memory in the test either).
+        let size: u64 = 128 << 20;
+        let mut tail = raw_header(EntryType::Regular, "x", 0);
+        tail.extend([0u8; 1024]);
+        let head = raw_header(EntryType::GNULongName, "././@LongLink", size);
+        let stream = std::io::Read::chain(
+            std::io::Read::chain(&head[..], std::io::repeat(b'a').take(size)),
+            &tail[..],
+        );
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let err = scan_headers(Counting(stream, read.clone())).unwrap_err();
+        assert!(
+            matches!(err, LayerError::TarLimit { size: s, limit: 4097, .. } if s == size),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("GNU long name") && msg.contains("4097"),
+            "{msg}"
+        );
+        // Only the header block was read, not the name.
+        assert!(read.get() <= 64 * 1024, "{} bytes read", read.get());
+    }
+
+    #[test]
+    fn oversized_pax_members_and_long_link_names_are_refused() {
+        let mut tar = raw_header(EntryType::XHeader, "PaxHeaders/x", 2 << 20);
+        tar.extend(vec![b'a'; 2 << 20]);
+        let err = scan_headers(&tar[..]).unwrap_err().to_string();
+        assert!(
+            err.contains("pax extended header") && err.contains("1048576"),
+            "{err}"
+        );
+
+        let mut tar = raw_header(EntryType::GNULongLink, "././@LongLink", 10_000);
+        tar.extend(vec![b'a'; 10_240]);
+        let err = scan_headers(&tar[..]).unwrap_err().to_string();
+        assert!(err.contains("GNU long link"), "{err}");
+    }
+
+    #[test]
+    fn names_over_path_max_or_name_max_are_refused_and_shorter_ones_kept() {
+        // Within the caps: a 4000-byte path of 200-byte components (a GNU long name).
+        let long: String = (0..20).map(|i| format!("{i:0>199}/")).collect();
+        let ok = format!("{}f", &long[..3999 - 1]);
+        let mut b = Builder::new(Vec::new());
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 0),
+            &ok,
+            std::io::empty(),
+        )
+        .unwrap();
+        let entries = scan_headers(&b.into_inner().unwrap()[..]).unwrap();
+        assert_eq!(entries[0].path.len(), ok.len());
+
+        // A pax path of 5000 bytes (under the pax cap, over PATH_MAX).
+        let path = "d/".repeat(2500);
+        let mut pax = pax_record("path", &path);
+        let mut tar = raw_header(EntryType::XHeader, "PaxHeaders/x", pax.len() as u64);
+        pax.resize(pax.len().div_ceil(512) * 512, 0);
+        tar.extend(pax);
+        tar.extend(raw_header(EntryType::Regular, "x", 0));
+        tar.extend([0u8; 1024]);
+        let err = scan_headers(&tar[..]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LayerError::TooLong {
+                    len: 5000,
+                    limit: 4096,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        // A 300-byte component.
+        let mut b = Builder::new(Vec::new());
+        let name = format!("etc/{}", "n".repeat(300));
+        b.append_data(
+            &mut header(EntryType::Regular, 0o644, 0),
+            &name,
+            std::io::empty(),
+        )
+        .unwrap();
+        let err = scan_headers(&b.into_inner().unwrap()[..])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("255 bytes"), "{err}");
+    }
+
+    #[test]
+    fn whiteouts_of_dot_and_dotdot_are_refused() {
+        for name in ["etc/.wh..", "etc/.wh...", "etc/.wh."] {
+            let mut tar = raw_header(EntryType::Regular, name, 0);
+            tar.extend([0u8; 1024]);
+            let err = scan_headers(&tar[..]).unwrap_err().to_string();
+            assert!(
+                err.contains(name) && err.contains("whiteout"),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_entry_cut_short_is_an_error() {
+        let mut tar = raw_header(EntryType::Regular, "etc/passwd", 1000);
+        tar.extend([b'r'; 600]);
+        let err = scan_headers(&tar[..]).unwrap_err().to_string();
+        assert!(
+            err.contains("etc/passwd") && err.contains("cut short"),
+            "{err}"
+        );
     }
 }

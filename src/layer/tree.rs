@@ -12,6 +12,7 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// An empty tree.
     pub fn new() -> Tree {
         Tree::default()
     }
@@ -44,10 +45,12 @@ impl Tree {
         }
     }
 
+    /// The entry at `path` (canonical: no leading `/`, no trailing `/`).
     pub fn get(&self, path: &str) -> Option<&EntryInfo> {
         self.entries.get(path)
     }
 
+    /// Whether the tree has an entry at `path`.
     pub fn contains(&self, path: &str) -> bool {
         self.entries.contains_key(path)
     }
@@ -57,6 +60,7 @@ impl Tree {
         self.entries.keys().map(String::as_str)
     }
 
+    /// Every entry, in path order.
     pub fn entries(&self) -> impl Iterator<Item = &EntryInfo> {
         self.entries.values()
     }
@@ -75,10 +79,12 @@ impl Tree {
             .take_while(move |e| e.path.starts_with(&prefix))
     }
 
+    /// How many entries the tree holds.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the tree holds no entry.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

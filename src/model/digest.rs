@@ -14,10 +14,13 @@ pub struct Digest {
     hex: String,
 }
 
+/// A string that is not a `sha256:` digest of 64 lowercase hex characters.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid digest {input:?}: {reason}")]
 pub struct DigestParseError {
+    /// The input, as given.
     pub input: String,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
 
@@ -39,6 +42,7 @@ impl Digest {
         &self.hex
     }
 
+    /// Always `sha256`: the only algorithm ocipatch reads.
     pub fn algorithm(&self) -> &str {
         "sha256"
     }

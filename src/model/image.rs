@@ -16,8 +16,11 @@ use super::Digest;
 /// and any field a newer spec or a vendor added).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Descriptor {
+    /// The `mediaType` of the content it points to.
     pub media_type: String,
+    /// The content's digest.
     pub digest: Digest,
+    /// The content's size in bytes.
     pub size: u64,
     raw: Map<String, Value>,
 }
@@ -37,6 +40,8 @@ impl Descriptor {
         }
     }
 
+    /// Reads a descriptor object, keeping every field. Errors (a plain message, the caller adds
+    /// which descriptor) when `mediaType`, `digest` or `size` is missing or invalid.
     pub fn from_json(v: &Value) -> Result<Descriptor, String> {
         let raw = v
             .as_object()
@@ -74,15 +79,19 @@ impl Descriptor {
         Value::Object(raw)
     }
 
+    /// The annotation `key`, if present and a string.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.raw.get("annotations")?.get(key)?.as_str()
     }
 
+    /// The descriptor's `platform` (set on index entries); `None` when absent or lacking os or
+    /// architecture.
     pub fn platform(&self) -> Option<Platform> {
         Platform::from_json(self.raw.get("platform")?)
     }
 
-    /// Sets (or replaces) the `platform` object, keeping the fields of the old one we do not set.
+    /// Sets (`Some`) or removes (`None`) `os.version` in the descriptor's `platform` object,
+    /// keeping its other fields. Does nothing when the descriptor has no `platform`.
     pub fn set_platform_os_version(&mut self, os_version: Option<&str>) {
         if let Some(Value::Object(p)) = self.raw.get_mut("platform") {
             match os_version {
@@ -93,6 +102,13 @@ impl Descriptor {
                     p.remove("os.version");
                 }
             }
+        }
+    }
+
+    /// Takes `other`'s `platform` object (an index entry's), if it has one.
+    pub fn copy_platform_from(&mut self, other: &Descriptor) {
+        if let Some(p) = other.raw.get("platform") {
+            self.raw.insert("platform".into(), p.clone());
         }
     }
 
@@ -114,10 +130,14 @@ impl Descriptor {
 /// os / architecture / variant (and os.version, which may differ between compatible images).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Platform {
+    /// `os`, e.g. `linux`.
     pub os: String,
+    /// `architecture`, e.g. `amd64`, `arm64`.
     pub architecture: String,
+    /// `variant`, e.g. `v7` for `arm`; `None` when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// `os.version` (Windows builds); `None` when unset.
     #[serde(rename = "os.version", skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
 }
@@ -200,10 +220,15 @@ fn annotations_of(json: &Map<String, Value>) -> BTreeMap<String, String> {
 /// An image manifest (OCI or Docker schema 2).
 #[derive(Clone, Debug)]
 pub struct Manifest {
+    /// The manifest exactly as stored: its digest is the digest of these bytes.
     pub bytes: Vec<u8>,
+    /// The parsed JSON object, unknown fields included.
     pub json: Map<String, Value>,
+    /// `mediaType`, or what the referring descriptor said when the manifest omits it.
     pub media_type: String,
+    /// The config descriptor.
     pub config: Descriptor,
+    /// The layer descriptors, base first.
     pub layers: Vec<Descriptor>,
 }
 
@@ -249,14 +274,17 @@ impl Manifest {
         })
     }
 
+    /// OCI or Docker schema 2, from the media type.
     pub fn family(&self) -> media::Family {
         media::family_of(&self.media_type).unwrap_or(media::Family::Oci)
     }
 
+    /// The manifest's `annotations` (string values only); empty when there are none.
     pub fn annotations(&self) -> BTreeMap<String, String> {
         annotations_of(&self.json)
     }
 
+    /// The SHA-256 of [`Manifest::bytes`].
     pub fn digest(&self) -> Digest {
         Digest::of(&self.bytes)
     }
@@ -270,13 +298,20 @@ impl Manifest {
 /// An image index (OCI) or manifest list (Docker).
 #[derive(Clone, Debug)]
 pub struct Index {
+    /// The index exactly as stored: its digest is the digest of these bytes.
     pub bytes: Vec<u8>,
+    /// The parsed JSON object, unknown fields included.
     pub json: Map<String, Value>,
+    /// `mediaType`, or what the referring descriptor said (the OCI index type when neither says).
     pub media_type: String,
+    /// One descriptor per manifest (or nested index), in order.
     pub manifests: Vec<Descriptor>,
 }
 
 impl Index {
+    /// Parses an index (OCI) or manifest list (Docker). `descriptor_media_type` is what the referring
+    /// descriptor or tag said, used when the index omits its own `mediaType`. Errors when the bytes
+    /// are not JSON, not an index, or not `schemaVersion` 2.
     pub fn parse(bytes: &[u8], descriptor_media_type: Option<&str>) -> Result<Index, String> {
         let json = parse_object(bytes)?;
         let media_type = json
@@ -308,22 +343,31 @@ impl Index {
         })
     }
 
+    /// The index's `annotations` (string values only); empty when there are none.
     pub fn annotations(&self) -> BTreeMap<String, String> {
         annotations_of(&self.json)
     }
 }
 
-/// An image config. `json` is what we edit; `typed` is oci-spec's read-only view.
+/// An image config. `json` is what we edit; the other fields are read from oci-spec's typed
+/// view when parsing and are not updated when `json` changes.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The config exactly as stored: its digest is the digest of these bytes.
     pub bytes: Vec<u8>,
+    /// The parsed JSON object, unknown fields included: edit this one to write a new config.
     pub json: Map<String, Value>,
+    /// `os`, `architecture`, `variant` and `os.version`.
     pub platform: Platform,
+    /// `rootfs.diff_ids`: the uncompressed digest of each layer, base first.
     pub diff_ids: Vec<Digest>,
+    /// `history`, empty when absent (one entry per layer, plus `empty_layer` entries).
     pub history: Vec<oci_spec::image::History>,
 }
 
 impl Config {
+    /// Parses a config: it must be JSON that oci-spec accepts as an image configuration, with
+    /// valid diff IDs.
     pub fn parse(bytes: &[u8]) -> Result<Config, String> {
         let json = parse_object(bytes)?;
         let typed = oci_spec::image::ImageConfiguration::from_reader(bytes).map_err(spec_error)?;
@@ -352,6 +396,7 @@ impl Config {
         })
     }
 
+    /// The SHA-256 of [`Config::bytes`].
     pub fn digest(&self) -> Digest {
         Digest::of(&self.bytes)
     }

@@ -8,4 +8,4 @@ pub mod time;
 
 pub use digest::Digest;
 pub use image::{Config, Descriptor, Index, Manifest, Platform};
-pub use reference::{Location, Reference, Selector};
+pub use reference::{Location, Reference, Selector, Shard};

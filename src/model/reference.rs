@@ -27,21 +27,37 @@ impl fmt::Display for Selector {
     }
 }
 
+/// Where an image lives: the transport and its address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
     /// `oci:DIR[:TAG]`. No selector: the `latest` tag, or the only image of the layout.
     OciLayout {
+        /// The layout directory.
         dir: PathBuf,
+        /// The tag (`org.opencontainers.image.ref.name`) or digest to select.
         selector: Option<Selector>,
     },
     /// `oci-archive:FILE[:TAG]`; no tag means "the only image in the archive".
-    OciArchive { file: PathBuf, tag: Option<String> },
+    OciArchive {
+        /// The archive file.
+        file: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to select.
+        tag: Option<String>,
+    },
     /// `docker-archive:FILE[:NAME:TAG]`; no name means "the only image in the archive".
-    DockerArchive { file: PathBuf, name: Option<String> },
+    DockerArchive {
+        /// The archive file.
+        file: PathBuf,
+        /// The `NAME:TAG` in the archive's `RepoTags` to select.
+        name: Option<String>,
+    },
     /// `docker://HOST/REPO[:TAG|@DIGEST]`
     Registry {
+        /// The registry host, with its port if one was written (`localhost:5000`).
         host: String,
+        /// The repository path, e.g. `library/debian`.
         repository: String,
+        /// The tag or digest; `latest` when none was written.
         selector: Selector,
     },
 }
@@ -50,24 +66,33 @@ pub enum Location {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reference {
     written: String,
+    /// The parsed location.
     pub location: Location,
 }
 
+/// A reference that cannot be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid image reference {input:?}: {reason}")]
 pub struct ReferenceError {
+    /// The input, as given.
     pub input: String,
+    /// What is wrong with it (for unknown transports, a hint at the right syntax).
     pub reason: String,
 }
 
 impl Reference {
+    /// Parses a reference in skopeo's syntax (`oci:`, `oci-archive:`, `docker-archive:`,
+    /// `docker://`). The written form is kept for [`Reference`]'s `Display`.
     pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
         let err = |reason: &str| ReferenceError {
             input: input.to_string(),
             reason: reason.to_string(),
         };
         let (transport, rest) = input.split_once(':').ok_or_else(|| {
-            err("expected TRANSPORT:..., e.g. oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]")
+            err(&format!(
+                "expected TRANSPORT:..., e.g. oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]; did you mean {}?",
+                suggest_transport(input)
+            ))
         })?;
         let location = match transport {
             "oci" => {
@@ -108,7 +133,8 @@ impl Reference {
             }
             other => {
                 return Err(err(&format!(
-                    "unknown transport {other:?} (known: oci, oci-archive, docker-archive, docker)"
+                    "unknown transport {other:?} (known: oci, oci-archive, docker-archive, docker); did you mean {}?",
+                    suggest_transport(input)
                 )))
             }
         };
@@ -227,6 +253,31 @@ impl Reference {
         Reference::parse(&out)
     }
 
+    /// The name to record in `org.opencontainers.image.base.name`: only for references that
+    /// mean the same thing on every machine (a registry's `HOST/REPO:TAG` or `HOST/REPO@DIGEST`,
+    /// as builders write it). A layout or archive path means nothing elsewhere, and would make
+    /// the same rebase give different digests from different working directories.
+    pub fn portable_name(&self) -> Option<String> {
+        match &self.location {
+            Location::Registry {
+                host,
+                repository,
+                selector,
+            } => Some(match selector {
+                Selector::Tag(t) => format!("{host}/{repository}:{t}"),
+                Selector::Digest(d) => format!("{host}/{repository}@{d}"),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Reads an `org.opencontainers.image.base.name` annotation: a reference in our syntax, or
+    /// a plain registry name as builders (and [`Reference::portable_name`]) write it:
+    /// `docker.io/library/debian:12`, `registry:5000/base@sha256:…`.
+    pub fn from_base_name(name: &str) -> Result<Reference, ReferenceError> {
+        Reference::parse(name).or_else(|_| Reference::parse(&format!("docker://{name}")))
+    }
+
     /// The transport's name, as in the reference syntax.
     pub fn transport(&self) -> &'static str {
         match self.location {
@@ -235,6 +286,93 @@ impl Reference {
             Location::DockerArchive { .. } => "docker-archive",
             Location::Registry { .. } => "docker",
         }
+    }
+}
+
+impl Reference {
+    /// One spelling per image, for sharding: the same on every machine and however the user
+    /// wrote it. Registry references are fully qualified (`alpine` is
+    /// `docker://docker.io/library/alpine:latest`); paths are taken as written, minus `.`
+    /// components and trailing slashes (a fleet's list names the same paths on every machine).
+    pub fn canonical(&self) -> String {
+        let path = |p: &std::path::Path| {
+            let clean: PathBuf = p
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect();
+            clean.display().to_string()
+        };
+        let sel = |s: &Selector| match s {
+            Selector::Tag(t) => format!(":{t}"),
+            Selector::Digest(d) => format!("@{d}"),
+        };
+        match &self.location {
+            Location::OciLayout { dir, selector } => format!(
+                "oci:{}{}",
+                path(dir),
+                selector.as_ref().map(sel).unwrap_or_default()
+            ),
+            Location::OciArchive { file, tag } => format!(
+                "oci-archive:{}{}",
+                path(file),
+                tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default()
+            ),
+            Location::DockerArchive { file, name } => format!(
+                "docker-archive:{}{}",
+                path(file),
+                name.as_ref()
+                    .map(|n| format!(":{}", normalise_docker_name(n).unwrap_or(n.clone())))
+                    .unwrap_or_default()
+            ),
+            Location::Registry {
+                host,
+                repository,
+                selector,
+            } => format!("docker://{host}/{repository}{}", sel(selector)),
+        }
+    }
+}
+
+/// `--shard I/N`: the I-th of N parts of a fleet (I from 0, as Kubernetes' JOB_COMPLETION_INDEX),
+/// by a hash of each image's canonical reference. Stable across runs, machines and list order,
+/// so N processes given the same list take every image exactly once between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Which part this process takes, from 0 to `count - 1`.
+    pub index: u64,
+    /// How many parts the fleet is split into. Must be at least 1: [`Shard::holds`] divides by it.
+    pub count: u64,
+}
+
+impl Shard {
+    /// Whether this shard takes `reference`.
+    pub fn holds(&self, reference: &Reference) -> bool {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(reference.canonical().as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hash[..8]);
+        // A hand-made Shard with count 0 holds nothing (parsing refuses it), never divides by 0.
+        self.count != 0 && u64::from_be_bytes(first) % self.count == self.index
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || format!("invalid shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u64 = i.trim().parse().map_err(|_| bad())?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
     }
 }
 
@@ -304,6 +442,27 @@ fn is_registry_tag(tag: &str) -> bool {
 
 /// Docker reference normalisation, as `docker pull` does it: a first component without `.` or
 /// `:` that is not `localhost` is a Docker Hub path, and single names live under `library/`.
+/// What a reference written without a known transport most likely meant, for the error
+/// message: a newcomer types `testdata/images:app` for `oci:testdata/images:app`, or
+/// `registry.example.com/app:1` for `docker://registry.example.com/app:1`. Pure guesswork on
+/// the text (the model does no I/O), so ambiguous input gets both readings.
+fn suggest_transport(input: &str) -> String {
+    let path = input.split(':').next().unwrap_or(input);
+    let first = path.split('/').next().unwrap_or(path);
+    let looks_like_path = path.starts_with(['/', '.', '~']);
+    let looks_like_host =
+        !looks_like_path && path.contains('/') && (first.contains('.') || first == "localhost");
+    if looks_like_host {
+        format!("docker://{input}")
+    } else if path.ends_with(".tar") || path.ends_with(".tar.gz") {
+        format!("oci-archive:{input} (or docker-archive:{input} for a `docker save` tarball)")
+    } else if path.contains('/') || looks_like_path {
+        format!("oci:{input}")
+    } else {
+        format!("oci:{input} (an OCI layout directory) or docker://{input} (a registry image)")
+    }
+}
+
 fn parse_registry(rest: &str) -> Result<Location, String> {
     let (name, selector) = if let Some((name, digest)) = rest.split_once('@') {
         let d: Digest = digest
@@ -360,6 +519,86 @@ fn parse_registry(rest: &str) -> Result<Location, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_form_ignores_how_the_reference_was_written() {
+        let c = |s: &str| Reference::parse(s).unwrap().canonical();
+        assert_eq!(
+            c("docker://alpine"),
+            "docker://docker.io/library/alpine:latest"
+        );
+        assert_eq!(
+            c("docker://docker.io/library/alpine:latest"),
+            "docker://docker.io/library/alpine:latest"
+        );
+        assert_eq!(c("docker://team/app:1"), "docker://docker.io/team/app:1");
+        assert_eq!(c("oci:./images/:app"), "oci:images:app");
+        assert_eq!(c("oci:images:app"), "oci:images:app");
+        assert_ne!(c("oci:images:app"), c("oci:images:app2"));
+        assert_eq!(
+            c("docker-archive:a.tar:app:1"),
+            "docker-archive:a.tar:docker.io/library/app:1"
+        );
+    }
+
+    #[test]
+    fn shards_parse_and_partition() {
+        assert_eq!("1/4".parse::<Shard>(), Ok(Shard { index: 1, count: 4 }));
+        for bad in ["4/4", "1/0", "x/2", "1", "-1/2", ""] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        let r = Reference::parse("docker://reg.test/a:1").unwrap();
+        let same = Reference::parse("docker://reg.test/a:1").unwrap();
+        let owners: Vec<u64> = (0..3)
+            .filter(|i| {
+                Shard {
+                    index: *i,
+                    count: 3,
+                }
+                .holds(&r)
+            })
+            .collect();
+        assert_eq!(owners.len(), 1, "exactly one shard takes an image");
+        assert!(Shard {
+            index: owners[0],
+            count: 3
+        }
+        .holds(&same));
+        assert!(Shard { index: 0, count: 1 }.holds(&r));
+        assert!(
+            !Shard { index: 0, count: 0 }.holds(&r),
+            "no panic, no image"
+        );
+    }
+
+    fn parse_err(s: &str) -> String {
+        Reference::parse(s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_missing_transport_suggests_the_likely_one() {
+        // issue 13: a layout path with a tag reads as an unknown transport "testdata/images".
+        let e = parse_err("testdata/images:app");
+        assert!(e.contains("unknown transport \"testdata/images\""), "{e}");
+        assert!(e.contains("did you mean oci:testdata/images:app?"), "{e}");
+        let e = parse_err("testdata/images");
+        assert!(e.contains("did you mean oci:testdata/images?"), "{e}");
+        let e = parse_err("registry.example.com/team/app:1");
+        assert!(
+            e.contains("did you mean docker://registry.example.com/team/app:1?"),
+            "{e}"
+        );
+        let e = parse_err("/tmp/app.tar");
+        assert!(
+            e.contains("oci-archive:/tmp/app.tar (or docker-archive:/tmp/app.tar"),
+            "{e}"
+        );
+        let e = parse_err("ubuntu:24.04");
+        assert!(
+            e.contains("oci:ubuntu:24.04 (an OCI layout directory) or docker://ubuntu:24.04"),
+            "{e}"
+        );
+    }
 
     fn loc(s: &str) -> Location {
         Reference::parse(s).unwrap().location

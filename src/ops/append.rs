@@ -20,45 +20,68 @@ use crate::model::{Descriptor, Digest, Reference};
 use crate::plan::{self, AppendPlan, NewEntry, NewLayer};
 use crate::transport::{open_sink, open_source, RegistryOptions, Source};
 
+/// The `created_by` of the history entry an appended layer gets.
 pub const CREATED_BY: &str = "ocipatch append";
 
+/// What [`append()`] does: which image, which layer, where to write the result.
 pub struct AppendOptions {
+    /// The image to append to.
     pub image: Reference,
+    /// Where to write the result; may equal `image`.
     pub dest: Reference,
     /// A directory (its contents become the layer) or a tar file (plain, gzip or zstd).
     pub layer: PathBuf,
     /// Paths to delete from the image (whiteouts).
     pub deletes: Vec<String>,
+    /// How the new layer is compressed.
     pub compression: LayerCompression,
+    /// Keep uid/gid/names and exact mode bits instead of normalising them to root and canonical modes.
     pub keep_owners: bool,
+    /// Allow fifos and character/block devices (sockets are always refused).
     pub allow_devices: bool,
+    /// Allow relative symlinks whose target climbs out of the root with `..`.
     pub allow_escaping_symlinks: bool,
     /// `SOURCE_DATE_EPOCH`: clamps mtimes and becomes `created`. Unset: the image's `created`.
     pub source_date_epoch: Option<i64>,
+    /// Build the layer and plan, write nothing.
     pub dry_run: bool,
     /// Credentials and TLS for registry references.
     pub registry: RegistryOptions,
 }
 
+/// The layer that was built (the same blob for every platform).
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerReport {
+    /// The compressed blob's digest.
     pub digest: Digest,
+    /// The digest of the uncompressed tar (the config's new diff ID).
     pub diff_id: Digest,
+    /// The compressed blob's size in bytes.
     pub size: u64,
+    /// The layer's media type, in the image's OCI or Docker family.
     pub media_type: String,
     /// The mtime clamp used (Unix seconds).
     pub mtime: i64,
 }
 
+/// What [`append()`] did (or, with `dry_run`, would do). Serialized for `--json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct AppendReport {
+    /// The source reference, as given.
     pub image: String,
+    /// The destination reference, as given.
     pub destination: String,
+    /// Whether this was a dry run (nothing written).
     pub dry_run: bool,
+    /// The media type of the written root (a manifest or an index).
     pub media_type: String,
+    /// The written (or planned) root digest.
     pub digest: Digest,
+    /// The new layer.
     pub layer: LayerReport,
+    /// The platforms the layer was appended to, as `os/arch[/variant]`.
     pub platforms: Vec<String>,
+    /// How many blobs were copied, linked or already present, and their bytes.
     pub blobs: BlobStats,
 }
 
@@ -87,77 +110,48 @@ fn lower_tree(src: &dyn Source, image: &Image) -> Result<Tree> {
     Ok(tree)
 }
 
+/// Builds one reproducible layer from `opts.layer` (a directory or a tar) and appends it to
+/// every platform of `opts.image`, writing the result to `opts.dest`.
+///
+/// ```
+/// use ocipatch::{layer::LayerCompression, model::Reference, ops};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let tmp = tempfile::tempdir()?;
+/// std::fs::create_dir_all(tmp.path().join("patch/etc"))?;
+/// std::fs::write(tmp.path().join("patch/etc/motd"), "patched\n")?;
+/// let opts = ops::AppendOptions {
+///     image: Reference::parse("oci:testdata/images:app")?,
+///     dest: Reference::parse(&format!("oci:{}:app", tmp.path().join("out").display()))?,
+///     layer: tmp.path().join("patch"),
+///     deletes: vec![],
+///     compression: LayerCompression::Gzip,
+///     keep_owners: false,
+///     allow_devices: false,
+///     allow_escaping_symlinks: false,
+///     source_date_epoch: Some(1_700_000_000),
+///     dry_run: false,
+///     registry: Default::default(),
+/// };
+/// let report = ops::append(&opts, &ops::Silent)?;
+/// assert_eq!(report.platforms, ["linux/amd64"]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn append(opts: &AppendOptions, progress: &dyn Progress) -> Result<AppendReport> {
     let src = open_source(&opts.image, &opts.registry)?;
     let root = src.root()?;
     let loaded = load(src.as_ref(), &root)?;
     let images = loaded.images();
-    if images.is_empty() {
-        return Err(Error::Rebase(format!("{} has no images", opts.image)));
-    }
-
-    let meta = std::fs::metadata(&opts.layer).map_err(|e| Error::io(&opts.layer, e))?;
-    let input = if meta.is_dir() {
-        LayerInput::Dir(opts.layer.clone())
-    } else {
-        LayerInput::Tar(opts.layer.clone())
+    let Some(first) = images.first() else {
+        return Err(Error::Refused(format!("{} has no images", opts.image)));
     };
     let mtime = opts
         .source_date_epoch
         .unwrap_or_else(|| image_created(&loaded));
-    let lower = if opts.deletes.is_empty() {
-        None
-    } else {
-        let tree = lower_tree(src.as_ref(), images[0])?;
-        for d in &opts.deletes {
-            let path = crate::layer::path::normalize(d)
-                .map_err(|e| Error::Rebase(format!("--delete {d:?}: {e}")))?
-                .ok_or_else(|| Error::Rebase(format!("--delete {d:?}: cannot delete the root")))?;
-            if !tree.contains(&path) {
-                return Err(Error::Rebase(format!(
-                    "--delete {d:?}: no such path in {}",
-                    opts.image
-                )));
-            }
-        }
-        Some(tree)
-    };
-    let build = BuildOptions {
-        mtime,
-        keep_owners: opts.keep_owners,
-        deletes: opts.deletes.clone(),
-        allow_devices: opts.allow_devices,
-        allow_escaping_symlinks: opts.allow_escaping_symlinks,
-        compression: opts.compression,
-    };
-
-    // Build into a private layout, so the blob is an ordinary source blob.
-    let staging = tempfile::Builder::new()
-        .prefix("ocipatch-append-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let blobs = staging.path().join("blobs").join("sha256");
-    std::fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
-    let tmp = blobs.join("building");
-    let built = {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        build_layer(&input, &build, lower.as_ref(), &mut f)
-            .map_err(|e| Error::Rebase(format!("--layer {}: {e}", opts.layer.display())))?
-    };
-    std::fs::rename(&tmp, blobs.join(built.digest.hex())).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::write(
-        staging.path().join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .and_then(|_| {
-        std::fs::write(
-            staging.path().join("index.json"),
-            br#"{"schemaVersion":2,"manifests":[]}"#,
-        )
-    })
-    .map_err(|e| Error::io(staging.path(), e))?;
-    let staged_ref = Reference::parse(&format!("oci:{}", staging.path().display()))?;
-    let staged = open_source(&staged_ref, &opts.registry)?;
+    let lower = checked_deletes(opts, src.as_ref(), first)?;
+    let staged = StagedLayer::build(opts, mtime, lower.as_ref())?;
+    let built = &staged.built;
 
     let layer = NewLayer {
         digest: built.digest.clone(),
@@ -165,28 +159,177 @@ pub fn append(opts: &AppendOptions, progress: &dyn Progress) -> Result<AppendRep
         size: built.size,
         zstd: opts.compression == LayerCompression::Zstd,
     };
+    let planned = plan_entries(opts, &loaded, &layer, mtime)?;
+    let layer_media_type = planned
+        .plans
+        .iter()
+        .flatten()
+        .next()
+        .map(|p| p.layer.media_type.clone())
+        .unwrap_or_default();
+
+    let blob_stats = if opts.dry_run {
+        BlobStats::default()
+    } else {
+        write_appended(
+            opts,
+            &images,
+            src.as_ref(),
+            staged.source.as_ref(),
+            &planned,
+            progress,
+        )?
+    };
+
+    Ok(AppendReport {
+        image: opts.image.to_string(),
+        destination: opts.dest.to_string(),
+        dry_run: opts.dry_run,
+        media_type: planned.root.media_type.clone(),
+        digest: planned.root.digest.clone(),
+        layer: LayerReport {
+            digest: built.digest.clone(),
+            diff_id: built.diff_id.clone(),
+            size: built.size,
+            media_type: layer_media_type,
+            mtime,
+        },
+        platforms: images.iter().map(|i| i.platform().to_string()).collect(),
+        blobs: blob_stats,
+    })
+}
+
+/// `--delete` paths, checked against the image's file tree; the tree is returned for the
+/// builder (whiteout parents copy the image's own directory headers).
+fn checked_deletes(opts: &AppendOptions, src: &dyn Source, image: &Image) -> Result<Option<Tree>> {
+    if opts.deletes.is_empty() {
+        return Ok(None);
+    }
+    let tree = lower_tree(src, image)?;
+    for d in &opts.deletes {
+        let path = crate::layer::path::normalize(d)
+            .map_err(|e| Error::Usage(format!("--delete {d:?}: {e}")))?
+            .ok_or_else(|| Error::Usage(format!("--delete {d:?}: cannot delete the root")))?;
+        if !tree.contains(&path) {
+            return Err(Error::Usage(format!(
+                "--delete {d:?}: no such path in {}",
+                opts.image
+            )));
+        }
+    }
+    Ok(Some(tree))
+}
+
+/// The new layer, built once into a private temporary layout, so it reaches the destination
+/// through the same digest-checked copy as every other blob. Removed when dropped, and by the
+/// clean-up of an interrupted run.
+struct StagedLayer {
+    built: crate::layer::BuiltLayer,
+    source: Box<dyn Source>,
+    _dir: tempfile::TempDir,
+    _interrupted: crate::cleanup::Registration,
+}
+
+impl StagedLayer {
+    fn build(opts: &AppendOptions, mtime: i64, lower: Option<&Tree>) -> Result<StagedLayer> {
+        let meta = std::fs::metadata(&opts.layer).map_err(|e| Error::io(&opts.layer, e))?;
+        let input = if meta.is_dir() {
+            LayerInput::Dir(opts.layer.clone())
+        } else {
+            LayerInput::Tar(opts.layer.clone())
+        };
+        let build = BuildOptions {
+            mtime,
+            keep_owners: opts.keep_owners,
+            deletes: opts.deletes.clone(),
+            allow_devices: opts.allow_devices,
+            allow_escaping_symlinks: opts.allow_escaping_symlinks,
+            compression: opts.compression,
+        };
+        let (dir, interrupted) = private_tempdir("ocipatch-append-")?;
+        let blobs = dir.path().join("blobs").join("sha256");
+        std::fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
+        // A private directory (tempdir: 0700, random name): a fixed name inside is safe.
+        let tmp = blobs.join("building");
+        let built = {
+            let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            build_layer(&input, &build, lower, &mut f)
+                .map_err(|e| Error::Refused(format!("--layer {}: {e}", opts.layer.display())))?
+        };
+        std::fs::rename(&tmp, blobs.join(built.digest.hex())).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::write(
+            dir.path().join("oci-layout"),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .and_then(|_| {
+            std::fs::write(
+                dir.path().join("index.json"),
+                br#"{"schemaVersion":2,"manifests":[]}"#,
+            )
+        })
+        .map_err(|e| Error::io(dir.path(), e))?;
+        let staged_ref = Reference::parse(&format!("oci:{}", dir.path().display()))?;
+        let source = open_source(&staged_ref, &opts.registry)?;
+        Ok(StagedLayer {
+            built,
+            source,
+            _dir: dir,
+            _interrupted: interrupted,
+        })
+    }
+}
+
+/// A private temporary directory (0700, random name) under `$TMPDIR`, removed when dropped and
+/// by the clean-up of an interrupted run.
+fn private_tempdir(prefix: &str) -> Result<(tempfile::TempDir, crate::cleanup::Registration)> {
+    crate::cleanup::create(
+        || tempfile::Builder::new().prefix(prefix).tempdir(),
+        |d| {
+            let path = d.path().to_path_buf();
+            Box::new(move || {
+                let _ = std::fs::remove_dir_all(path);
+            })
+        },
+    )
+    .map_err(|e| Error::io(std::env::temp_dir(), e))
+}
+
+/// The append planned for every image of the source (entries that are not images: `None`),
+/// the rewritten index if there is one, and the root descriptor to tag.
+struct PlannedAppend {
+    plans: Vec<Option<AppendPlan>>,
+    index: Option<plan::IndexPlan>,
+    root: Descriptor,
+}
+
+fn plan_entries(
+    opts: &AppendOptions,
+    loaded: &Loaded,
+    layer: &NewLayer,
+    mtime: i64,
+) -> Result<PlannedAppend> {
     let created = format_rfc3339(mtime);
     let history = json!({ "created": created, "created_by": CREATED_BY });
     let set_created = opts.source_date_epoch.map(|_| created.as_str());
-    let mut plans: Vec<Option<AppendPlan>> = Vec::new();
-    let entries: Vec<Option<&Image>> = match &loaded {
+    let entries: Vec<Option<&Image>> = match loaded {
         Loaded::Single(i) => vec![Some(i)],
         Loaded::Multi { entries, .. } => entries.iter().map(|e| e.image()).collect(),
     };
-    for img in &entries {
-        plans.push(
+    let plans = entries
+        .iter()
+        .map(|img| {
             img.map(|img| {
-                plan::plan_append(img.parts(), &layer, history.clone(), set_created).map_err(|e| {
+                plan::plan_append(img.parts(), layer, history.clone(), set_created).map_err(|e| {
                     Error::Plan {
                         context: format!("cannot append to {} ({})", opts.image, img.platform()),
                         source: Box::new(e),
                     }
                 })
             })
-            .transpose()?,
-        );
-    }
-    let index = match &loaded {
+            .transpose()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let index = match loaded {
         Loaded::Single(_) => None,
         Loaded::Multi { index, .. } => {
             let new: Vec<Option<NewEntry>> = plans
@@ -202,68 +345,148 @@ pub fn append(opts: &AppendOptions, progress: &dyn Progress) -> Result<AppendRep
             Some(plan::rewrite_index(index, &new))
         }
     };
-    let root_out: Descriptor = match &index {
-        Some(ip) => ip.descriptor.clone(),
-        None => plans[0]
-            .as_ref()
-            .expect("a single image has a plan")
-            .manifest_descriptor
-            .clone(),
-    };
-    let layer_media_type = plans
-        .iter()
-        .flatten()
-        .next()
-        .map(|p| p.layer.media_type.clone())
-        .unwrap_or_default();
-
-    let blob_stats = if opts.dry_run {
-        BlobStats::default()
-    } else {
-        let sink = open_sink(&opts.dest, &opts.registry)?;
-        let mut copies: Vec<BlobCopy> = Vec::new();
-        for img in images.iter() {
-            for l in &img.manifest.layers {
-                copies.push(BlobCopy {
-                    src: src.as_ref(),
-                    descriptor: l,
-                    verified: false,
-                });
-            }
+    let root = match (&index, plans.first()) {
+        (Some(ip), _) => ip.descriptor.clone(),
+        (None, Some(Some(p))) => p.manifest_descriptor.clone(),
+        (None, _) => {
+            return Err(Error::Refused(format!(
+                "{} has no image to append to",
+                opts.image
+            )))
         }
-        for p in plans.iter().flatten() {
+    };
+    Ok(PlannedAppend { plans, index, root })
+}
+
+/// Copies the image's layers and the new one, writes the new JSON blobs, commits.
+fn write_appended(
+    opts: &AppendOptions,
+    images: &[&Image],
+    src: &dyn Source,
+    staged: &dyn Source,
+    planned: &PlannedAppend,
+    progress: &dyn Progress,
+) -> Result<BlobStats> {
+    let sink = open_sink(&opts.dest, &opts.registry)?;
+    let mut copies: Vec<BlobCopy> = Vec::new();
+    for img in images {
+        for l in &img.manifest.layers {
             copies.push(BlobCopy {
-                src: staged.as_ref(),
-                descriptor: &p.layer,
+                src,
+                descriptor: l,
                 verified: false,
             });
         }
-        let mut json: Vec<(&Descriptor, &[u8])> = Vec::new();
-        for p in plans.iter().flatten() {
-            json.push((&p.config_descriptor, &p.config));
-            json.push((&p.manifest_descriptor, &p.manifest));
-        }
-        if let Some(ip) = &index {
-            json.push((&ip.descriptor, &ip.bytes));
-        }
-        write_image(sink.as_ref(), copies, &json, &root_out, None, progress)
-            .inspect_err(|_| sink.abort())?
-    };
+    }
+    for p in planned.plans.iter().flatten() {
+        copies.push(BlobCopy {
+            src: staged,
+            descriptor: &p.layer,
+            verified: false,
+        });
+    }
+    let mut json: Vec<(&Descriptor, &[u8])> = Vec::new();
+    for p in planned.plans.iter().flatten() {
+        json.push((&p.config_descriptor, &p.config));
+        json.push((&p.manifest_descriptor, &p.manifest));
+    }
+    if let Some(ip) = &planned.index {
+        json.push((&ip.descriptor, &ip.bytes));
+    }
+    write_image(sink.as_ref(), copies, &json, &planned.root, None, progress)
+        .inspect_err(|_| sink.abort())
+}
 
-    Ok(AppendReport {
-        image: opts.image.to_string(),
-        destination: opts.dest.to_string(),
-        dry_run: opts.dry_run,
-        media_type: root_out.media_type.clone(),
-        digest: root_out.digest.clone(),
-        layer: LayerReport {
-            digest: built.digest,
-            diff_id: built.diff_id,
-            size: built.size,
-            media_type: layer_media_type,
-            mtime,
+/// The name `append` accepts instead of an image: start from an empty image, as a
+/// Dockerfile's `FROM scratch` does.
+pub const SCRATCH: &str = "scratch";
+
+/// Appends the layer to an empty image of `platform` (`os/arch[/variant]`, e.g.
+/// `linux/amd64`): the way to make an image from nothing but files, such as one holding a
+/// single static binary. `opts.image` is not read; the report's `image` is `scratch`.
+///
+/// The empty image (a config with no layers and no history, and its manifest) is written to
+/// a private temporary layout and appended to like any other image, so the result is as
+/// reproducible as any append: its `created` and the layer's mtimes are `SOURCE_DATE_EPOCH`,
+/// or the Unix epoch when that is unset.
+pub fn append_scratch(
+    platform: &str,
+    opts: &AppendOptions,
+    progress: &dyn Progress,
+) -> Result<AppendReport> {
+    let (os, architecture, variant) = parse_platform(platform)?;
+    let (dir, _interrupted) = private_tempdir("ocipatch-scratch-")?;
+    let mut config = json!({ "architecture": architecture, "os": os });
+    if let Some(v) = variant {
+        config["variant"] = json!(v);
+    }
+    config["config"] = json!({});
+    config["rootfs"] = json!({ "type": "layers", "diff_ids": [] });
+    // An empty history, so the appended layer gets its `ocipatch append` entry.
+    config["history"] = json!([]);
+    let config = serde_json::to_vec(&config).expect("a JSON value serializes");
+    let config_digest = Digest::of(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": crate::model::media::OCI_MANIFEST,
+        "config": {
+            "mediaType": crate::model::media::OCI_CONFIG,
+            "digest": config_digest.to_string(),
+            "size": config.len(),
         },
-        platforms: images.iter().map(|i| i.platform().to_string()).collect(),
-        blobs: blob_stats,
-    })
+        "layers": [],
+    }))
+    .expect("a JSON value serializes");
+    let manifest_digest = Digest::of(&manifest);
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": crate::model::media::OCI_MANIFEST,
+            "digest": manifest_digest.to_string(),
+            "size": manifest.len(),
+        }],
+    }))
+    .expect("a JSON value serializes");
+    let blobs = dir.path().join("blobs").join("sha256");
+    let write =
+        |path: PathBuf, bytes: &[u8]| std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e));
+    std::fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
+    write(blobs.join(config_digest.hex()), &config)?;
+    write(blobs.join(manifest_digest.hex()), &manifest)?;
+    write(dir.path().join("index.json"), &index)?;
+    write(
+        dir.path().join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+    let image = Reference::parse(&format!("oci:{}", dir.path().display()))?;
+    let opts = AppendOptions {
+        image,
+        dest: opts.dest.clone(),
+        layer: opts.layer.clone(),
+        deletes: opts.deletes.clone(),
+        compression: opts.compression,
+        keep_owners: opts.keep_owners,
+        allow_devices: opts.allow_devices,
+        allow_escaping_symlinks: opts.allow_escaping_symlinks,
+        // An empty image has no `created` to fall back on: the epoch, never the clock.
+        source_date_epoch: Some(opts.source_date_epoch.unwrap_or(0)),
+        dry_run: opts.dry_run,
+        registry: opts.registry.clone(),
+    };
+    let mut report = append(&opts, progress)?;
+    report.image = SCRATCH.to_string();
+    Ok(report)
+}
+
+/// `os/arch[/variant]`, as `--platform` takes it.
+fn parse_platform(s: &str) -> Result<(&str, &str, Option<&str>)> {
+    let parts: Vec<&str> = s.split('/').collect();
+    let ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    match parts.as_slice() {
+        [os, arch] if ok(os) && ok(arch) => Ok((os, arch, None)),
+        [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok((os, arch, Some(variant))),
+        _ => Err(Error::Usage(format!(
+            "--platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8"
+        ))),
+    }
 }

@@ -9,8 +9,10 @@ use crate::model::{Digest, Platform, Reference};
 use crate::plan::rebase::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
 use crate::transport::{open_source, RegistryOptions, Source};
 
+/// Where a layer comes from, as far as the known base tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Role {
     /// Part of the base image.
     Base,
@@ -20,23 +22,32 @@ pub enum Role {
     Unknown,
 }
 
+/// One layer of an inspected image.
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerInfo {
+    /// The stored blob's digest.
     pub digest: Digest,
+    /// The layer's media type.
     pub media_type: String,
+    /// The stored blob's size in bytes.
     pub size: u64,
+    /// The layer's diff ID from the config; `None` when the config lists fewer diff IDs than the
+    /// manifest has layers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff_id: Option<Digest>,
     /// `created_by` of the history entry that made the layer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    /// Base or application layer (`Unknown` when no base was found).
     pub role: Role,
 }
 
+/// The base an inspected image was compared with.
 #[derive(Clone, Debug, Serialize)]
 pub struct BaseInfo {
     /// How the base was found: `--base` or `annotation`.
     pub found_via: &'static str,
+    /// The base's manifest digest for this platform.
     pub manifest: Digest,
     /// Number of the image's layers that are the base's.
     pub layers: usize,
@@ -45,21 +56,32 @@ pub struct BaseInfo {
     pub matches: bool,
 }
 
+/// One platform (one manifest) of an inspected image.
 #[derive(Clone, Debug, Serialize)]
 pub struct PlatformInfo {
+    /// The platform of the image's config.
     pub platform: Platform,
+    /// The manifest's digest.
     pub manifest: Digest,
+    /// The manifest's media type.
     pub media_type: String,
+    /// The config's digest.
     pub config: Digest,
+    /// The config's `created` time, as written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// The manifest's `org.opencontainers.image.base.digest` annotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_digest_annotation: Option<String>,
+    /// The manifest's `org.opencontainers.image.base.name` annotation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_name_annotation: Option<String>,
+    /// The base it was compared with; `None` when none was given or found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base: Option<BaseInfo>,
+    /// The layers, base first.
     pub layers: Vec<LayerInfo>,
+    /// The sum of the layers' stored sizes, in bytes.
     pub total_size: u64,
     /// When `--base` is not the image's base but the recorded base is known: what a rebase
     /// from the recorded base onto `--base` would change under the application.
@@ -67,14 +89,20 @@ pub struct PlatformInfo {
     pub rebase_safety: Option<SafetyReport>,
 }
 
+/// What [`inspect()`] found. Serialized for `--json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct InspectReport {
+    /// The inspected reference, as given.
     pub image: String,
+    /// The digest of the image's root: its manifest, or its index.
     pub digest: Digest,
+    /// The root's media type.
     pub media_type: String,
+    /// One entry per image in the index (one for a single manifest).
     pub platforms: Vec<PlatformInfo>,
     /// Index entries that are not images (attestations, artifacts).
     pub other_entries: Vec<String>,
+    /// Why a base was not found or does not fit, for humans.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -114,7 +142,7 @@ fn annotated_base(
         }
     }
     if let Some(name) = annotations.get(ANNOTATION_BASE_NAME) {
-        if let Ok(r) = Reference::parse(name) {
+        if let Ok(r) = Reference::from_base_name(name) {
             if let Ok(s) = open_source(&r, registry) {
                 if let Ok(Some(desc)) = s.descriptor_for_digest(&d) {
                     if let Ok(l) = load(s.as_ref(), &desc) {
@@ -195,6 +223,17 @@ fn platform_info(image: &Image, base: Option<(&Image, &'static str)>) -> Platfor
     }
 }
 
+/// Describes an image: platforms, layers, the history entry that made each, and which layers
+/// are the base's. With `base`, also previews what a rebase onto it would change.
+///
+/// ```
+/// use ocipatch::{model::Reference, ops};
+///
+/// let image = Reference::parse("oci:testdata/images:app")?;
+/// let report = ops::inspect(&image, None, &Default::default())?;
+/// assert_eq!(report.platforms[0].layers.len(), 3);
+/// # Ok::<(), ocipatch::Error>(())
+/// ```
 pub fn inspect(
     reference: &Reference,
     base: Option<&Reference>,
@@ -238,14 +277,11 @@ pub fn inspect(
                 if let Some(old) = old.as_ref().and_then(|o| o.for_platform(image.platform())) {
                     let n = old.config.diff_ids.len();
                     if image.config.diff_ids.starts_with(&old.config.diff_ids) {
-                        info.rebase_safety = Some(safety::analyze(
-                            src.as_ref(),
-                            image,
-                            n,
-                            old,
-                            bs.as_ref(),
-                            new,
-                        )?);
+                        let mut report =
+                            safety::analyze(src.as_ref(), image, n, old, bs.as_ref(), new)?;
+                        // A rebase reconciles these (unless --no-package-db).
+                        safety::mark_package_databases(&mut report);
+                        info.rebase_safety = Some(report);
                     }
                 }
             }

@@ -1,18 +1,29 @@
-//! Reading layer contents: a layer blob as its uncompressed tar, and the headers of many layers
-//! scanned in parallel (for the rebase safety report and `append --delete`).
+//! Reading layer contents: one checked pass over a layer blob's tar ([`read_layer`]), and the
+//! headers of many layers scanned in parallel (for the rebase safety report and `append
+//! --delete`).
 
 use std::io::Read;
 
 use rayon::prelude::*;
 
-use crate::engine::{self, Compression};
+use crate::engine::{self, Compression, ConsumeError};
 use crate::error::{Error, Result};
-use crate::layer::{scan_headers, EntryInfo};
-use crate::model::{media, Descriptor};
-use crate::transport::Source;
+use crate::layer::{scan_headers, EntryInfo, LayerError};
+use crate::model::Descriptor;
+use crate::transport::{absent_foreign_layer, bounded, check_blob, Source};
 
-/// The layer's uncompressed tar stream. Digests are not checked here (verify does that).
-pub fn open_tar<'a>(src: &'a dyn Source, desc: &Descriptor) -> Result<Box<dyn Read + 'a>> {
+/// Reads one layer blob: `consume` gets its decompressed tar; the rest is drained; the blob's
+/// digest and size are checked against the descriptor, so nothing a corrupt or swapped blob
+/// held is ever trusted. Returns what `consume` returned and the stored bytes read; `None` for
+/// a foreign layer whose blob is not stored (a Windows base layer known by URL only).
+pub fn read_layer<T>(
+    src: &dyn Source,
+    desc: &Descriptor,
+    consume: impl FnOnce(&mut dyn Read) -> std::result::Result<T, LayerError>,
+) -> Result<Option<(T, u64)>> {
+    if absent_foreign_layer(src, desc)? {
+        return Ok(None);
+    }
     let invalid = |reason: String| Error::InvalidBlob {
         reference: src.reference().to_string(),
         what: "layer",
@@ -21,26 +32,28 @@ pub fn open_tar<'a>(src: &'a dyn Source, desc: &Descriptor) -> Result<Box<dyn Re
     };
     let compression = Compression::from_media_type(&desc.media_type)
         .ok_or_else(|| invalid(format!("unknown layer media type {}", desc.media_type)))?;
-    let blob = std::io::BufReader::with_capacity(1 << 20, src.open_blob(&desc.digest)?);
-    engine::decoder(compression, blob).map_err(|e| invalid(e.to_string()))
+    let blob = bounded(src.open_blob(&desc.digest)?, desc);
+    let (value, digests) = match engine::decode_with(blob, compression, consume) {
+        Ok(done) => done,
+        Err(ConsumeError::Consumer(e)) => return Err(invalid(e.to_string())),
+        Err(ConsumeError::Stream(e)) => {
+            return Err(check_blob(src, desc, Err(e))
+                .err()
+                .unwrap_or_else(|| invalid("unreadable".into())))
+        }
+    };
+    let size = digests.size;
+    check_blob(src, desc, Ok(digests))?;
+    Ok(Some((value, size)))
 }
 
-/// The tar headers of each layer, in order, read in parallel (contents are skipped). A foreign
-/// layer whose blob is not stored (a Windows base layer known by URL only) counts as empty.
+/// The tar headers of each layer, in order, read in parallel (contents are skipped), each
+/// blob digest-checked. A foreign layer whose blob is not stored counts as empty.
 pub fn scan_layers(src: &dyn Source, layers: &[Descriptor]) -> Result<Vec<Vec<EntryInfo>>> {
     layers
         .par_iter()
         .map(|desc| {
-            if media::is_foreign_layer(&desc.media_type) && !src.has_blob(&desc.digest)? {
-                return Ok(Vec::new());
-            }
-            let tar = open_tar(src, desc)?;
-            scan_headers(tar).map_err(|e| Error::InvalidBlob {
-                reference: src.reference().to_string(),
-                what: "layer",
-                digest: desc.digest.clone(),
-                reason: e.to_string(),
-            })
+            Ok(read_layer(src, desc, |tar| scan_headers(tar))?.map_or_else(Vec::new, |(e, _)| e))
         })
         .collect()
 }

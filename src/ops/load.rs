@@ -9,12 +9,16 @@ use crate::transport::{read_json_blob, Source};
 /// One image: a manifest and its config.
 #[derive(Clone, Debug)]
 pub struct Image {
+    /// The manifest's descriptor (from the index, or the tag's).
     pub descriptor: Descriptor,
+    /// The parsed manifest.
     pub manifest: Manifest,
+    /// The parsed config.
     pub config: Config,
 }
 
 impl Image {
+    /// The manifest and config, as the planner takes them.
     pub fn parts(&self) -> Parts<'_> {
         Parts {
             manifest: &self.manifest,
@@ -22,6 +26,7 @@ impl Image {
         }
     }
 
+    /// The config's platform.
     pub fn platform(&self) -> &Platform {
         &self.config.platform
     }
@@ -30,18 +35,24 @@ impl Image {
 /// An entry of an index that is not an image (attestation, signature, other artifact).
 #[derive(Clone, Debug)]
 pub struct Other {
+    /// The entry's descriptor, as the index has it.
     pub descriptor: Descriptor,
+    /// Why it is not treated as an image, for humans.
     pub why: String,
 }
 
 #[derive(Clone, Debug)]
 #[allow(clippy::large_enum_variant)] // few per index; boxing buys nothing
+/// One entry of an index: an image, or something else that is passed through or dropped.
 pub enum Entry {
+    /// A manifest whose config is an image config.
     Image(Image),
+    /// Anything else.
     Other(Other),
 }
 
 impl Entry {
+    /// The image, for an image entry.
     pub fn image(&self) -> Option<&Image> {
         match self {
             Entry::Image(i) => Some(i),
@@ -52,10 +63,15 @@ impl Entry {
 
 #[derive(Clone, Debug)]
 #[allow(clippy::large_enum_variant)] // one per operand of an operation: size does not matter
+/// What a reference resolves to: one image, or an index of them.
 pub enum Loaded {
+    /// A single manifest.
     Single(Image),
+    /// An index (or Docker manifest list) with its entries.
     Multi {
+        /// The index's descriptor.
         descriptor: Descriptor,
+        /// The parsed index.
         index: Box<Index>,
         /// One per `index.manifests` entry, in order.
         entries: Vec<Entry>,
@@ -63,6 +79,7 @@ pub enum Loaded {
 }
 
 impl Loaded {
+    /// The images, in index order (non-image entries left out).
     pub fn images(&self) -> Vec<&Image> {
         match self {
             Loaded::Single(i) => vec![i],
@@ -70,6 +87,7 @@ impl Loaded {
         }
     }
 
+    /// The root's descriptor: the manifest's, or the index's.
     pub fn descriptor(&self) -> &Descriptor {
         match self {
             Loaded::Single(i) => &i.descriptor,
@@ -104,7 +122,8 @@ fn read_manifest(src: &dyn Source, desc: &Descriptor) -> Result<Manifest> {
     Manifest::parse(&bytes, Some(&desc.media_type)).map_err(|e| invalid(src, "manifest", desc, e))
 }
 
-fn image_from(src: &dyn Source, desc: &Descriptor, manifest: Manifest) -> Result<Image> {
+/// The image of a manifest already read (and checked) from `src`: reads its config.
+pub(crate) fn image_from(src: &dyn Source, desc: &Descriptor, manifest: Manifest) -> Result<Image> {
     if !manifest.is_image() {
         return Err(invalid(
             src,

@@ -2,9 +2,11 @@
 
 pub mod append;
 pub mod check;
+pub mod fleet;
 pub mod inspect;
 pub mod layers;
 pub mod load;
+pub mod pkgdb;
 pub mod progress;
 pub mod rebase;
 pub mod safety;

@@ -1,41 +1,55 @@
 //! `ocipatch rebase`: open the sources, plan, copy the blobs the plan needs, commit.
 
-use std::collections::{BTreeMap, HashSet};
-
-use rayon::prelude::*;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use super::fleet;
 use super::load::{load, Entry, Image, Loaded};
+use super::pkgdb::{self as dbops, DbInput, LayerCache, PackageDbOptions};
 use super::progress::{Progress, Silent};
 use super::safety::{self, SafetyReport};
 use super::write::{write_image, BlobCopy, BlobStats, SharedCopies};
 use crate::engine;
 use crate::error::{Error, Result};
-use crate::model::media;
-use crate::model::{Descriptor, Digest, Platform, Reference};
+use crate::layer::{build_files_layer, FindingClass, LayerCompression};
+use crate::model::{Config, Descriptor, Digest, Location, Manifest, Platform, Reference};
+use crate::pkgdb::{self, DbLayer};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
-use crate::transport::{check_blob, open_sink, open_source, RegistryOptions, Sink, Source};
+use crate::transport::memory::MemorySource;
+use crate::transport::{
+    absent_foreign_layer, check_blob, open_sink, open_source, RegistryOptions, Sink, Source,
+};
 
 /// When the safety report is computed. It reads (decompresses) every layer of the image and of
 /// the new base: cheap on disk, a download of every layer from a registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SafetyScan {
+    /// Never scan: the report has no safety section.
     Off,
     /// On, unless the image or the new base is in a registry (a registry-to-registry rebase
     /// moves no layer bytes; the report then says the scan was skipped and why).
     Auto,
+    /// Always scan, registries included.
     On,
 }
 
+/// What [`rebase()`] does: which image, onto which base, where to write it.
 #[derive(Clone)]
 pub struct RebaseOptions {
+    /// The application image to rebase.
     pub image: Reference,
+    /// The new base (`--onto`).
     pub onto: Reference,
+    /// The old base (`--from`); `None` finds it through the image's `org.opencontainers.image.base.digest`
+    /// annotation, in the image's own source or the new base's.
     pub from: Option<Reference>,
+    /// Where to write the result; may equal `image` (the tag is moved when the write commits).
     pub dest: Reference,
     /// `org.opencontainers.image.base.name` to record; the `--onto` reference when unset.
     pub base_name: Option<String>,
+    /// Plan and report only: nothing is written.
     pub dry_run: bool,
     /// Whether to scan layer headers for the safety report (what the swap changes under the app).
     pub safety: SafetyScan,
@@ -43,28 +57,46 @@ pub struct RebaseOptions {
     pub strict: bool,
     /// Credentials and TLS for registry references.
     pub registry: RegistryOptions,
+    /// Package-database reconciliation (`--no-package-db`, `--cache-dir`).
+    pub package_db: PackageDbOptions,
 }
 
+/// An index entry the rebase does not carry over (an attestation, an artifact, a platform the new
+/// base lacks).
 #[derive(Clone, Debug, Serialize)]
 pub struct DroppedEntry {
+    /// The entry's digest.
     pub digest: Digest,
+    /// The entry's media type.
     pub media_type: String,
+    /// The entry's platform, when its descriptor has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// Why it was dropped, for humans.
     pub reason: String,
 }
 
+/// What [`rebase()`] did (or, with `dry_run`, would do). Serialized for `--json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct RebaseReport {
+    /// The image reference, as given.
     pub image: String,
+    /// The old base: the `--from` reference, or the digests of the old bases found through
+    /// annotations, comma-separated.
     pub old_base: String,
+    /// The new base reference, as given.
     pub new_base: String,
+    /// The destination reference, as given.
     pub destination: String,
+    /// Whether this was a dry run (nothing written).
     pub dry_run: bool,
+    /// The media type of the written root (a manifest or an index).
     pub media_type: String,
     /// The written (or, with --dry-run, planned) manifest or index digest.
     pub digest: Digest,
+    /// Every platform's output is byte-identical to its input: the image already sat on the new base.
     pub unchanged: bool,
+    /// One report per rebased platform.
     pub platforms: Vec<ImageReport>,
     /// Present when the safety scan ran (`--json`, `--dry-run`, `--strict`, `--safety`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,8 +104,28 @@ pub struct RebaseReport {
     /// Why the scan did not run although it was asked for with `--json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub safety_skipped: Option<String>,
+    /// Index entries left out of the output (empty for a single manifest).
     pub dropped: Vec<DroppedEntry>,
+    /// How many blobs were copied, linked or already present, and their bytes.
     pub blobs: BlobStats,
+    /// Compressed bytes read from each source to find package databases, all platforms (also
+    /// when none was found; absent with --no-package-db).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package_db_bytes_read: Option<pkgdb::BytesRead>,
+    /// The destination already held exactly the planned image (its tag pointed at `digest`):
+    /// nothing was written. A retried job costs only reads.
+    pub up_to_date: bool,
+    /// Registry requests this image's run sent (reading the image, checking and writing the
+    /// destination); the bases' requests are counted once per run, not here.
+    pub requests: u64,
+}
+
+/// Old bases found by digest (`base.digest` annotations), shared by a fleet's images: each
+/// is fetched once per run. One lock per digest, so images on different old bases never wait
+/// for each other and images on the same one wait for one fetch.
+#[derive(Default)]
+struct OldBases {
+    by_digest: Mutex<HashMap<Digest, fleet::SharedLoad>>,
 }
 
 /// Where the old base of one image comes from.
@@ -81,13 +133,14 @@ fn find_old_base<'a>(
     image: &Image,
     image_ref: &Reference,
     from: Option<&'a Loaded>,
-    resolved: &'a mut BTreeMap<Digest, Loaded>,
-    new_src: &dyn Source,
+    resolved: &'a mut BTreeMap<Digest, Arc<Loaded>>,
+    bases: &Bases,
     image_src: &dyn Source,
 ) -> Result<&'a Image> {
+    let new_src = bases.new_src.as_ref();
     let platform = image.platform();
     let no_match = |what: &str| {
-        Error::Rebase(format!(
+        Error::Refused(format!(
             "{what} has no image for platform {platform} of {image_ref}"
         ))
     };
@@ -102,31 +155,51 @@ fn find_old_base<'a>(
         .get(ANNOTATION_BASE_DIGEST)
         .cloned()
     else {
-        return Err(Error::Rebase(format!(
-            "{image_ref} ({platform}) has no {ANNOTATION_BASE_DIGEST} annotation, so its old base is unknown; pass --from OLD_BASE"
-        )));
+        return Err(Error::NeedsFlag {
+            flag: "--from",
+            message: format!(
+                "{image_ref} ({platform}) has no {ANNOTATION_BASE_DIGEST} annotation, so its old base is unknown; pass --from OLD_BASE"
+            ),
+        });
     };
-    let digest: Digest = digest.parse().map_err(|e| {
-        Error::Rebase(format!(
+    let digest: Digest = digest.parse().map_err(|e| Error::NeedsFlag {
+        flag: "--from",
+        message: format!(
             "{image_ref}: invalid {ANNOTATION_BASE_DIGEST} annotation: {e}; pass --from OLD_BASE"
-        ))
+        ),
     })?;
     if !resolved.contains_key(&digest) {
-        // The new base's layout or repository is where the previous base usually still is;
-        // the image's own is the next best place.
-        let mut found = None;
-        for src in [new_src, image_src] {
-            if let Some(desc) = src.descriptor_for_digest(&digest)? {
-                found = Some(load(src, &desc)?);
-                break;
+        let cell = bases
+            .old_bases
+            .by_digest
+            .lock()
+            .expect("no panics while holding the lock")
+            .entry(digest.clone())
+            .or_default()
+            .clone();
+        let mut cell = cell.lock().unwrap_or_else(|p| p.into_inner());
+        if cell.is_none() {
+            // The new base's layout or repository is where the previous base usually still
+            // is; the image's own is the next best place.
+            let mut found = None;
+            for src in [new_src, image_src] {
+                if let Some(desc) = src.descriptor_for_digest(&digest)? {
+                    found = Some(load(src, &desc)?);
+                    break;
+                }
             }
+            let loaded = found.ok_or_else(|| {
+                Error::NeedsFlag {
+                    flag: "--from",
+                    message: format!(
+                        "the old base {digest} of {image_ref} (its {ANNOTATION_BASE_DIGEST} annotation) is neither in {} nor in {image_ref}; pass --from OLD_BASE",
+                        new_src.reference()
+                    ),
+                }
+            })?;
+            *cell = Some(Arc::new(loaded));
         }
-        let loaded = found.ok_or_else(|| {
-            Error::Rebase(format!(
-                "the old base {digest} of {image_ref} (its {ANNOTATION_BASE_DIGEST} annotation) is neither in {} nor in {image_ref}; pass --from OLD_BASE",
-                new_src.reference()
-            ))
-        })?;
+        let loaded = cell.clone().expect("filled just above");
         resolved.insert(digest.clone(), loaded);
     }
     // An annotation naming an index (some tools record that) still resolves per platform.
@@ -143,6 +216,10 @@ struct Planned {
     root: Descriptor,
     old_base: String,
     safety: Vec<SafetyReport>,
+    /// The package-database layers this run built.
+    built: MemorySource,
+    /// What finding the package databases cost (`None`: --no-package-db).
+    db_bytes: Option<pkgdb::BytesRead>,
 }
 
 /// The bases of a rebase, opened and read once: a fleet shares them between its images.
@@ -150,13 +227,20 @@ pub struct Bases {
     new_src: Box<dyn Source>,
     new_base: Loaded,
     from: Option<Loaded>,
+    /// What each layer holds of the package databases, shared by a fleet's images.
+    layer_cache: LayerCache,
+    /// Old bases found by digest, shared by a fleet's images.
+    old_bases: OldBases,
 }
 
 impl Bases {
+    /// Opens and reads the new base (and `from`, the old base, when given) once. Errors when a
+    /// reference cannot be opened or its manifests or configs are invalid.
     pub fn open(
         onto: &Reference,
         from: Option<&Reference>,
         registry: &RegistryOptions,
+        package_db: &PackageDbOptions,
     ) -> Result<Bases> {
         let new_src = open_source(onto, registry)?;
         let new_base = load(new_src.as_ref(), &new_src.root()?)?;
@@ -172,6 +256,8 @@ impl Bases {
             new_src,
             new_base,
             from,
+            layer_cache: LayerCache::new(package_db.cache_dir.clone()),
+            old_bases: OldBases::default(),
         })
     }
 
@@ -184,8 +270,8 @@ impl Bases {
             .into_iter()
             .flat_map(|i| &i.manifest.layers)
             .filter(|l| {
-                !media::is_foreign_layer(&l.media_type)
-                    || self.new_src.has_blob(&l.digest).unwrap_or(false)
+                // Unreadable counts as absent: a foreign layer is only checked when stored.
+                !absent_foreign_layer(self.new_src.as_ref(), l).unwrap_or(true)
             })
             .collect();
         layers.sort_by(|a, b| a.digest.cmp(&b.digest));
@@ -212,14 +298,15 @@ fn plan_all(
 ) -> Result<Planned> {
     let image = load(image_src, &image_src.root()?)?;
     let (new_src, new_base, from) = (bases.new_src.as_ref(), &bases.new_base, &bases.from);
-    let base_name = opts
-        .base_name
-        .clone()
-        .unwrap_or_else(|| opts.onto.to_string());
+    // Only a name that means the same on every machine (reproducible digests, and `check` from
+    // anywhere): --base-name, or a registry reference.
+    let base_name = opts.base_name.clone().or_else(|| opts.onto.portable_name());
     let mut resolved = BTreeMap::new();
     let mut old_bases = Vec::new();
     let mut safety = Vec::new();
 
+    let built = MemorySource::new("(layers built by ocipatch)")?;
+    let mut db_bytes = pkgdb::BytesRead::default();
     let mut plan_one = |img: &Image| -> Result<ImagePlan> {
         let platform = img.platform();
         let old = find_old_base(
@@ -227,41 +314,99 @@ fn plan_all(
             &opts.image,
             from.as_ref(),
             &mut resolved,
-            new_src,
+            bases,
             image_src,
         )?;
         old_bases.push(old.descriptor.digest.to_string());
         let new = new_base.for_platform(platform).ok_or_else(|| {
-            Error::Rebase(format!(
+            Error::Refused(format!(
                 "the new base {} has no image for platform {platform} of {}",
                 opts.onto, opts.image
             ))
         })?;
-        if scan {
-            let base_len = old.config.diff_ids.len().min(img.manifest.layers.len());
-            safety.push(safety::analyze(
-                image_src, img, base_len, old, new_src, new,
-            )?);
-        }
-        plan::plan_image(img.parts(), old.parts(), new.parts(), &base_name).map_err(|source| {
-            Error::Plan {
-                context: format!(
-                    "cannot rebase {} ({platform}) from {} onto {}",
-                    opts.image,
-                    opts.from
-                        .as_ref()
-                        .map_or_else(|| old.descriptor.digest.to_string(), |f| f.to_string()),
-                    opts.onto
-                ),
-                source: Box::new(source),
+        let base_len = old.config.diff_ids.len().min(img.manifest.layers.len());
+        // An earlier rebase's package-database layer is replaced, never stacked.
+        let replaces_top = opts.package_db.enabled && has_package_db_layer_on_top(img);
+        let stripped = if replaces_top {
+            Some(without_top_layer(img, &opts.image)?)
+        } else {
+            None
+        };
+        let planned_from = stripped.as_ref().unwrap_or(img);
+        let mut p = plan::plan_image(
+            planned_from.parts(),
+            old.parts(),
+            new.parts(),
+            base_name.as_deref(),
+        )
+        .map_err(|source| Error::Plan {
+            context: format!(
+                "cannot rebase {} ({platform}) from {} onto {}",
+                opts.image,
+                opts.from
+                    .as_ref()
+                    .map_or_else(|| old.descriptor.digest.to_string(), |f| f.to_string()),
+                opts.onto
+            ),
+            source: Box::new(source),
+        })?;
+        if opts.package_db.enabled {
+            let input = DbInput {
+                image_src,
+                image_layers: &img.manifest.layers,
+                base_len,
+                replaces_top,
+                new_src,
+                new_layers: &new.manifest.layers,
+            };
+            let rec = dbops::reconcile(&input, &bases.layer_cache)?;
+            db_bytes.image += rec.bytes_read.image;
+            db_bytes.new_base += rec.bytes_read.new_base;
+            if let Some(mut report) = rec.report {
+                if !rec.files.is_empty() {
+                    let mut blob = Vec::new();
+                    let layer = build_files_layer(&rec.files, LayerCompression::Gzip, &mut blob)
+                        .map_err(|e| {
+                            Error::Refused(format!(
+                                "{} ({platform}): building the package-database layer: {e}",
+                                opts.image
+                            ))
+                        })?;
+                    built.add(blob);
+                    p = append_package_db_layer(p, img, &layer, &opts.image)?;
+                    report.layer = Some(DbLayer {
+                        digest: layer.digest,
+                        diff_id: layer.diff_id,
+                        size: layer.size,
+                    });
+                }
+                p.report.package_db = Some(report);
             }
-        })
+        } else if scan {
+            p.report.notes.push(
+                "--no-package-db: package databases were not reconciled; scanners see the versions in the application's copy".into(),
+            );
+        }
+        p.report.manifest_before = img.manifest.digest();
+        p.report.unchanged = p.manifest == img.manifest.bytes;
+        if scan {
+            let mut report = safety::analyze(image_src, img, base_len, old, new_src, new)?;
+            classify_findings(&mut report, p.report.package_db.as_ref());
+            safety.push(report);
+        }
+        Ok(p)
     };
 
     let (plans, index, root) = match &image {
         Loaded::Single(img) => {
             let p = plan_one(img)?;
-            let root = p.manifest_descriptor.clone();
+            // The entry that pointed at the image keeps its platform (hosts pick Windows
+            // images by os.version), with the rebased config's os.version.
+            let mut root = p.manifest_descriptor.clone();
+            root.copy_platform_from(&img.descriptor);
+            if let Some(v) = os_version_change(img, &p) {
+                root.set_platform_os_version(v.as_deref());
+            }
             (vec![Some(p)], None, root)
         }
         Loaded::Multi { index, entries, .. } => {
@@ -270,17 +415,22 @@ fn plan_all(
                 .map(|e| e.image().map(&mut plan_one).transpose())
                 .collect::<Result<Vec<_>>>()?;
             if plans.iter().all(Option::is_none) {
-                return Err(Error::Rebase(format!(
+                return Err(Error::Refused(format!(
                     "{} has no images to rebase",
                     opts.image
                 )));
             }
+            let os_versions: Vec<Option<String>> = plans
+                .iter()
+                .map(|p| p.as_ref().and_then(|p| config_os_version(&p.config)))
+                .collect();
             let entries: Vec<Option<plan::NewEntry>> = plans
                 .iter()
-                .map(|p| {
+                .zip(&os_versions)
+                .map(|(p, v)| {
                     p.as_ref().map(|p| plan::NewEntry {
                         manifest: &p.manifest_descriptor,
-                        os_version: p.report.platform.os_version.as_deref(),
+                        os_version: v.as_deref(),
                     })
                 })
                 .collect();
@@ -301,6 +451,8 @@ fn plan_all(
         root,
         old_base,
         safety,
+        built,
+        db_bytes: opts.package_db.enabled.then_some(db_bytes),
     })
 }
 
@@ -314,19 +466,40 @@ fn write(
     shared: Option<(&SharedCopies, &HashSet<Digest>)>,
     progress: &dyn Progress,
 ) -> Result<BlobStats> {
+    // Written back into its own repository, the image's blobs are there already: a new-base
+    // layer the image has too is read "from the image", so the sink knows without asking.
+    let own_repository = image_src.registry_repository().is_some()
+        && image_src.registry_repository() == registry_repository(sink.reference());
+    let in_image: HashSet<&Digest> = if own_repository {
+        planned
+            .image
+            .images()
+            .into_iter()
+            .flat_map(|i| &i.manifest.layers)
+            .map(|l| &l.digest)
+            .collect()
+    } else {
+        HashSet::new()
+    };
     let copies = planned
         .plans
         .iter()
         .flatten()
         .flat_map(|p| &p.copies)
-        .map(|c| BlobCopy {
-            src: match c.origin {
-                Origin::Image => image_src,
-                Origin::NewBase => new_src,
-            },
-            descriptor: &c.descriptor,
-            verified: c.origin == Origin::NewBase
-                && shared.is_some_and(|(_, v)| v.contains(&c.descriptor.digest)),
+        .map(|c| {
+            let from_image = c.origin == Origin::NewBase && in_image.contains(&c.descriptor.digest);
+            BlobCopy {
+                src: match c.origin {
+                    Origin::Image => image_src,
+                    Origin::NewBase if from_image => image_src,
+                    Origin::NewBase => new_src,
+                    Origin::Built => &planned.built,
+                },
+                descriptor: &c.descriptor,
+                verified: c.origin == Origin::NewBase
+                    && !from_image
+                    && shared.is_some_and(|(_, v)| v.contains(&c.descriptor.digest)),
+            }
         })
         .collect();
     let mut json: Vec<(&Descriptor, &[u8])> = Vec::new();
@@ -347,6 +520,40 @@ fn write(
     )
 }
 
+/// The registry and repository a registry reference names.
+fn registry_repository(reference: &Reference) -> Option<(String, String)> {
+    match &reference.location {
+        Location::Registry {
+            host, repository, ..
+        } => Some((host.clone(), repository.clone())),
+        _ => None,
+    }
+}
+
+/// What a registry destination's tag points at now (`None`: no such tag yet). Other
+/// destinations are written as before (a layout or archive rewrite is local and cheap).
+fn registry_destination_now(opts: &RebaseOptions, image: &Loaded) -> Result<Option<Digest>> {
+    if registry_repository(&opts.dest).is_none() {
+        return Ok(None);
+    }
+    // Rebased in place (same repository and tag): the image was just read from there.
+    if opts.dest.place() == opts.image.place() && opts.dest.tag() == opts.image.tag() {
+        if let Location::Registry {
+            selector: crate::model::Selector::Tag(_),
+            ..
+        } = &opts.image.location
+        {
+            return Ok(Some(image.descriptor().digest.clone()));
+        }
+    }
+    let dest = open_source(&opts.dest, &opts.registry)?;
+    match dest.root() {
+        Ok(root) => Ok(Some(root.digest)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn scan_safety(opts: &RebaseOptions, image_src: &dyn Source, new_src: &dyn Source) -> bool {
     match opts.safety {
         _ if opts.strict => true,
@@ -358,6 +565,193 @@ fn scan_safety(opts: &RebaseOptions, image_src: &dyn Source, new_src: &dyn Sourc
     }
 }
 
+/// The top-level `os.version` of a config we planned (the new base's, after the merge).
+fn config_os_version(config: &[u8]) -> Option<String> {
+    let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(config).ok()?;
+    v.get("os.version")?.as_str().map(str::to_string)
+}
+
+/// `Some(new)` when the rebase changes the image's os.version (`Some(None)`: removes it).
+fn os_version_change(img: &Image, p: &ImagePlan) -> Option<Option<String>> {
+    let before = img.config.platform.os_version.clone();
+    let after = config_os_version(&p.config);
+    (before.is_some() || after.is_some()).then_some(after)
+}
+
+/// Whether the image's top layer is a package-database layer of an earlier rebase: the last
+/// history entry made it, and history and layers line up.
+fn has_package_db_layer_on_top(img: &Image) -> bool {
+    let history = &img.config.history;
+    let layered = history
+        .iter()
+        .filter(|h| !h.empty_layer().unwrap_or(false))
+        .count();
+    layered == img.manifest.layers.len()
+        && history.last().is_some_and(|h| {
+            !h.empty_layer().unwrap_or(false)
+                && h.created_by().as_deref() == Some(pkgdb::CREATED_BY)
+        })
+}
+
+/// The image without its top layer (and that layer's diff ID and history entry).
+fn without_top_layer(img: &Image, reference: &Reference) -> Result<Image> {
+    let bad = |what: &str, e: String| {
+        Error::Corrupt(format!(
+            "{reference}: removing the earlier package-database layer: {what}: {e}"
+        ))
+    };
+    let mut manifest = img.manifest.json.clone();
+    if let Some(serde_json::Value::Array(layers)) = manifest.get_mut("layers") {
+        layers.pop();
+    }
+    let mut config = img.config.json.clone();
+    if let Some(serde_json::Value::Array(ids)) =
+        config.get_mut("rootfs").and_then(|r| r.get_mut("diff_ids"))
+    {
+        ids.pop();
+    }
+    if let Some(serde_json::Value::Array(h)) = config.get_mut("history") {
+        h.pop();
+    }
+    let config_bytes = serde_json::to_vec(&config).map_err(|e| bad("config", e.to_string()))?;
+    let config = Config::parse(&config_bytes).map_err(|e| bad("config", e))?;
+    let mut config_desc = img.manifest.config.clone();
+    config_desc.digest = Digest::of(&config_bytes);
+    config_desc.size = config_bytes.len() as u64;
+    manifest.insert("config".into(), config_desc.to_json());
+    let manifest_bytes =
+        serde_json::to_vec(&manifest).map_err(|e| bad("manifest", e.to_string()))?;
+    let manifest = Manifest::parse(&manifest_bytes, Some(&img.manifest.media_type))
+        .map_err(|e| bad("manifest", e))?;
+    let mut descriptor = img.descriptor.clone();
+    descriptor.digest = Digest::of(&manifest_bytes);
+    descriptor.size = manifest_bytes.len() as u64;
+    Ok(Image {
+        descriptor,
+        manifest,
+        config,
+    })
+}
+
+/// Appends the package-database layer to a planned rebase. JSON equal to the original image's
+/// keeps the original bytes, so a rebase onto the current base stays a byte-identical no-op.
+fn append_package_db_layer(
+    mut p: ImagePlan,
+    original: &Image,
+    layer: &crate::layer::BuiltLayer,
+    reference: &Reference,
+) -> Result<ImagePlan> {
+    let bad = |e: String| {
+        Error::Corrupt(format!(
+            "{reference}: adding the package-database layer: {e}"
+        ))
+    };
+    let manifest =
+        Manifest::parse(&p.manifest, Some(&p.manifest_descriptor.media_type)).map_err(bad)?;
+    let config = Config::parse(&p.config).map_err(bad)?;
+    let mut entry = serde_json::Map::new();
+    if let Some(created) = config.json.get("created") {
+        entry.insert("created".into(), created.clone());
+    }
+    entry.insert("created_by".into(), pkgdb::CREATED_BY.into());
+    let new_layer = plan::NewLayer {
+        digest: layer.digest.clone(),
+        diff_id: layer.diff_id.clone(),
+        size: layer.size,
+        zstd: false,
+    };
+    let ap = plan::plan_append(
+        plan::Parts {
+            manifest: &manifest,
+            config: &config,
+        },
+        &new_layer,
+        serde_json::Value::Object(entry),
+        None,
+    )
+    .map_err(|e| bad(e.to_string()))?;
+
+    let (mut config_bytes, mut manifest_bytes) = (ap.config, ap.manifest);
+    let same_json = |bytes: &[u8], original: &serde_json::Map<String, serde_json::Value>| {
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes)
+            .is_ok_and(|v| &v == original)
+    };
+    let mut config_desc = ap.config_descriptor;
+    if config_bytes != original.config.bytes && same_json(&config_bytes, &original.config.json) {
+        config_bytes = original.config.bytes.clone();
+        config_desc.digest = Digest::of(&config_bytes);
+        config_desc.size = config_bytes.len() as u64;
+        let mut m: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&manifest_bytes).map_err(|e| bad(e.to_string()))?;
+        m.insert("config".into(), config_desc.to_json());
+        manifest_bytes = serde_json::to_vec(&m).map_err(|e| bad(e.to_string()))?;
+    }
+    if manifest_bytes != original.manifest.bytes
+        && same_json(&manifest_bytes, &original.manifest.json)
+    {
+        manifest_bytes = original.manifest.bytes.clone();
+    }
+    let mut manifest_desc = p.manifest_descriptor.clone();
+    manifest_desc.digest = Digest::of(&manifest_bytes);
+    manifest_desc.size = manifest_bytes.len() as u64;
+
+    p.copies.push(plan::BlobCopy {
+        descriptor: ap.layer,
+        origin: Origin::Built,
+    });
+    p.config = config_bytes;
+    p.config_descriptor = config_desc;
+    p.manifest = manifest_bytes;
+    p.report.manifest_after = manifest_desc.digest.clone();
+    p.manifest_descriptor = manifest_desc;
+    Ok(p)
+}
+
+/// Safety findings at a database this run reconciled become notes; the packages the
+/// application pins over the new base's become findings of their own.
+fn classify_findings(report: &mut SafetyReport, db: Option<&pkgdb::PackageDbReport>) {
+    let Some(db) = db else { return };
+    let reconciled = |path: &str| {
+        db.databases.iter().any(|d| {
+            d.path == path
+                && matches!(
+                    d.action,
+                    pkgdb::DbAction::Reconciled | pkgdb::DbAction::Unchanged
+                )
+        })
+    };
+    for f in &mut report.findings {
+        if reconciled(&f.path) {
+            f.class = FindingClass::PackageDb;
+        }
+    }
+    // rpm BerkeleyDB/NDB that the new base changed: a stale database must never pass silently
+    // (header-only analysis may not see the change, so it is stated here).
+    for d in &db.databases {
+        if d.action == pkgdb::DbAction::NotReconciled
+            && !report
+                .findings
+                .iter()
+                .any(|f| f.path == d.path && f.class == FindingClass::Real)
+        {
+            report.findings.push(crate::layer::Finding {
+                kind: crate::layer::FindingKind::AppOverwritesChangedFile,
+                class: FindingClass::Real,
+                path: d.path.clone(),
+                detail: "the application's rpm database (BerkeleyDB/NDB, not reconciled) hides the new base's: scanners and rpm will see the old base's versions".into(),
+            });
+        }
+    }
+    for pin in &db.pinned {
+        report.findings.push(crate::layer::Finding {
+            kind: crate::layer::FindingKind::AppPinsPackage,
+            class: FindingClass::Real,
+            path: pin.package.clone(),
+            detail: pin.to_string(),
+        });
+    }
+}
+
 /// `--strict`: any safety finding fails the rebase before anything is written.
 fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
     let findings: Vec<String> = reports
@@ -366,6 +760,7 @@ fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
             let findings = r
                 .findings
                 .iter()
+                .filter(|f| f.class == FindingClass::Real)
                 .map(move |f| format!("{} {}: {}", r.platform, f.path, f.detail));
             let platform = r
                 .platform_changes
@@ -376,7 +771,7 @@ fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
         .collect();
     match findings.first() {
         None => Ok(()),
-        Some(first) => Err(Error::Rebase(format!(
+        Some(first) => Err(Error::Refused(format!(
             "rebase of {} refused by --strict: {} safety finding(s), first: {first}",
             opts.image,
             findings.len()
@@ -386,19 +781,53 @@ fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
 
 /// Rebases one image; `progress` hears about the blobs copied.
 pub fn rebase(opts: &RebaseOptions, progress: &dyn Progress) -> Result<RebaseReport> {
-    let bases = Bases::open(&opts.onto, opts.from.as_ref(), &opts.registry)?;
+    let bases = Bases::open(
+        &opts.onto,
+        opts.from.as_ref(),
+        &opts.registry,
+        &opts.package_db,
+    )?;
     rebase_on(opts, &bases, None, progress)
+}
+
+/// One image of a fleet: its result, and the registry requests it sent.
+pub struct FleetImage {
+    /// The image's report, or why it failed (other images are not affected).
+    pub result: Result<RebaseReport>,
+    /// Registry requests sent for this image.
+    pub requests: u64,
+}
+
+/// A fleet run: every image's outcome, in the jobs' order, and the request counts.
+pub struct FleetRun {
+    /// One entry per job, in the jobs' order.
+    pub images: Vec<FleetImage>,
+    /// The run's request counts.
+    pub requests: fleet::Requests,
 }
 
 /// Rebases many images onto the same bases in one run (`opts.image`/`opts.dest` are replaced
 /// by each job's). The bases are read once and the new base's blobs checked once; blobs shared
-/// between images are copied once per destination; images run in parallel, and one image's
-/// failure does not stop the others. Only a failure of the bases themselves fails the run.
+/// between images are copied once per destination; images run in parallel (`jobs` at once
+/// when a registry is involved, see `fleet::run`), and one image's failure does not stop the
+/// others. Only a failure of the bases themselves fails the run.
 pub fn rebase_fleet(
     opts: &RebaseOptions,
     jobs: &[(Reference, Reference)],
-) -> Result<Vec<Result<RebaseReport>>> {
-    let bases = Bases::open(&opts.onto, opts.from.as_ref(), &opts.registry)?;
+    workers: usize,
+) -> Result<FleetRun> {
+    super::fleet::check_destinations(jobs)?;
+    let session = &opts.registry.session;
+    let base_registry = RegistryOptions {
+        session: session.counted(),
+        ..opts.registry.clone()
+    };
+    let bases = Bases::open(
+        &opts.onto,
+        opts.from.as_ref(),
+        &base_registry,
+        &opts.package_db,
+    )?;
     // Checking the new base's layers up front pays when sinks can then link them; a registry
     // base is mounted or streamed (and checked on the way) instead, never read twice.
     let verified = if opts.dry_run || bases.new_src.registry_repository().is_some() {
@@ -407,18 +836,34 @@ pub fn rebase_fleet(
         bases.verify_layers()?
     };
     let shared = SharedCopies::default();
-    Ok(jobs
-        .par_iter()
-        .map(|(image, dest)| {
-            let job = RebaseOptions {
-                image: image.clone(),
-                dest: dest.clone(),
-                ..opts.clone()
-            };
-            // Images run in parallel: one byte counter would mix them; the summary says it all.
-            rebase_on(&job, &bases, Some((&shared, &verified)), &Silent)
-        })
-        .collect())
+    let network = [&opts.onto]
+        .into_iter()
+        .chain(&opts.from)
+        .chain(jobs.iter().flat_map(|(i, d)| [i, d]))
+        .any(|r| registry_repository(r).is_some());
+    let images = fleet::run(jobs, network, workers, |(image, dest)| {
+        let job = RebaseOptions {
+            image: image.clone(),
+            dest: dest.clone(),
+            registry: RegistryOptions {
+                session: session.counted(),
+                ..opts.registry.clone()
+            },
+            ..opts.clone()
+        };
+        // Images run in parallel: one byte counter would mix them; the summary says it all.
+        let result = rebase_on(&job, &bases, Some((&shared, &verified)), &Silent);
+        FleetImage {
+            result,
+            requests: job.registry.session.requests(),
+        }
+    });
+    let requests = fleet::Requests::new(
+        session.total_requests(),
+        base_registry.session.requests(),
+        jobs.len(),
+    );
+    Ok(FleetRun { images, requests })
 }
 
 fn rebase_on(
@@ -434,7 +879,9 @@ fn rebase_on(
         refuse_unsafe(opts, &planned.safety)?;
     }
 
-    let blobs = if opts.dry_run {
+    let up_to_date = !opts.dry_run
+        && registry_destination_now(opts, &planned.image)?.as_ref() == Some(&planned.root.digest);
+    let blobs = if opts.dry_run || up_to_date {
         BlobStats::default()
     } else {
         let sink = open_sink(&opts.dest, &opts.registry)?;
@@ -487,5 +934,8 @@ fn rebase_on(
         }),
         dropped,
         blobs,
+        package_db_bytes_read: planned.db_bytes.clone(),
+        up_to_date,
+        requests: opts.registry.session.requests(),
     })
 }

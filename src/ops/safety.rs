@@ -14,17 +14,24 @@ use crate::layer::{safety_findings, Finding, Tree};
 use crate::model::Platform;
 use crate::transport::Source;
 
+/// The rebase safety report of one platform: what the swap of bases changes under the application.
 #[derive(Clone, Debug, Serialize)]
 pub struct SafetyReport {
+    /// The platform of the image's config.
     pub platform: Platform,
+    /// What changes under the application, in path order.
     pub findings: Vec<Finding>,
     /// os.version / os.features / variant differences between the old and new base.
     pub platform_changes: Vec<String>,
 }
 
 impl SafetyReport {
+    /// No real finding (notes on reconciled package databases and volatile state do not count).
     pub fn is_clean(&self) -> bool {
-        self.findings.is_empty() && self.platform_changes.is_empty()
+        self.findings
+            .iter()
+            .all(|f| f.class != crate::layer::FindingClass::Real)
+            && self.platform_changes.is_empty()
     }
 }
 
@@ -65,4 +72,14 @@ pub fn analyze(
         findings,
         platform_changes,
     })
+}
+
+/// Findings at a package database path ocipatch reconciles become notes: a rebase writes the
+/// merged database on top (see `ops::pkgdb`).
+pub fn mark_package_databases(report: &mut SafetyReport) {
+    for f in &mut report.findings {
+        if crate::pkgdb::Format::for_path(&f.path).is_some() {
+            f.class = crate::layer::FindingClass::PackageDb;
+        }
+    }
 }

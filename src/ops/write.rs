@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::{Descriptor, Digest};
 use crate::transport::{CopyOutcome, Sink, Source};
 
+/// What happened to the blobs an output needs. Serialized in every write report.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct BlobStats {
     /// Blobs streamed into the destination (digest checked on the way).
@@ -30,7 +31,9 @@ pub struct BlobStats {
 
 /// A blob the output needs, and the source to read it from.
 pub struct BlobCopy<'a> {
+    /// Where the blob is read from.
     pub src: &'a dyn Source,
+    /// The blob's descriptor (digest and size are checked on the way).
     pub descriptor: &'a Descriptor,
     /// This run already read and checked the source blob (a fleet's new base).
     pub verified: bool,
@@ -68,7 +71,7 @@ impl SharedCopies {
         match result {
             Ok(outcome) if ran => Ok(*outcome),
             Ok(_) => Ok(CopyOutcome::Present),
-            Err(msg) => Err(Error::Rebase(msg.clone())),
+            Err(msg) => Err(Error::Refused(msg.clone())),
         }
     }
 }

@@ -10,18 +10,28 @@ use crate::model::{Descriptor, Digest};
 /// The layer being appended, already built.
 #[derive(Clone, Debug)]
 pub struct NewLayer {
+    /// The compressed blob's digest.
     pub digest: Digest,
+    /// The digest of the uncompressed tar (the config's new diff ID).
     pub diff_id: Digest,
+    /// The compressed blob's size in bytes.
     pub size: u64,
+    /// Zstd-compressed (an OCI-only media type) rather than gzip.
     pub zstd: bool,
 }
 
+/// Everything needed to write one image with the layer appended.
 #[derive(Clone, Debug)]
 pub struct AppendPlan {
+    /// The new layer's descriptor, its media type in the image's OCI or Docker family.
     pub layer: Descriptor,
+    /// The new config's bytes.
     pub config: Vec<u8>,
+    /// The descriptor of [`AppendPlan::config`].
     pub config_descriptor: Descriptor,
+    /// The new manifest's bytes.
     pub manifest: Vec<u8>,
+    /// The descriptor of [`AppendPlan::manifest`].
     pub manifest_descriptor: Descriptor,
 }
 

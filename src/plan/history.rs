@@ -76,6 +76,7 @@ pub fn base_prefix_len(
     Ok(old_history.len())
 }
 
+/// The number of entries that made a layer (those without `empty_layer: true`).
 pub fn non_empty(history: &[History]) -> usize {
     history
         .iter()

@@ -8,13 +8,18 @@ use crate::model::{Descriptor, Digest, Index};
 /// What replaces one index entry: the new manifest's descriptor and its platform's os.version.
 #[derive(Clone, Copy, Debug)]
 pub struct NewEntry<'a> {
+    /// The rebased manifest's descriptor.
     pub manifest: &'a Descriptor,
+    /// The new `os.version` of the entry's platform; `None` removes it.
     pub os_version: Option<&'a str>,
 }
 
+/// A rewritten index: its bytes, its descriptor, and what it dropped.
 #[derive(Clone, Debug)]
 pub struct IndexPlan {
+    /// The new index's bytes.
     pub bytes: Vec<u8>,
+    /// The descriptor of [`IndexPlan::bytes`].
     pub descriptor: Descriptor,
     /// Entries that are not images of the old index (attestations, artifacts): dropped, since
     /// they describe the image as it was.
@@ -65,7 +70,7 @@ mod tests {
         let old = image(&[1], &[], Family::Oci, None, None);
         let new = image(&[2], &[], Family::Oci, None, None);
         let app = image(&[1, 10], &[], Family::Oci, None, None);
-        let plan = plan_image(app.parts(), old.parts(), new.parts(), "b").unwrap();
+        let plan = plan_image(app.parts(), old.parts(), new.parts(), Some("b")).unwrap();
         let idx = json!({
             "schemaVersion": 2,
             "mediaType": media::OCI_INDEX,

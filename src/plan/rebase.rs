@@ -7,13 +7,17 @@ use super::{config, history, PlanError};
 use crate::model::media::{self, Family};
 use crate::model::{Config, Descriptor, Digest, Manifest, Platform};
 
+/// The annotation naming the digest of the base manifest an image was built on (or rebased onto).
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// The annotation naming the base image's reference, e.g. `docker.io/library/debian:12`.
 pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 
 /// One image as the planner sees it: a manifest and its config.
 #[derive(Clone, Copy)]
 pub struct Parts<'a> {
+    /// The image manifest.
     pub manifest: &'a Manifest,
+    /// The config the manifest points to.
     pub config: &'a Config,
 }
 
@@ -21,49 +25,81 @@ pub struct Parts<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Origin {
+    /// The application image (its own layers).
     Image,
+    /// The new base (its layers).
     NewBase,
+    /// Built by this run (the package-database layer).
+    Built,
 }
 
+/// A layer the output references and the sink must hold: what to copy, and from where.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlobCopy {
+    /// The layer's descriptor as the output manifest has it (a new-base layer's media type is
+    /// already mapped to the image's OCI or Docker family; digest and size are unchanged).
     pub descriptor: Descriptor,
+    /// Which source holds the blob.
     pub origin: Origin,
 }
 
+/// One layer, as the reports list it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LayerSummary {
+    /// The stored (usually compressed) blob's digest.
     pub digest: Digest,
+    /// The digest of the uncompressed tar (from the config's `rootfs.diff_ids`).
     pub diff_id: Digest,
+    /// The layer's media type.
     pub media_type: String,
+    /// The stored blob's size in bytes.
     pub size: u64,
 }
 
 /// What the rebase of one platform changes, for `--json` and the human summary.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ImageReport {
+    /// The platform of the image's config.
     pub platform: Platform,
+    /// The image's manifest digest before the rebase.
     pub manifest_before: Digest,
+    /// The rebased manifest's digest.
     pub manifest_after: Digest,
+    /// The old base's manifest digest.
     pub old_base: Digest,
+    /// The new base's manifest digest.
     pub new_base: Digest,
+    /// The old base's layers, taken out of the image.
     pub layers_removed: Vec<LayerSummary>,
+    /// The new base's layers, put in their place.
     pub layers_added: Vec<LayerSummary>,
+    /// The application's own layers, kept as they are.
     pub layers_kept: Vec<LayerSummary>,
+    /// One human-readable line per config change (env, labels, history, ...).
     pub config_changes: Vec<String>,
+    /// Things worth knowing that are not errors (e.g. base layers matched by diff ID only).
     pub notes: Vec<String>,
     /// The output is byte-identical to the input (rebase onto the base it already has).
     pub unchanged: bool,
+    /// The package databases, when the application's layers carry one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package_db: Option<crate::pkgdb::PackageDbReport>,
 }
 
 /// Everything needed to write one rebased image: its new JSON blobs and the blobs to copy.
 #[derive(Clone, Debug)]
 pub struct ImagePlan {
+    /// The new config's bytes.
     pub config: Vec<u8>,
+    /// The descriptor of [`ImagePlan::config`].
     pub config_descriptor: Descriptor,
+    /// The new manifest's bytes.
     pub manifest: Vec<u8>,
+    /// The descriptor of [`ImagePlan::manifest`] (its media type is the manifest's own).
     pub manifest_descriptor: Descriptor,
+    /// The layers the output needs, new base's first, then the application's.
     pub copies: Vec<BlobCopy>,
+    /// What changes, for reporting.
     pub report: ImageReport,
 }
 
@@ -102,17 +138,73 @@ fn history_raw(config: &Config) -> Vec<Value> {
 }
 
 /// Plans the rebase of `image` from `old` onto `new`. `new_base_name` goes into the
-/// `org.opencontainers.image.base.name` annotation.
+/// `org.opencontainers.image.base.name` annotation; `None` removes that annotation (a name
+/// recorded by an earlier rebase would name the wrong base).
+///
+/// The steps, each a private function below: the inputs agree (`check_inputs`); the image
+/// sits on the old base (`base_prefix`); the new base's layers go under the app's
+/// (`splice_layers`); the config is merged (`new_config`); the manifest takes the new config,
+/// layers and base annotations (`new_manifest`).
 pub fn plan_image(
     image: Parts,
     old: Parts,
     new: Parts,
-    new_base_name: &str,
+    new_base_name: Option<&str>,
 ) -> Result<ImagePlan, PlanError> {
-    check_consistent(&image, "image")?;
-    check_consistent(&old, "old base")?;
-    check_consistent(&new, "new base")?;
-    for (base, which) in [(&old, "old base"), (&new, "new base")] {
+    check_inputs(&image, &old, &new)?;
+    let (base_len, base_prefix, notes) = base_prefix(&image, &old)?;
+    let (layers, diff_ids) = splice_layers(&image, &new, base_len)?;
+    let app_layers = &image.manifest.layers[base_len..];
+    let (config_bytes, config_changes) =
+        new_config(&image, &new, &old, &diff_ids, base_prefix, new_base_name);
+    let mut config_descriptor = image.manifest.config.clone();
+    config_descriptor.digest = Digest::of(&config_bytes);
+    config_descriptor.size = config_bytes.len() as u64;
+    let (manifest_bytes, manifest_descriptor) =
+        new_manifest(&image, &new, &config_descriptor, &layers, new_base_name);
+
+    let copies = layers[..new.manifest.layers.len()]
+        .iter()
+        .map(|mapped| BlobCopy {
+            descriptor: mapped.clone(),
+            origin: Origin::NewBase,
+        })
+        .chain(app_layers.iter().map(|l| BlobCopy {
+            descriptor: l.clone(),
+            origin: Origin::Image,
+        }))
+        .collect();
+
+    let report = ImageReport {
+        platform: image.config.platform.clone(),
+        manifest_before: image.manifest.digest(),
+        manifest_after: manifest_descriptor.digest.clone(),
+        old_base: old.manifest.digest(),
+        new_base: new.manifest.digest(),
+        layers_removed: summaries(&image.manifest.layers[..base_len], &old.config.diff_ids),
+        layers_added: summaries(&new.manifest.layers, &new.config.diff_ids),
+        layers_kept: summaries(app_layers, &image.config.diff_ids[base_len..]),
+        config_changes,
+        notes,
+        unchanged: manifest_bytes == image.manifest.bytes,
+        package_db: None,
+    };
+    Ok(ImagePlan {
+        config: config_bytes,
+        config_descriptor,
+        manifest: manifest_bytes,
+        manifest_descriptor,
+        copies,
+        report,
+    })
+}
+
+/// Layer and diff ID counts agree in each input, and the platforms match.
+fn check_inputs(image: &Parts, old: &Parts, new: &Parts) -> Result<(), PlanError> {
+    check_consistent(image, "image")?;
+    check_consistent(old, "old base")?;
+    check_consistent(new, "new base")?;
+    for (base, which) in [(old, "old base"), (new, "new base")] {
         if !image.config.platform.same_target(&base.config.platform) {
             return Err(PlanError::PlatformMismatch {
                 image: image.config.platform.to_string(),
@@ -121,8 +213,13 @@ pub fn plan_image(
             });
         }
     }
+    Ok(())
+}
 
-    // 1. The image must sit on the old base, by content (diff IDs), not by compressed digest.
+/// The image must sit on the old base, by content (diff IDs), not by compressed digest.
+/// Returns the old base's layer count, its history prefix length, and notes (recompressed base
+/// layers).
+fn base_prefix(image: &Parts, old: &Parts) -> Result<(usize, usize, Vec<String>), PlanError> {
     let base_len = old.config.diff_ids.len();
     for (i, base_id) in old.config.diff_ids.iter().enumerate() {
         match image.config.diff_ids.get(i) {
@@ -138,9 +235,8 @@ pub fn plan_image(
             }
         }
     }
-    let base_prefix =
+    let history_prefix =
         history::base_prefix_len(&image.config.history, &old.config.history, base_len)?;
-
     let mut notes = Vec::new();
     let recompressed = image.manifest.layers[..base_len]
         .iter()
@@ -152,8 +248,16 @@ pub fn plan_image(
             "{recompressed} of the image's {base_len} base layers are stored as different blobs than in the old base (recompressed by the builder); they were matched by diff ID"
         ));
     }
+    Ok((base_len, history_prefix, notes))
+}
 
-    // 2. Splice layers: the new base's, mapped to the image's media-type family, then the app's.
+/// The new base's layers, mapped to the image's media-type family, then the app's; and the
+/// diff IDs to match.
+fn splice_layers(
+    image: &Parts,
+    new: &Parts,
+    base_len: usize,
+) -> Result<(Vec<Descriptor>, Vec<Digest>), PlanError> {
     let family = image.manifest.family();
     let mut layers = Vec::with_capacity(new.manifest.layers.len() + image.manifest.layers.len());
     for l in &new.manifest.layers {
@@ -166,12 +270,22 @@ pub fn plan_image(
         l.media_type = media_type.to_string();
         layers.push(l);
     }
-    let app_layers = &image.manifest.layers[base_len..];
-    layers.extend_from_slice(app_layers);
+    layers.extend_from_slice(&image.manifest.layers[base_len..]);
     let mut diff_ids = new.config.diff_ids.clone();
     diff_ids.extend_from_slice(&image.config.diff_ids[base_len..]);
+    Ok((layers, diff_ids))
+}
 
-    // 3. Config: 3-way merge, then rootfs and history.
+/// The config: 3-way merge, then rootfs and history. Returns its bytes (the image's own when
+/// nothing changed) and the merge's change list.
+fn new_config(
+    image: &Parts,
+    new: &Parts,
+    old: &Parts,
+    diff_ids: &[Digest],
+    base_prefix: usize,
+    new_base_name: Option<&str>,
+) -> (Vec<u8>, Vec<String>) {
     let (mut cfg, config_changes) =
         config::merge(&image.config.json, &old.config.json, &new.config.json);
     let mut rootfs = cfg
@@ -194,16 +308,25 @@ pub fn plan_image(
             base_prefix,
             &history_raw(new.config),
             new.manifest.layers.len(),
-            new_base_name,
+            &new_base_name.map_or_else(|| new.manifest.digest().to_string(), str::to_string),
         );
         cfg.insert("history".into(), Value::Array(spliced));
     }
-    let config_bytes = keep_or_serialize(&cfg, &image.config.json, &image.config.bytes);
-    let mut config_descriptor = image.manifest.config.clone();
-    config_descriptor.digest = Digest::of(&config_bytes);
-    config_descriptor.size = config_bytes.len() as u64;
+    (
+        keep_or_serialize(&cfg, &image.config.json, &image.config.bytes),
+        config_changes,
+    )
+}
 
-    // 4. Manifest: the image's, with the new config, layers and base annotations.
+/// The manifest: the image's, with the new config, layers and base annotations. Returns its
+/// bytes (the image's own when nothing changed) and descriptor.
+fn new_manifest(
+    image: &Parts,
+    new: &Parts,
+    config_descriptor: &Descriptor,
+    layers: &[Descriptor],
+    new_base_name: Option<&str>,
+) -> (Vec<u8>, Descriptor) {
     let mut manifest = image.manifest.json.clone();
     manifest.insert("config".into(), config_descriptor.to_json());
     manifest.insert(
@@ -218,7 +341,14 @@ pub fn plan_image(
             ANNOTATION_BASE_DIGEST.into(),
             new.manifest.digest().to_string().into(),
         );
-        a.insert(ANNOTATION_BASE_NAME.into(), new_base_name.into());
+        match new_base_name {
+            Some(name) => {
+                a.insert(ANNOTATION_BASE_NAME.into(), name.into());
+            }
+            None => {
+                a.shift_remove(ANNOTATION_BASE_NAME);
+            }
+        }
     }
     let manifest_bytes = keep_or_serialize(&manifest, &image.manifest.json, &image.manifest.bytes);
     let mut manifest_descriptor = Descriptor::new(
@@ -226,46 +356,10 @@ pub fn plan_image(
         Digest::of(&manifest_bytes),
         manifest_bytes.len() as u64,
     );
-    if family == Family::Docker && image.manifest.json.get("mediaType").is_none() {
+    if image.manifest.family() == Family::Docker && image.manifest.json.get("mediaType").is_none() {
         manifest_descriptor.media_type = media::DOCKER_MANIFEST.to_string();
     }
-
-    let copies = new
-        .manifest
-        .layers
-        .iter()
-        .zip(&layers)
-        .map(|(_, mapped)| BlobCopy {
-            descriptor: mapped.clone(),
-            origin: Origin::NewBase,
-        })
-        .chain(app_layers.iter().map(|l| BlobCopy {
-            descriptor: l.clone(),
-            origin: Origin::Image,
-        }))
-        .collect();
-
-    let report = ImageReport {
-        platform: image.config.platform.clone(),
-        manifest_before: image.manifest.digest(),
-        manifest_after: manifest_descriptor.digest.clone(),
-        old_base: old.manifest.digest(),
-        new_base: new.manifest.digest(),
-        layers_removed: summaries(&image.manifest.layers[..base_len], &old.config.diff_ids),
-        layers_added: summaries(&new.manifest.layers, &new.config.diff_ids),
-        layers_kept: summaries(app_layers, &image.config.diff_ids[base_len..]),
-        config_changes,
-        notes,
-        unchanged: manifest_bytes == image.manifest.bytes,
-    };
-    Ok(ImagePlan {
-        config: config_bytes,
-        config_descriptor,
-        manifest: manifest_bytes,
-        manifest_descriptor,
-        copies,
-        report,
-    })
+    (manifest_bytes, manifest_descriptor)
 }
 
 /// JSON that did not change keeps its original bytes (and so its digest); JSON that did is
@@ -393,7 +487,7 @@ pub(crate) mod tests {
             ]),
             Some(json!({"org.example": "keep"})),
         );
-        let plan = plan_image(app.parts(), old.parts(), new.parts(), "oci:base:v2").unwrap();
+        let plan = plan_image(app.parts(), old.parts(), new.parts(), Some("oci:base:v2")).unwrap();
         let m = Manifest::parse(&plan.manifest, None).unwrap();
         let digests: Vec<_> = m.layers.iter().map(|l| l.digest.clone()).collect();
         assert_eq!(
@@ -445,7 +539,7 @@ pub(crate) mod tests {
         let old = image(&[1, 2], &[], Family::Oci, None, None);
         let new = image(&[3], &[], Family::Oci, None, None);
         let app = image(&[1, 5, 10], &[], Family::Oci, None, None);
-        match plan_image(app.parts(), old.parts(), new.parts(), "b") {
+        match plan_image(app.parts(), old.parts(), new.parts(), Some("b")) {
             Err(PlanError::NotOnBase {
                 layer,
                 base_diff_id,
@@ -466,7 +560,7 @@ pub(crate) mod tests {
         let mut json = app.manifest.json.clone();
         json["layers"][0]["digest"] = digest(200).to_string().into();
         app.manifest = Manifest::parse(&serde_json::to_vec(&json).unwrap(), None).unwrap();
-        let plan = plan_image(app.parts(), old.parts(), new.parts(), "b").unwrap();
+        let plan = plan_image(app.parts(), old.parts(), new.parts(), Some("b")).unwrap();
         assert_eq!(plan.report.notes.len(), 1, "{:?}", plan.report.notes);
     }
 
@@ -475,7 +569,7 @@ pub(crate) mod tests {
         let old = image(&[1], &[], Family::Docker, None, None);
         let new = image(&[2], &[], Family::Oci, None, None);
         let app = image(&[1, 10], &[], Family::Docker, None, None);
-        let plan = plan_image(app.parts(), old.parts(), new.parts(), "b").unwrap();
+        let plan = plan_image(app.parts(), old.parts(), new.parts(), Some("b")).unwrap();
         let m = Manifest::parse(&plan.manifest, None).unwrap();
         assert!(m
             .layers
@@ -493,7 +587,7 @@ pub(crate) mod tests {
         new.manifest = Manifest::parse(&serde_json::to_vec(&json).unwrap(), None).unwrap();
         let app = image(&[1, 10], &[], Family::Docker, None, None);
         assert!(matches!(
-            plan_image(app.parts(), old.parts(), new.parts(), "b"),
+            plan_image(app.parts(), old.parts(), new.parts(), Some("b")),
             Err(PlanError::NoDockerName { .. })
         ));
     }
@@ -508,12 +602,12 @@ pub(crate) mod tests {
             hist(&[("b", false), ("a", false)]),
             None,
         );
-        let once = plan_image(first.parts(), base.parts(), base.parts(), "oci:b").unwrap();
+        let once = plan_image(first.parts(), base.parts(), base.parts(), Some("oci:b")).unwrap();
         let rebased = Img {
             manifest: Manifest::parse(&once.manifest, None).unwrap(),
             config: Config::parse(&once.config).unwrap(),
         };
-        let twice = plan_image(rebased.parts(), base.parts(), base.parts(), "oci:b").unwrap();
+        let twice = plan_image(rebased.parts(), base.parts(), base.parts(), Some("oci:b")).unwrap();
         assert!(twice.report.unchanged);
         assert_eq!(twice.manifest, once.manifest);
         assert_eq!(twice.config, once.config);
@@ -528,7 +622,7 @@ pub(crate) mod tests {
         new.config = Config::parse(&serde_json::to_vec(&cfg).unwrap()).unwrap();
         let app = image(&[1, 10], &[], Family::Oci, None, None);
         assert!(matches!(
-            plan_image(app.parts(), old.parts(), new.parts(), "b"),
+            plan_image(app.parts(), old.parts(), new.parts(), Some("b")),
             Err(PlanError::PlatformMismatch {
                 which: "new base",
                 ..
@@ -542,7 +636,7 @@ pub(crate) mod tests {
         let mut app = image(&[1, 10], &[], Family::Oci, None, None);
         app.config = old.config.clone();
         assert!(matches!(
-            plan_image(app.parts(), old.parts(), old.parts(), "b"),
+            plan_image(app.parts(), old.parts(), old.parts(), Some("b")),
             Err(PlanError::LayerCountMismatch { which: "image", .. })
         ));
     }
@@ -552,8 +646,8 @@ pub(crate) mod tests {
         let old = image(&[1], &["A=1"], Family::Oci, None, None);
         let new = image(&[2], &["A=2", "B=3"], Family::Oci, None, None);
         let app = image(&[1, 10], &["A=1"], Family::Oci, None, None);
-        let a = plan_image(app.parts(), old.parts(), new.parts(), "b").unwrap();
-        let b = plan_image(app.parts(), old.parts(), new.parts(), "b").unwrap();
+        let a = plan_image(app.parts(), old.parts(), new.parts(), Some("b")).unwrap();
+        let b = plan_image(app.parts(), old.parts(), new.parts(), Some("b")).unwrap();
         assert_eq!(a.manifest, b.manifest);
         assert_eq!(a.config, b.config);
     }

@@ -21,14 +21,19 @@ use crate::error::{Error, Result};
 use crate::model::reference::normalise_docker_name;
 use crate::model::{media, Descriptor, Digest, Location, Reference};
 
+/// The member listing the archive's images.
 pub const MANIFEST_JSON: &str = "manifest.json";
 
 /// One image of `manifest.json`, with every field it was read with (kept when carried over).
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// The entry's JSON object, unknown fields included.
     pub json: Map<String, Value>,
+    /// `Config`: the member holding the image config.
     pub config: String,
+    /// `RepoTags`: the `NAME:TAG`s the image was saved under; empty when it has none.
     pub repo_tags: Vec<String>,
+    /// `Layers`: the members holding the layers, base first.
     pub layers: Vec<String>,
 }
 
@@ -81,6 +86,8 @@ pub fn digest_from_name(name: &str) -> Option<Digest> {
     format!("sha256:{hex}").parse().ok()
 }
 
+/// The `docker-archive:` [`Source`]: what `docker save` writes, read in place.
+/// The manifest is synthesized (Docker schema 2), so its digest is ocipatch's, not a registry's.
 pub struct DockerArchiveSource {
     reference: Reference,
     tar: TarIndex,
@@ -91,6 +98,7 @@ pub struct DockerArchiveSource {
 }
 
 impl DockerArchiveSource {
+    /// Opens a `docker-archive:` reference and selects its `NAME:TAG` (or its only image).
     pub fn open(reference: &Reference) -> Result<DockerArchiveSource> {
         let Location::DockerArchive { file, name } = &reference.location else {
             unreachable!("DockerArchiveSource::open is only called for docker-archive: references")
@@ -186,7 +194,7 @@ fn select<'a>(
     };
     match name {
         Some(name) => {
-            let wanted = normalise_docker_name(name).map_err(Error::Rebase)?;
+            let wanted = normalise_docker_name(name).map_err(Error::Usage)?;
             entries
                 .iter()
                 .find(|e| e.repo_tags.iter().any(|t| same_name(t, &wanted)))
@@ -203,7 +211,7 @@ fn select<'a>(
                 what: "an image".into(),
                 hint: format!(" ({MANIFEST_JSON} lists no images)"),
             }),
-            _ => Err(Error::Rebase(format!(
+            _ => Err(Error::Usage(format!(
                 "{reference}: the archive holds {} images; name one as docker-archive:FILE:NAME:TAG{}",
                 entries.len(),
                 listed()

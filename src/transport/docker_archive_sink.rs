@@ -11,10 +11,11 @@
 //! `org.opencontainers.image.base.*` annotations of a rebase), and an index (multi-platform
 //! images are refused). As for oci-archive, blobs are staged, then `commit` streams the tar in a
 //! fixed order into a temp file renamed over FILE; the other images of an existing FILE are
-//! carried over, the one with our NAME:TAG loses that tag.
+//! carried over, the one with our NAME:TAG loses that tag. Concurrent writers of one FILE take
+//! turns at commit (`FILE.lock`) and re-read FILE under the lock, so none loses the other's.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::{Map, Value};
@@ -22,20 +23,20 @@ use serde_json::{Map, Value};
 use super::docker_archive::{parse_manifest_json, same_name, Entry, MANIFEST_JSON};
 use super::staging::Staging;
 use super::tar_index::{Member, TarIndex};
-use super::tar_writer::TarWriter;
+use super::tar_writer::{ArchiveLock, TarWriter};
 use super::{CopyOutcome, Sink, Source};
 use crate::engine::Compression;
 use crate::error::{Error, Result};
 use crate::model::reference::normalise_docker_name;
 use crate::model::{media, Config, Descriptor, Digest, Location, Manifest, Reference};
 
+/// The `docker-archive:` [`Sink`]: writes a `docker save` tar (a new file, renamed into
+/// place on commit), carrying over the other images of an existing archive.
 pub struct DockerArchiveSink {
     reference: Reference,
     file: PathBuf,
     /// `NAME:TAG` as given (`:latest` added when no tag); `None`: an untagged image.
     repo_tag: Option<String>,
-    /// The archive being replaced: its index and images, carried over.
-    old: Option<(TarIndex, Vec<Entry>)>,
     staging: Staging,
     /// Compressed layer digest → the diff ID under which its plain tar is staged.
     decompressed: Mutex<BTreeMap<Digest, Digest>>,
@@ -45,7 +46,31 @@ fn blob_name(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
 
+/// The archive being replaced (its index and images, carried over), or `None` when there is
+/// none; something else there is refused rather than overwritten.
+type Existing = Option<(TarIndex, Vec<Entry>)>;
+
+fn read_existing(reference: &Reference, file: &Path) -> Result<Existing> {
+    if !file.exists() {
+        return Ok(None);
+    }
+    let refuse = |reason: String| Error::InvalidFile {
+        reference: reference.to_string(),
+        file: file.to_path_buf(),
+        reason: format!("{reason}; refusing to overwrite it"),
+    };
+    let tar = TarIndex::open(file).map_err(refuse)?;
+    let bytes = tar
+        .read_member(MANIFEST_JSON, super::MAX_JSON_BLOB)
+        .map_err(refuse)?
+        .ok_or_else(|| refuse(format!("no {MANIFEST_JSON}: not a docker-archive")))?;
+    let entries = parse_manifest_json(&bytes).map_err(refuse)?;
+    Ok(Some((tar, entries)))
+}
+
 impl DockerArchiveSink {
+    /// Prepares to write the archive a `docker-archive:` reference names; nothing is written until
+    /// commit.
     pub fn open(reference: &Reference) -> Result<DockerArchiveSink> {
         let Location::DockerArchive { file, name } = &reference.location else {
             unreachable!("DockerArchiveSink::open is only called for docker-archive: references")
@@ -58,40 +83,25 @@ impl DockerArchiveSink {
                 format!("{n}:latest")
             }
         });
-        let old = if file.exists() {
-            let refuse = |reason: String| Error::InvalidFile {
-                reference: reference.to_string(),
-                file: file.clone(),
-                reason: format!("{reason}; refusing to overwrite it"),
-            };
-            let tar = TarIndex::open(file).map_err(refuse)?;
-            let bytes = tar
-                .read_member(MANIFEST_JSON, super::MAX_JSON_BLOB)
-                .map_err(refuse)?
-                .ok_or_else(|| refuse(format!("no {MANIFEST_JSON}: not a docker-archive")))?;
-            let entries = parse_manifest_json(&bytes).map_err(refuse)?;
-            Some((tar, entries))
-        } else {
-            None
-        };
+        // Refused early what cannot be overwritten; FILE is read for real at commit.
+        read_existing(reference, file)?;
         Ok(DockerArchiveSink {
             reference: reference.clone(),
             file: file.clone(),
             repo_tag,
-            old,
-            staging: Staging::next_to(file)?,
+            staging: Staging::next_to(file, reference)?,
             decompressed: Mutex::new(BTreeMap::new()),
         })
     }
 
-    fn rebase_error(&self, what: String) -> Error {
-        Error::Rebase(format!("{}: {what}", self.reference))
+    fn unsupported(&self, what: String) -> Error {
+        Error::Unsupported(format!("{}: {what}", self.reference))
     }
 
     /// The staged plain tar of each layer, checked against the config's diff IDs.
     fn layer_files(&self, manifest: &Manifest, config: &Config) -> Result<Vec<(Digest, u64)>> {
         if manifest.layers.len() != config.diff_ids.len() {
-            return Err(self.rebase_error(format!(
+            return Err(self.unsupported(format!(
                 "the manifest has {} layers, its config {} diff IDs",
                 manifest.layers.len(),
                 config.diff_ids.len()
@@ -103,10 +113,10 @@ impl DockerArchiveSink {
         for (i, (layer, diff_id)) in manifest.layers.iter().zip(&config.diff_ids).enumerate() {
             let file = decompressed.get(&layer.digest).unwrap_or(&layer.digest);
             let size = staged.get(file).ok_or_else(|| {
-                self.rebase_error(format!("layer {} ({}) was not copied", i, layer.digest))
+                self.unsupported(format!("layer {} ({}) was not copied", i, layer.digest))
             })?;
             if file != diff_id {
-                return Err(self.rebase_error(format!(
+                return Err(self.unsupported(format!(
                     "layer {i} ({}) has diff ID {file}, its config says {diff_id}",
                     layer.digest
                 )));
@@ -117,13 +127,13 @@ impl DockerArchiveSink {
     }
 
     /// `manifest.json`: the old images (minus our tag), then ours.
-    fn entries(&self, config: &Digest, layers: &[(Digest, u64)]) -> Vec<Entry> {
+    fn entries(&self, old: &Existing, config: &Digest, layers: &[(Digest, u64)]) -> Vec<Entry> {
         let wanted = self
             .repo_tag
             .as_deref()
             .and_then(|t| normalise_docker_name(t).ok());
         let mut entries: Vec<Entry> = Vec::new();
-        for e in self.old.iter().flat_map(|(_, es)| es) {
+        for e in old.iter().flat_map(|(_, es)| es) {
             let mut e = e.clone();
             if let Some(w) = &wanted {
                 let before = e.repo_tags.len();
@@ -158,14 +168,19 @@ impl DockerArchiveSink {
     }
 
     /// `blobs`: the new image's config and layers, staged, with their sizes.
-    fn write_tar(&self, entries: &[Entry], blobs: &[(Digest, u64)]) -> std::io::Result<()> {
+    fn write_tar(
+        &self,
+        old: &Existing,
+        entries: &[Entry],
+        blobs: &[(Digest, u64)],
+    ) -> std::io::Result<()> {
         enum Origin {
             Old(Member),
             Staged(Digest),
         }
         // Every member the images need, by name; the new image's blobs are staged.
         let mut members: BTreeMap<String, (u64, Origin)> = BTreeMap::new();
-        if let Some((tar, _)) = &self.old {
+        if let Some((tar, _)) = old {
             for e in entries {
                 for name in std::iter::once(&e.config).chain(&e.layers) {
                     if let Some(m) = tar.get(name) {
@@ -182,7 +197,7 @@ impl DockerArchiveSink {
         for (name, (size, from)) in &members {
             match from {
                 Origin::Old(m) => {
-                    let (tar, _) = self.old.as_ref().expect("old member");
+                    let (tar, _) = old.as_ref().expect("old member");
                     out.file(name, *size, tar.open_member(*m)?)?;
                 }
                 Origin::Staged(d) => {
@@ -247,8 +262,8 @@ impl Sink for DockerArchiveSink {
         {
             return Ok(CopyOutcome::Present);
         }
-        if media::is_foreign_layer(&desc.media_type) && !src.has_blob(&desc.digest)? {
-            return Err(self.rebase_error(format!(
+        if super::absent_foreign_layer(src, desc)? {
+            return Err(self.unsupported(format!(
                 "foreign layer {} is not in {} and a docker-archive cannot reference it by URL",
                 desc.digest,
                 src.reference()
@@ -274,23 +289,26 @@ impl Sink for DockerArchiveSink {
     fn commit(&self, root: &Descriptor) -> Result<()> {
         let result = (|| {
             if media::is_index(&root.media_type) {
-                return Err(self.rebase_error(format!(
+                return Err(self.unsupported(format!(
                     "{} is a multi-platform index; a docker-archive holds single-platform images",
                     root.digest
                 )));
             }
             let bytes = self.staging.read(&root.digest)?;
             let manifest = Manifest::parse(&bytes, Some(&root.media_type))
-                .map_err(|e| self.rebase_error(format!("manifest {}: {e}", root.digest)))?;
+                .map_err(|e| self.unsupported(format!("manifest {}: {e}", root.digest)))?;
             let config_bytes = self.staging.read(&manifest.config.digest)?;
-            let config = Config::parse(&config_bytes).map_err(|e| {
-                self.rebase_error(format!("config {}: {e}", manifest.config.digest))
-            })?;
+            let config = Config::parse(&config_bytes)
+                .map_err(|e| self.unsupported(format!("config {}: {e}", manifest.config.digest)))?;
             let layers = self.layer_files(&manifest, &config)?;
-            let entries = self.entries(&manifest.config.digest, &layers);
+            // Under the lock, FILE is what the last writer left: its images are carried over.
+            let _lock = ArchiveLock::acquire(&self.file)
+                .map_err(|e| Error::io(ArchiveLock::path_for(&self.file), e))?;
+            let old = read_existing(&self.reference, &self.file)?;
+            let entries = self.entries(&old, &manifest.config.digest, &layers);
             let mut blobs = layers;
             blobs.push((manifest.config.digest.clone(), config_bytes.len() as u64));
-            self.write_tar(&entries, &blobs)
+            self.write_tar(&old, &entries, &blobs)
                 .map_err(|e| Error::io(&self.file, e))
         })();
         self.staging.remove();

@@ -4,6 +4,7 @@
 pub mod docker_archive;
 pub mod docker_archive_sink;
 pub mod layout;
+pub mod memory;
 pub mod oci_archive;
 pub mod oci_archive_sink;
 pub mod registry;
@@ -11,11 +12,15 @@ mod select;
 mod staging;
 pub mod tar_index;
 mod tar_writer;
+pub mod temp;
 
-use std::io::Read;
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 pub use registry::auth::Credentials;
+pub use registry::client::{Deadlines, Session};
 
 use crate::engine::{BlobDigests, EngineError};
 use crate::error::{Error, Result};
@@ -27,6 +32,7 @@ pub const MAX_JSON_BLOB: u64 = 32 << 20;
 
 /// A place images are read from.
 pub trait Source: Send + Sync {
+    /// The reference this source was opened for; every error names it.
     fn reference(&self) -> &Reference;
 
     /// The descriptor the reference selects: an image manifest or an index.
@@ -35,6 +41,8 @@ pub trait Source: Send + Sync {
     /// A stream of the blob's stored bytes, unverified (the caller verifies as it reads).
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>>;
 
+    /// Whether the source holds the blob (for foreign layers: whether it is stored, not only
+    /// referenced by URL).
     fn has_blob(&self, digest: &Digest) -> Result<bool>;
 
     /// The blob as a plain file, when it is one (lets a sink on the same filesystem link it).
@@ -62,6 +70,10 @@ pub struct RegistryOptions {
     pub authfile: Option<PathBuf>,
     /// `--tls-verify=false` allows unverified TLS and plain HTTP (skopeo's meaning).
     pub tls_verify: bool,
+    /// `--timeout`, `--min-transfer-rate`: how long one registry request may take.
+    pub deadlines: Deadlines,
+    /// The run's connections to registries and its request counts (shared by clones).
+    pub session: Session,
 }
 
 impl Default for RegistryOptions {
@@ -70,6 +82,8 @@ impl Default for RegistryOptions {
             creds: None,
             authfile: None,
             tls_verify: true,
+            deadlines: Deadlines::default(),
+            session: Session::default(),
         }
     }
 }
@@ -93,6 +107,7 @@ pub enum CopyOutcome {
 /// A place images are written to. Blobs first, then `commit` makes the tag point at the root,
 /// atomically; `abort` undoes what a failed run created.
 pub trait Sink: Send + Sync {
+    /// The reference this sink writes; every error names it.
     fn reference(&self) -> &Reference;
 
     /// Copies a blob from `src`, checking its digest and size while it is copied.
@@ -150,6 +165,80 @@ pub fn open_sink(reference: &Reference, opts: &RegistryOptions) -> Result<Box<dy
     }
 }
 
+/// A foreign layer (a Windows base layer, known by URL) whose blob `src` does not store: it is
+/// referenced by its `urls`, never copied or read. The one place that decides it.
+pub fn absent_foreign_layer(src: &dyn Source, desc: &Descriptor) -> Result<bool> {
+    Ok(crate::model::media::is_foreign_layer(&desc.media_type) && !src.has_blob(&desc.digest)?)
+}
+
+/// A blob's stream cut at one byte past its descriptor's size: an endless or oversized blob
+/// is then caught by the size check after at most that many bytes.
+pub fn bounded<'a>(reader: impl Read + Send + 'a, desc: &Descriptor) -> impl Read + Send + 'a {
+    reader.take(desc.size.saturating_add(1))
+}
+
+/// One bounded pass over a blob already on disk (a hard link we made, a destination's copy).
+pub(crate) fn digest_bounded(
+    file: File,
+    desc: &Descriptor,
+) -> std::result::Result<BlobDigests, EngineError> {
+    crate::engine::digest_stream(bounded(file, desc), None, None)
+}
+
+fn open_checked(path: &Path, flags: i32) -> io::Result<File> {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below, and
+    // it changes nothing for a regular file.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | flags)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "not a regular file (a {}); refusing to read it",
+                if kind.is_dir() {
+                    "directory"
+                } else {
+                    "device, FIFO or socket"
+                }
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// Opens a file of an image store (a layout's blob, `index.json`) for reading: it must be a
+/// regular file once opened (a symlink to one is followed: what is read is checked against a
+/// digest or parsed, so where it lives does not matter). A device, FIFO, socket or directory,
+/// `/dev/zero` say, is refused, so no read of a store can be endless.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    open_checked(path, 0)
+}
+
+/// Like [`open_regular`], refusing a symlink too: for names we created ourselves, where a
+/// symlink can only be someone else's plant.
+pub fn open_regular_nofollow(path: &Path) -> io::Result<File> {
+    open_checked(path, libc::O_NOFOLLOW)
+}
+
+/// A small file whole (`index.json`, `oci-layout`, a JSON blob), refusing one over `limit`
+/// bytes or that is not a regular file.
+pub fn read_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_regular(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("more than the {limit}-byte limit"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads a small blob whole and checks it against its descriptor.
 pub fn read_json_blob(src: &dyn Source, desc: &Descriptor, what: &'static str) -> Result<Vec<u8>> {
     let reference = src.reference().to_string();
@@ -180,6 +269,28 @@ pub fn read_json_blob(src: &dyn Source, desc: &Descriptor, what: &'static str) -
 
 /// Checks what the engine computed while reading a blob of `src` against its descriptor; an
 /// engine failure (a read error, a corrupt stream) becomes an error naming the blob.
+/// [`check_blob`] for a copy into `dest` (a temp file at `path`): a write failure is charged
+/// to the destination, so a full disk names where it is full, not the source image.
+pub(crate) fn check_copy(
+    src: &dyn Source,
+    desc: &Descriptor,
+    dest: &Reference,
+    path: &Path,
+    result: std::result::Result<BlobDigests, EngineError>,
+) -> Result<BlobDigests> {
+    match result {
+        Err(EngineError::Write(source)) => Err(Error::WriteBlob {
+            destination: dest.to_string(),
+            digest: desc.digest.clone(),
+            path: path.to_path_buf(),
+            source,
+        }),
+        other => check_blob(src, desc, other),
+    }
+}
+
+/// Turns an engine result for the blob `desc` read from `src` into the library's result: a stream
+/// error becomes [`Error::Blob`], and a digest or size that differs from `desc` is an error.
 pub fn check_blob(
     src: &dyn Source,
     desc: &Descriptor,

@@ -22,11 +22,15 @@ pub fn blob_member(digest: &Digest) -> String {
 /// An archive indexed and its `index.json` parsed: what both the source and the sink (for the
 /// images it carries over) need.
 pub struct OciArchive {
+    /// The archive's member table.
     pub tar: TarIndex,
+    /// Its `index.json`.
     pub index: Index,
 }
 
 impl OciArchive {
+    /// Indexes the archive `file` and parses its `oci-layout` and `index.json`. Errors name
+    /// `reference`: not found, not a tar, or not an OCI layout.
     pub fn open(reference: &Reference, file: &Path) -> Result<OciArchive> {
         let invalid = |reason: String| Error::InvalidFile {
             reference: reference.to_string(),
@@ -63,10 +67,13 @@ impl OciArchive {
         Ok(OciArchive { tar, index })
     }
 
+    /// Whether the archive holds `blobs/<alg>/<hex>` for `digest`.
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.tar.get(&blob_member(digest)).is_some()
     }
 
+    /// Streams the blob `digest` from the archive (unchecked: the caller verifies). Errors with
+    /// [`Error::MissingBlob`] when the archive does not hold it.
     pub fn open_blob(
         &self,
         reference: &Reference,
@@ -86,6 +93,7 @@ impl OciArchive {
     }
 }
 
+/// The `oci-archive:` [`Source`]: an OCI layout in a tar, read in place.
 pub struct OciArchiveSource {
     reference: Reference,
     file: PathBuf,
@@ -94,6 +102,7 @@ pub struct OciArchiveSource {
 }
 
 impl OciArchiveSource {
+    /// Opens an `oci-archive:` reference and resolves its tag (or its only image).
     pub fn open(reference: &Reference) -> Result<OciArchiveSource> {
         let Location::OciArchive { file, tag } = &reference.location else {
             unreachable!("OciArchiveSource::open is only called for oci-archive: references")

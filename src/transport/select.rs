@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::media;
 use crate::model::{Descriptor, Digest, Index, Reference};
 
+/// The index annotation that tags a manifest in an OCI layout.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// The tags of an index, sorted, once each.
@@ -37,7 +38,7 @@ pub fn by_tag(
     match found.as_slice() {
         [] => Ok(None),
         [one, rest @ ..] if rest.iter().all(|d| d.digest == one.digest) => Ok(Some((*one).clone())),
-        _ => Err(Error::Rebase(format!(
+        _ => Err(Error::Corrupt(format!(
             "{reference}: tag {tag:?} names {} different manifests in {index_file}",
             found.len(),
         ))),

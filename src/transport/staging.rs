@@ -11,16 +11,17 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use sha2::{Digest as _, Sha256};
-
-use super::tar_writer::{temp_name, TEMP_MARK};
+use super::temp::{self, TempPath};
 use super::{CopyOutcome, Source};
+use crate::cleanup::Registration;
 use crate::engine::{self, BlobDigests, Compression, EngineError};
 use crate::error::{Error, Result};
-use crate::model::{Descriptor, Digest};
+use crate::model::{Descriptor, Digest, Reference};
 
 pub struct Staging {
-    dir: Mutex<Option<tempfile::TempDir>>,
+    /// The archive being written, for errors (a full disk is the destination's).
+    destination: Reference,
+    dir: Mutex<Option<(tempfile::TempDir, Registration)>>,
     path: PathBuf,
     /// Staged blobs: digest → size.
     blobs: Mutex<BTreeMap<Digest, u64>>,
@@ -28,21 +29,11 @@ pub struct Staging {
 
 impl Staging {
     /// A staging directory next to `target` (same filesystem: hard links work).
-    pub fn next_to(target: &Path) -> Result<Staging> {
-        let parent = match target.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let name = target
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let dir = tempfile::Builder::new()
-            .prefix(&format!(".{name}{TEMP_MARK}"))
-            .suffix(".d")
-            .tempdir_in(parent)
-            .map_err(|e| Error::io(parent, e))?;
+    pub fn next_to(target: &Path, destination: &Reference) -> Result<Staging> {
+        let dir = temp::dir_next_to(target).map_err(|e| Error::io(temp::parent_of(target), e))?;
         Ok(Staging {
-            path: dir.path().to_path_buf(),
+            destination: destination.clone(),
+            path: dir.0.path().to_path_buf(),
             dir: Mutex::new(Some(dir)),
             blobs: Mutex::new(BTreeMap::new()),
         })
@@ -72,8 +63,9 @@ impl Staging {
             .insert(digest.clone(), size);
     }
 
-    fn temp(&self, digest: &Digest) -> PathBuf {
-        temp_name(&self.path_of(digest), "part")
+    /// A temp file for a blob arriving (random name, created exclusively).
+    fn temp(&self, digest: &Digest) -> Result<(File, TempPath)> {
+        temp::file_in(&self.path, digest.hex()).map_err(|e| Error::io(&self.path, e))
     }
 
     /// Copies a blob as it is stored, checking digest and size (linking it when the source
@@ -82,18 +74,24 @@ impl Staging {
         if self.has(&desc.digest) {
             return Ok(CopyOutcome::Present);
         }
-        let tmp = self.temp(&desc.digest);
-        let mut outcome = CopyOutcome::Copied;
-        let result = match src.blob_path(&desc.digest) {
-            Some(path) if fs::hard_link(&path, &tmp).is_ok() => {
-                outcome = CopyOutcome::Linked;
-                engine::digest_file(&tmp, None)
+        // Same filesystem: link instead of copying, but only a regular file (never a symlink
+        // of the source's), then read the link once to check it.
+        if let Some(path) = src.blob_path(&desc.digest) {
+            if let Ok(link) = temp::link_in(&self.path, desc.digest.hex(), &path) {
+                if let Ok(f) = super::open_regular_nofollow(link.path()) {
+                    let got = super::check_blob(src, desc, super::digest_bounded(f, desc))?;
+                    self.install(link, &got.digest, got.size)?;
+                    return Ok(CopyOutcome::Linked);
+                }
             }
-            _ => engine::copy_to_file(src.open_blob(&desc.digest)?, &tmp, None),
-        };
-        let got = check(src, desc, &tmp, result)?;
-        self.install(&tmp, &got.digest, got.size)?;
-        Ok(outcome)
+        }
+        let (mut f, tmp) = self.temp(&desc.digest)?;
+        let reader = super::bounded(src.open_blob(&desc.digest)?, desc);
+        let result = engine::digest_stream(reader, None, Some(&mut f))
+            .and_then(|d| f.sync_all().map(|()| d).map_err(EngineError::Write));
+        let got = super::check_copy(src, desc, &self.destination, tmp.path(), result)?;
+        self.install(tmp, &got.digest, got.size)?;
+        Ok(CopyOutcome::Copied)
     }
 
     /// Copies a compressed layer decompressed (docker-archive layers are plain tars), checking
@@ -104,15 +102,14 @@ impl Staging {
         desc: &Descriptor,
         compression: Compression,
     ) -> Result<Digest> {
-        let tmp = self.temp(&desc.digest);
-        let result = decompress_to_file(src.open_blob(&desc.digest)?, compression, &tmp);
-        let got = check(src, desc, &tmp, result)?;
+        let (mut f, tmp) = self.temp(&desc.digest)?;
+        let reader = super::bounded(src.open_blob(&desc.digest)?, desc);
+        let result = decompress_to_file(reader, compression, &mut f);
+        let got = super::check_copy(src, desc, &self.destination, tmp.path(), result)?;
         let diff_id = got.diff_id.expect("decompression yields a diff ID");
-        if self.has(&diff_id) {
-            let _ = fs::remove_file(&tmp);
-        } else {
-            let size = fs::metadata(&tmp).map_err(|e| Error::io(&tmp, e))?.len();
-            self.install(&tmp, &diff_id, size)?;
+        if !self.has(&diff_id) {
+            let size = f.metadata().map_err(|e| Error::io(tmp.path(), e))?.len();
+            self.install(tmp, &diff_id, size)?;
         }
         Ok(diff_id)
     }
@@ -122,9 +119,9 @@ impl Staging {
         if self.has(&desc.digest) {
             return Ok(());
         }
-        let tmp = self.temp(&desc.digest);
-        fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-        self.install(&tmp, &desc.digest, bytes.len() as u64)
+        let (mut f, tmp) = self.temp(&desc.digest)?;
+        f.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+        self.install(tmp, &desc.digest, bytes.len() as u64)
     }
 
     /// A staged blob whole (a manifest or config we need to read back at commit).
@@ -138,97 +135,40 @@ impl Staging {
         File::open(&p).map_err(|e| Error::io(&p, e))
     }
 
-    fn install(&self, tmp: &Path, digest: &Digest, size: u64) -> Result<()> {
+    fn install(&self, tmp: TempPath, digest: &Digest, size: u64) -> Result<()> {
         let dest = self.path_of(digest);
-        fs::rename(tmp, &dest).map_err(|e| {
-            let _ = fs::remove_file(tmp);
-            Error::io(&dest, e)
-        })?;
+        tmp.persist(&dest).map_err(|e| Error::io(&dest, e))?;
         self.record(digest, size);
         Ok(())
     }
 
     /// Removes the directory now (it also goes when dropped).
     pub fn remove(&self) {
-        if let Some(d) = self.dir.lock().expect("staging lock").take() {
+        if let Some((d, _registration)) = self.dir.lock().expect("staging lock").take() {
             let _ = d.close();
         }
     }
 }
 
-/// The engine's verdict on a copied blob, turned into the crate's errors naming the source.
-/// The digest check of a staged blob; a failed one removes the temp file.
-fn check(
-    src: &dyn Source,
-    desc: &Descriptor,
-    tmp: &Path,
-    result: std::result::Result<BlobDigests, EngineError>,
-) -> Result<BlobDigests> {
-    super::check_blob(src, desc, result).inspect_err(|_| {
-        let _ = fs::remove_file(tmp);
-    })
-}
-
-/// Hashes what passes through it.
-struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-    size: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-}
-
-/// One pass: the compressed stream is hashed (digest) while it is decompressed into `dest`,
-/// the decompressed stream hashed too (diff ID). The engine only hashes decompressed data;
-/// this is the one place that keeps it.
+/// One pass through the engine's decoder: the compressed stream is hashed (digest) while it is
+/// decompressed into `dest`, the decompressed stream hashed too (diff ID), under the engine's
+/// end-of-stream rules.
 fn decompress_to_file(
     reader: impl Read,
     compression: Compression,
-    dest: &Path,
+    dest: &mut File,
 ) -> std::result::Result<BlobDigests, EngineError> {
-    let mut compressed = Hashing {
-        inner: reader,
-        hash: Sha256::new(),
-        size: 0,
+    let copy = |r: &mut dyn Read| -> io::Result<()> {
+        let mut out = io::BufWriter::with_capacity(1 << 20, &mut *dest);
+        io::copy(r, &mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
     };
-    let name = compression.name();
-    let mut decoder = engine::decoder(compression, io::BufReader::new(&mut compressed))?;
-    let f = File::create(dest).map_err(EngineError::Write)?;
-    let mut out = io::BufWriter::with_capacity(1 << 20, f);
-    let mut diff = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = decoder
-            .read(&mut buf)
-            .map_err(|e| EngineError::Decompress {
-                compression: name,
-                detail: e.to_string(),
-            })?;
-        if n == 0 {
-            break;
-        }
-        diff.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(EngineError::Write)?;
+    match engine::decode_with(reader, compression, copy) {
+        Ok(((), digests)) => Ok(digests),
+        Err(engine::ConsumeError::Stream(e)) => Err(e),
+        // The decoder's own failures come back as `Stream`; what is left is the file's.
+        Err(engine::ConsumeError::Consumer(e)) => Err(EngineError::Write(e)),
     }
-    drop(decoder);
-    // Trailing bytes after the compressed stream still belong to the blob's digest.
-    io::copy(&mut compressed, &mut io::sink()).map_err(EngineError::Read)?;
-    let f = out
-        .into_inner()
-        .map_err(|e| EngineError::Write(e.into_error()))?;
-    f.sync_all().map_err(EngineError::Write)?;
-    Ok(BlobDigests {
-        digest: Digest::from_sha256(compressed.hash.finalize().into()),
-        size: compressed.size,
-        diff_id: Some(Digest::from_sha256(diff.finalize().into())),
-    })
 }
 
 #[cfg(test)]
@@ -243,22 +183,24 @@ mod tests {
         gz.write_all(&plain).unwrap();
         let blob = gz.finish().unwrap();
         let dest = dir.path().join("out");
-        let got = decompress_to_file(&blob[..], Compression::Gzip, &dest).unwrap();
+        let out = || File::create(&dest).unwrap();
+        let got = decompress_to_file(&blob[..], Compression::Gzip, &mut out()).unwrap();
         assert_eq!(got.digest, Digest::of(&blob));
         assert_eq!(got.size, blob.len() as u64);
         assert_eq!(got.diff_id, Some(Digest::of(&plain)));
         assert_eq!(fs::read(&dest).unwrap(), plain);
         let z = zstd::encode_all(&plain[..], 3).unwrap();
-        let got = decompress_to_file(&z[..], Compression::Zstd, &dest).unwrap();
+        let got = decompress_to_file(&z[..], Compression::Zstd, &mut out()).unwrap();
         assert_eq!(got.diff_id, Some(Digest::of(&plain)));
-        assert!(decompress_to_file(&b"\x1f\x8bjunk"[..], Compression::Gzip, &dest).is_err());
+        assert!(decompress_to_file(&b"\x1f\x8bjunk"[..], Compression::Gzip, &mut out()).is_err());
     }
 
     #[test]
     fn the_directory_goes_away() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.tar");
-        let s = Staging::next_to(&target).unwrap();
+        let s =
+            Staging::next_to(&target, &Reference::parse("oci-archive:/x.tar").unwrap()).unwrap();
         let d = Descriptor::new("application/json", Digest::of(b"{}"), 2);
         s.put(&d, b"{}").unwrap();
         assert_eq!(s.read(&d.digest).unwrap(), b"{}");

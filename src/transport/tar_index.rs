@@ -16,10 +16,14 @@ use std::sync::Arc;
 /// Where one member's data lies in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Member {
+    /// Byte offset of the member's data in the file.
     pub offset: u64,
+    /// The member's size in bytes.
     pub size: u64,
 }
 
+/// A tar file's member table, built in one pass over its headers, and a shared handle to read
+/// members in place.
 #[derive(Debug)]
 pub struct TarIndex {
     file: PathBuf,
@@ -36,11 +40,15 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The compression a stream starts with, judged by its magic number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Magic {
+    /// Gzip (`1f 8b`).
     Gzip,
+    /// Zstd (`28 b5 2f fd`).
     Zstd,
+    /// Anything else: read as an uncompressed tar.
     Plain,
 }
 
+/// The compression `head` (the first bytes of a stream) starts with.
 pub fn sniff(head: &[u8]) -> Magic {
     if head.starts_with(&GZIP_MAGIC) {
         Magic::Gzip
@@ -164,6 +172,7 @@ impl TarIndex {
         })
     }
 
+    /// The indexed file's path.
     pub fn file(&self) -> &Path {
         &self.file
     }

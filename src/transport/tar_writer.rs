@@ -3,46 +3,33 @@
 //! writer deletes the temp file, so a failed run leaves nothing behind.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Names of our temp files and directories next to a target archive.
-pub const TEMP_MARK: &str = ".ocipatch-tmp-";
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A fresh hidden name next to `target`: `.NAME.ocipatch-tmp-PID-N.SUFFIX`.
-pub fn temp_name(target: &Path, suffix: &str) -> PathBuf {
-    let name = target
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    target.with_file_name(format!(
-        ".{name}{TEMP_MARK}{}-{n}.{suffix}",
-        std::process::id()
-    ))
-}
+use super::temp::{self, TempPath};
+use crate::cleanup::{self, Registration};
 
 pub struct TarWriter {
     builder: Option<tar::Builder<BufWriter<File>>>,
     /// Directory entries written so far (each member's parents come before it, for tools
     /// that extract the archive).
     dirs: BTreeSet<String>,
-    tmp: PathBuf,
+    /// `.NAME.ocipatch-tmp-RANDOM.tar`, created exclusively: removed when dropped unfinished.
+    tmp: Option<TempPath>,
     target: PathBuf,
 }
 
 impl TarWriter {
     pub fn create(target: &Path) -> io::Result<TarWriter> {
-        let tmp = temp_name(target, "tar");
-        let f = File::create(&tmp)?;
+        let (f, tmp) = temp::file_next_to(target, "tar")?;
         let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, f));
         builder.mode(tar::HeaderMode::Deterministic);
         Ok(TarWriter {
             builder: Some(builder),
             dirs: BTreeSet::new(),
-            tmp,
+            tmp: Some(tmp),
             target: target.to_path_buf(),
         })
     }
@@ -114,20 +101,78 @@ impl TarWriter {
             .map_err(io::IntoInnerError::into_error)?;
         f.sync_all()?;
         drop(f);
-        fs::rename(&self.tmp, &self.target)?;
-        let dir = match self.target.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        File::open(dir)?.sync_all()
+        let tmp = self.tmp.take().expect("finish once");
+        tmp.persist(&self.target)?;
+        File::open(temp::parent_of(&self.target))?.sync_all()
     }
 }
 
-impl Drop for TarWriter {
-    fn drop(&mut self) {
-        if self.builder.is_some() {
-            let _ = fs::remove_file(&self.tmp);
+/// An exclusive lock for writing one archive, held from re-reading the archive to renaming its
+/// replacement over it: two writers of the same FILE take turns, and the second carries over
+/// the images (tags) of the first. The archive itself cannot be locked, since each writer
+/// replaces it by a rename, so the lock is `FILE.lock` beside it (`flock`).
+///
+/// The lock file is opened with `O_NOFOLLOW` (a planted symlink is refused, never followed),
+/// is never written, and is removed on release, while still locked. A waiter that then gets the
+/// lock on the removed file sees that the name no longer leads to the file it locked, and tries
+/// again; so the file comes and goes and the lock still holds.
+pub struct ArchiveLock {
+    path: PathBuf,
+    _file: File,
+    _registration: Registration,
+}
+
+impl ArchiveLock {
+    pub fn path_for(archive: &Path) -> PathBuf {
+        let mut name = archive
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        name.push(".lock");
+        archive.with_file_name(name)
+    }
+
+    /// Waits for the lock of `archive` and takes it.
+    pub fn acquire(archive: &Path) -> io::Result<ArchiveLock> {
+        let path = Self::path_for(archive);
+        loop {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(&path)?;
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Err(io::Error::other(format!(
+                    "{} is not a regular file; refusing to use it as a lock",
+                    path.display()
+                )));
+            }
+            file.lock()?;
+            let same = std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
+            if !same {
+                continue; // its holder removed it while we waited: lock the new one
+            }
+            // We hold it: an interrupted run removes it like a released lock.
+            let p = path.clone();
+            let registration = cleanup::register(move || {
+                let _ = std::fs::remove_file(p);
+            });
+            return Ok(ArchiveLock {
+                path,
+                _file: file,
+                _registration: registration,
+            });
         }
+    }
+}
+
+impl Drop for ArchiveLock {
+    fn drop(&mut self) {
+        // Removed while still locked; the lock goes when `_file` closes, just after.
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -147,6 +192,7 @@ impl<R: Read> Read for Counted<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn list(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)

@@ -19,7 +19,9 @@ use serde_json::Value;
 /// A user name and password (or token used as a password).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// The user name.
     pub username: String,
+    /// The password or token. Never printed: `Debug` redacts it.
     pub password: String,
 }
 
@@ -240,11 +242,14 @@ fn run_helper(name: &str, host: &str) -> Result<Option<Credentials>, String> {
 /// A parsed `WWW-Authenticate` header: `Bearer realm="…",service="…"` or `Basic realm="…"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Challenge {
+    /// `Bearer` or `Basic`, as the registry wrote it (compare case-insensitively).
     pub scheme: String,
+    /// The `key="value"` parameters, in order (`realm`, `service`, `scope`, ...).
     pub params: Vec<(String, String)>,
 }
 
 impl Challenge {
+    /// The value of parameter `key`, matched case-insensitively.
     pub fn param(&self, key: &str) -> Option<&str> {
         self.params
             .iter()
@@ -252,10 +257,12 @@ impl Challenge {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A `Bearer` (token) challenge.
     pub fn is_bearer(&self) -> bool {
         self.scheme.eq_ignore_ascii_case("bearer")
     }
 
+    /// A `Basic` challenge.
     pub fn is_basic(&self) -> bool {
         self.scheme.eq_ignore_ascii_case("basic")
     }

@@ -8,13 +8,15 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use ureq::http::{self, Method, Response, StatusCode};
 
 use super::auth::{self, Challenge, Credentials};
+use super::body;
 use crate::error::{Error, Result};
 use crate::transport::RegistryOptions;
 
@@ -27,16 +29,55 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Error bodies and token answers are small; read at most this much of them.
 const MAX_SMALL_BODY: u64 = 1 << 20;
 
+/// The `Accept` header of manifest requests: every index and manifest type ocipatch reads.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.docker.distribution.manifest.v2+json";
 
+/// How long one request may take, end to end: connection, request, answer and its whole body.
+/// ureq's per-read timeout restarts with every byte, so a registry sending one byte every few
+/// seconds would otherwise hold a run forever; this budget does not restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// The whole budget of a request that moves no blob (ping, token, manifest, HEAD, mount),
+    /// and the fixed part of one that does.
+    pub request: Duration,
+    /// The slowest average transfer accepted, in bytes per second: a blob of N bytes gets
+    /// `request + N / min_rate`.
+    pub min_rate: u64,
+}
+
+impl Default for Deadlines {
+    fn default() -> Deadlines {
+        Deadlines {
+            request: Duration::from_secs(120),
+            min_rate: 64 << 10,
+        }
+    }
+}
+
+impl Deadlines {
+    /// The budget of a request that moves `bytes` bytes (0 for one that moves no blob).
+    pub fn for_bytes(&self, bytes: u64) -> Duration {
+        let transfer = Duration::from_secs_f64(bytes as f64 / self.min_rate.max(1) as f64);
+        self.request.saturating_add(transfer)
+    }
+}
+
 /// A request body: none, bytes we hold (replayable, so retried), or a stream (sent once).
 pub enum Body<'a> {
+    /// No body.
     Empty,
+    /// Bytes in memory: a failed attempt can be retried.
     Bytes(&'a [u8]),
-    Stream { reader: &'a mut dyn Read, size: u64 },
+    /// A stream of `size` bytes: sent once, never retried.
+    Stream {
+        /// The bytes to send.
+        reader: &'a mut dyn Read,
+        /// How many bytes `reader` yields (the `Content-Length`).
+        size: u64,
+    },
 }
 
 impl Body<'_> {
@@ -47,7 +88,9 @@ impl Body<'_> {
 
 /// A failed request, and whether trying again may help (connection reset, 429, 5xx).
 pub struct SendFailure {
+    /// What went wrong, naming the reference.
     pub error: Error,
+    /// Whether trying again may help.
     pub transient: bool,
 }
 
@@ -63,23 +106,119 @@ struct AuthState {
     tokens: HashMap<String, String>,
 }
 
-/// One registry host, as one reference sees it (the reference names every error).
-pub struct Client {
+/// The shared slow-down of one registry: a 429 or 503 makes every request of the run to that
+/// registry wait, instead of each worker hammering it on its own schedule. Consecutive
+/// throttling answers double the pause (up to `MAX_BACKOFF`); any other answer resets it.
+#[derive(Debug)]
+struct Throttle {
+    state: Mutex<(Option<Instant>, u32)>,
+}
+
+impl Throttle {
+    fn new() -> Throttle {
+        Throttle {
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// The registry said "too many requests" or "unavailable" at `now`; it asked for `asked`
+    /// (its `Retry-After`), if anything.
+    fn slow_down(&self, now: Instant, asked: Option<Duration>) {
+        let mut s = self.state.lock().expect("throttle lock");
+        let pause = asked
+            .unwrap_or(FIRST_BACKOFF * 2u32.saturating_pow(s.1.min(16)))
+            .min(MAX_BACKOFF);
+        s.1 = s.1.saturating_add(1);
+        let until = now + pause;
+        s.0 = Some(s.0.map_or(until, |u| u.max(until)));
+    }
+
+    /// The registry answered normally: the streak of throttling answers is over (a pause
+    /// already announced still runs out).
+    fn answered(&self) {
+        self.state.lock().expect("throttle lock").1 = 0;
+    }
+
+    /// How long a request about to be sent at `now` must wait.
+    fn wait_at(&self, now: Instant) -> Duration {
+        let s = self.state.lock().expect("throttle lock");
+        s.0.map_or(Duration::ZERO, |u| u.saturating_duration_since(now))
+    }
+}
+
+/// One registry as this run reaches it: one connection pool (ureq reuses connections and TLS
+/// sessions), the scheme found by the one ping, the auth challenge and the tokens per scope
+/// set, and the shared throttle. Every reference to the same registry with the same
+/// credentials shares it (see `Session`).
+struct Connection {
     agent: ureq::Agent,
-    reference: String,
     host: String,
     /// `https://HOST` or, with `--tls-verify=false` and no TLS there, `http://HOST`.
     base: String,
     creds: Option<Credentials>,
     auth: Mutex<AuthState>,
+    deadlines: Deadlines,
+    throttle: Throttle,
+}
+
+/// What the registry clients of one run share: connections by registry (so each registry is
+/// pinged once and each token scope fetched once per run), and request counts. Cloning shares
+/// everything; `counted` shares the connections with a fresh count (one per fleet image).
+#[derive(Clone, Default)]
+pub struct Session {
+    connections: Arc<Mutex<HashMap<String, Arc<Connection>>>>,
+    total: Arc<AtomicU64>,
+    counter: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("requests", &self.requests())
+            .field("total_requests", &self.total_requests())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The same connections, with a request count of its own.
+    pub fn counted(&self) -> Session {
+        Session {
+            connections: self.connections.clone(),
+            total: self.total.clone(),
+            counter: Arc::default(),
+        }
+    }
+
+    /// HTTP requests sent by clients opened with this session (or its clones).
+    pub fn requests(&self) -> u64 {
+        self.counter.load(Ordering::Relaxed)
+    }
+
+    /// HTTP requests sent by every client of the run.
+    pub fn total_requests(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.counter.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One registry, as one reference sees it (the reference names every error).
+pub struct Client {
+    conn: Arc<Connection>,
+    reference: String,
+    session: Session,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("reference", &self.reference)
-            .field("base", &self.base)
-            .field("creds", &self.creds)
+            .field("base", &self.conn.base)
+            .field("creds", &self.conn.creds)
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +243,9 @@ fn transient_io(e: &std::io::Error) -> bool {
 fn transient(e: &ureq::Error) -> bool {
     match e {
         ureq::Error::Io(io) => transient_io(io),
+        // The request's whole budget is spent: trying again would multiply the deadline the
+        // user set. A stalled connect or read within it may still be a passing fault.
+        ureq::Error::Timeout(ureq::Timeout::Global) => false,
         ureq::Error::Timeout(_) => true,
         _ => false,
     }
@@ -113,22 +255,57 @@ fn retry_status(s: StatusCode) -> bool {
     s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
 }
 
-fn backoff(attempt: u32, resp: Option<&Response<ureq::Body>>) -> Duration {
-    let asked = resp
-        .and_then(|r| r.headers().get("retry-after"))
+/// "Too many requests" and "service unavailable": the registry asks the whole run to slow
+/// down (see `Throttle`).
+fn throttling(s: StatusCode) -> bool {
+    s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::SERVICE_UNAVAILABLE
+}
+
+/// A `Retry-After` in seconds.
+fn retry_after(resp: &Response<ureq::Body>) -> Option<Duration> {
+    resp.headers()
+        .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .map(Duration::from_secs)
+}
+
+fn backoff(attempt: u32, resp: Option<&Response<ureq::Body>>) -> Duration {
+    let asked = resp.and_then(retry_after);
     asked
         .unwrap_or(FIRST_BACKOFF * 2u32.pow(attempt))
         .min(MAX_BACKOFF)
 }
 
+/// The value of header `name`, if present and ASCII.
 pub fn header<'r>(resp: &'r Response<ureq::Body>, name: &str) -> Option<&'r str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Reads at most `MAX_SMALL_BODY` bytes of a response body.
+/// The origin of a URL (scheme, host, port with the scheme's default made explicit), the unit
+/// credentials are scoped to.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_ascii_lowercase();
+    let default = match scheme.as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    Some((scheme, host, uri.port_u16().unwrap_or(default)))
+}
+
+/// Whether two URLs have the same origin (an unparsable one has none).
+fn same_origin(a: &str, b: &str) -> bool {
+    match (origin(a), origin(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Reads at most `limit` bytes of a response body and drops the rest (error bodies: only
+/// their first error is shown).
 pub fn read_small(resp: Response<ureq::Body>, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     resp.into_body()
@@ -138,9 +315,135 @@ pub fn read_small(resp: Response<ureq::Body>, limit: u64) -> std::io::Result<Vec
     Ok(out)
 }
 
+impl Connection {
+    fn open(
+        reference: &str,
+        host: &str,
+        creds: Option<Credentials>,
+        opts: &RegistryOptions,
+        session: &Session,
+    ) -> std::result::Result<Connection, String> {
+        // The system's trust store (as skopeo and docker use), so registries signed by a
+        // private CA the machine trusts work; SSL_CERT_FILE / SSL_CERT_DIR are honoured.
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+            .disable_verification(!opts.tls_verify)
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls)
+            // No overall timeout (layers can be large): bound each wait instead. A registry
+            // hashes a whole upload before it answers the final PUT, hence the long one.
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_per_read(Some(Duration::from_secs(300)))
+            .timeout_recv_response(Some(Duration::from_secs(600)))
+            // Already ureq's default, stated because it is a rule we rely on: a redirect
+            // (blob GETs go to storage) never carries our Authorization header anywhere, as
+            // Go's net/http (docker, containerd) does not carry it to another host.
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
+            // Redirects are followed by `send_expecting`, which checks where they go (ureq
+            // would resolve `file:///etc/passwd` as a path on the registry).
+            .max_redirects(0)
+            // A fleet keeps many requests in flight to one registry: keep that many
+            // connections (and their TLS sessions) for reuse.
+            .max_idle_connections(256)
+            .max_idle_connections_per_host(128)
+            .user_agent(concat!("ocipatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let api = api_host(host);
+        let _ = reference;
+        let mut conn = Connection {
+            agent,
+            host: host.to_string(),
+            base: format!("https://{api}"),
+            creds,
+            auth: Mutex::new(AuthState {
+                challenge: None,
+                tokens: HashMap::new(),
+            }),
+            deadlines: opts.deadlines,
+            throttle: Throttle::new(),
+        };
+        let https_err = match conn.ping(session) {
+            Ok(()) => return Ok(conn),
+            Err(e) => e,
+        };
+        if opts.tls_verify {
+            let hint = if https_err.tls {
+                " (for a plain-HTTP or self-signed registry pass --tls-verify=false)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "cannot reach registry {host} over HTTPS: {}{hint}",
+                https_err.message
+            ));
+        }
+        let https_err = https_err.message;
+        conn.base = format!("http://{api}");
+        conn.ping(session).map_err(|http_err| {
+            format!(
+                "cannot reach registry {host}: HTTPS: {https_err}; HTTP: {}",
+                http_err.message
+            )
+        })?;
+        Ok(conn)
+    }
+
+    fn ping(&self, session: &Session) -> std::result::Result<(), PingError> {
+        let req = http::Request::get(format!("{}/v2/", self.base))
+            .body(())
+            .map_err(|e| PingError {
+                message: e.to_string(),
+                tls: false,
+            })?;
+        let resp = self.run(session, req, 0).map_err(|e| PingError {
+            // rustls reports a non-TLS peer or a bad certificate as invalid data.
+            tls: matches!(&e, ureq::Error::Tls(_))
+                || matches!(&e, ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData),
+            message: self.describe(e, 0),
+        })?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            let challenge = header(&resp, "www-authenticate").and_then(Challenge::parse);
+            self.auth.lock().expect("auth lock").challenge = challenge;
+        }
+        Ok(())
+    }
+
+    /// Runs one request under its deadline (see `Deadlines`), `bytes` being the size of the
+    /// blob it moves, either way. ureq enforces the budget across redirects and while the
+    /// body is read.
+    fn run<B: ureq::AsSendBody>(
+        &self,
+        session: &Session,
+        req: http::Request<B>,
+        bytes: u64,
+    ) -> std::result::Result<Response<ureq::Body>, ureq::Error> {
+        let req = self
+            .agent
+            .configure_request(req)
+            .timeout_global(Some(self.deadlines.for_bytes(bytes)))
+            .build();
+        session.count();
+        self.agent.run(req)
+    }
+
+    /// A transport error as one line; a spent deadline says which one.
+    fn describe(&self, e: ureq::Error, bytes: u64) -> String {
+        match e {
+            ureq::Error::Timeout(ureq::Timeout::Global) => {
+                body::deadline_message(self.deadlines.for_bytes(bytes))
+            }
+            other => describe(other),
+        }
+    }
+}
+
 impl Client {
-    /// Finds how to talk to `host` (HTTPS, or HTTP when TLS is not verified, as skopeo does)
-    /// and what auth it asks for, with one `GET /v2/`.
+    /// A client for `reference` on `host`. The first client of a run for a registry (and
+    /// credentials) finds how to talk to it (HTTPS, or HTTP when TLS is not verified, as skopeo
+    /// does) and what auth it asks for, with one `GET /v2/`; the others share that connection.
     pub fn connect(
         reference: &str,
         host: &str,
@@ -160,92 +463,82 @@ impl Client {
             )
             .map_err(fail)?,
         };
-        // The system's trust store (as skopeo and docker use), so registries signed by a
-        // private CA the machine trusts work; SSL_CERT_FILE / SSL_CERT_DIR are honoured.
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .disable_verification(!opts.tls_verify)
-            .build();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls)
-            // No overall timeout (layers can be large): bound each wait instead. A registry
-            // hashes a whole upload before it answers the final PUT, hence the long one.
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_per_read(Some(Duration::from_secs(300)))
-            .timeout_recv_response(Some(Duration::from_secs(600)))
-            .user_agent(concat!("ocipatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        let api = api_host(host);
-        let mut client = Client {
-            agent,
+        let key = format!(
+            "{host}\0{}\0{:?}\0{}",
+            opts.tls_verify,
+            opts.deadlines,
+            creds
+                .as_ref()
+                .map(|c| format!("{}\0{}", c.username, c.password))
+                .unwrap_or_default()
+        );
+        let session = opts.session.clone();
+        // Held while the first client pings: the others wait for its answer instead of
+        // pinging too.
+        let mut pool = session.connections.lock().expect("connection pool lock");
+        if let Some(conn) = pool.get(&key) {
+            return Ok(Client {
+                conn: conn.clone(),
+                reference: reference.to_string(),
+                session: session.clone(),
+            });
+        }
+        let conn = Connection::open(reference, host, creds, opts, &session).map_err(fail)?;
+        let conn = Arc::new(conn);
+        pool.insert(key, conn.clone());
+        drop(pool);
+        Ok(Client {
+            conn,
             reference: reference.to_string(),
-            host: host.to_string(),
-            base: format!("https://{api}"),
-            creds,
-            auth: Mutex::new(AuthState {
-                challenge: None,
-                tokens: HashMap::new(),
-            }),
-        };
-        let https_err = match client.ping() {
-            Ok(()) => return Ok(client),
-            Err(e) => e,
-        };
-        if opts.tls_verify {
-            let hint = if https_err.tls {
-                " (for a plain-HTTP or self-signed registry pass --tls-verify=false)"
-            } else {
-                ""
-            };
-            return Err(fail(format!(
-                "cannot reach registry {host} over HTTPS: {}{hint}",
-                https_err.message
-            )));
-        }
-        let https_err = https_err.message;
-        client.base = format!("http://{api}");
-        client.ping().map_err(|http_err| {
-            fail(format!(
-                "cannot reach registry {host}: HTTPS: {https_err}; HTTP: {}",
-                http_err.message
-            ))
-        })?;
-        Ok(client)
+            session,
+        })
     }
 
-    fn ping(&self) -> std::result::Result<(), PingError> {
-        let req = http::Request::get(format!("{}/v2/", self.base))
-            .body(())
-            .map_err(|e| PingError {
-                message: e.to_string(),
-                tls: false,
-            })?;
-        let resp = self.agent.run(req).map_err(|e| PingError {
-            // rustls reports a non-TLS peer or a bad certificate as invalid data.
-            tls: matches!(&e, ureq::Error::Tls(_))
-                || matches!(&e, ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData),
-            message: describe(e),
-        })?;
-        if resp.status() == StatusCode::UNAUTHORIZED {
-            let challenge = header(&resp, "www-authenticate").and_then(Challenge::parse);
-            self.auth.lock().expect("auth lock").challenge = challenge;
-        }
-        Ok(())
+    /// The deadline of a request moving `bytes` bytes.
+    pub fn deadline(&self, bytes: u64) -> Duration {
+        self.conn.deadlines.for_bytes(bytes)
     }
 
+    /// A transport error as one line; a spent deadline says which one.
+    pub fn describe(&self, e: ureq::Error, bytes: u64) -> String {
+        self.conn.describe(e, bytes)
+    }
+
+    /// One request under its deadline, counted in this client's session.
+    fn run<B: ureq::AsSendBody>(
+        &self,
+        req: http::Request<B>,
+        bytes: u64,
+    ) -> std::result::Result<Response<ureq::Body>, ureq::Error> {
+        self.conn.run(&self.session, req, bytes)
+    }
+
+    /// Whether `url` is on the registry's own origin: the only place its credentials and
+    /// tokens go (apart from Basic credentials to the token realm it names).
+    ///
+    /// What docker and containerd do, read in their sources: distribution's client authorizer
+    /// looks up challenges by the request's scheme + host + `/v2/` and adds no header to a
+    /// URL whose endpoint never challenged; containerd keys its auth handlers by the request's
+    /// host, and its pusher drops the authorizer when an upload `Location` changes the host
+    /// or scheme. Both send the Basic credentials to the realm of a Bearer challenge, wherever
+    /// it is (Docker Hub's realm is auth.docker.io), to get a token.
+    fn is_registry(&self, url: &str) -> bool {
+        same_origin(url, &self.conn.base)
+    }
+
+    /// The reference every error of this client names.
     pub fn reference(&self) -> &str {
         &self.reference
     }
 
+    /// The registry host (with port, if any).
     pub fn host(&self) -> &str {
-        &self.host
+        &self.conn.host
     }
 
     /// `BASE/v2/REPO/...` for a path below the repository.
     pub fn url(&self, repository: &str, path: &str) -> String {
-        format!("{}/v2/{repository}/{path}", self.base)
+        format!("{}/v2/{repository}/{path}", self.conn.base)
     }
 
     /// Resolves an upload `Location` (absolute, or relative to the registry).
@@ -253,20 +546,20 @@ impl Client {
         if location.starts_with("http://") || location.starts_with("https://") {
             location.to_string()
         } else if location.starts_with('/') {
-            format!("{}{location}", self.base)
+            format!("{}{location}", self.conn.base)
         } else {
-            format!("{}/{location}", self.base)
+            format!("{}/{location}", self.conn.base)
         }
     }
 
     /// The `Authorization` header for `scopes`, fetching a token when the registry wants one.
     fn authorization(&self, scopes: &[String]) -> Result<Option<String>> {
-        let mut state = self.auth.lock().expect("auth lock");
+        let mut state = self.conn.auth.lock().expect("auth lock");
         let Some(challenge) = state.challenge.clone() else {
             return Ok(None);
         };
         if challenge.is_basic() {
-            return Ok(self.creds.as_ref().map(Credentials::basic_header));
+            return Ok(self.conn.creds.as_ref().map(Credentials::basic_header));
         }
         if !challenge.is_bearer() {
             return Ok(None);
@@ -287,7 +580,7 @@ impl Client {
         let realm = challenge.param("realm").ok_or_else(|| {
             self.error_msg(format!(
                 "registry {} asked for a Bearer token without a realm",
-                self.host
+                self.conn.host
             ))
         })?;
         let mut url = realm.to_string();
@@ -303,27 +596,32 @@ impl Client {
         let mut last = None;
         for attempt in 0..MAX_ATTEMPTS {
             let mut b = http::Request::get(&url);
-            if let Some(c) = &self.creds {
+            if let Some(c) = &self.conn.creds {
                 b = b.header("authorization", c.basic_header());
             }
             let req = b.body(()).map_err(|e| self.error_msg(e.to_string()))?;
-            match self.agent.run(req) {
+            match self.run(req, 0) {
                 Err(e) if transient(&e) && attempt + 1 < MAX_ATTEMPTS => {
                     std::thread::sleep(backoff(attempt, None));
                 }
                 Err(e) => {
-                    return Err(
-                        self.error_msg(format!("cannot get a token from {realm}: {}", describe(e)))
-                    )
+                    return Err(self.error_msg(format!(
+                        "cannot get a token from {realm}: {}",
+                        self.describe(e, 0)
+                    )))
                 }
                 Ok(r) if retry_status(r.status()) && attempt + 1 < MAX_ATTEMPTS => {
                     std::thread::sleep(backoff(attempt, Some(&r)));
                     last = Some(r.status());
                 }
                 Ok(r) if r.status().is_success() => {
-                    let body = read_small(r, MAX_SMALL_BODY).map_err(|e| {
-                        self.error_msg(format!("cannot read the token from {realm}: {e}"))
-                    })?;
+                    let body = body::read_limited(
+                        r,
+                        MAX_SMALL_BODY,
+                        format!("the answer of token server {realm}"),
+                        self.deadline(0),
+                    )
+                    .map_err(|e| self.error_msg(format!("cannot read the token: {e}")))?;
                     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     return json
                         .get("token")
@@ -336,7 +634,7 @@ impl Client {
                         });
                 }
                 Ok(r) => {
-                    let what = if self.creds.is_some() {
+                    let what = if self.conn.creds.is_some() {
                         "authentication failed"
                     } else {
                         "authentication required (no credentials: use --creds or an auth file)"
@@ -358,28 +656,135 @@ impl Client {
         method: Method,
         url: &str,
         headers: &[(&str, &str)],
+        body: Body<'_>,
+        scopes: &[String],
+    ) -> Result<Response<ureq::Body>> {
+        self.send_expecting(method, url, headers, body, scopes, 0)
+    }
+
+    /// `send`, for a request whose answer is a blob of `expected` bytes: its deadline grows
+    /// with the size (see `Deadlines`).
+    pub fn send_expecting(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+        scopes: &[String],
+        expected: u64,
+    ) -> Result<Response<ureq::Body>> {
+        if !matches!(method, Method::GET | Method::HEAD) {
+            return self.send_expecting_at(method, url, headers, body, scopes, expected);
+        }
+        // GET and HEAD follow redirects (blob GETs go to storage), at most MAX_REDIRECTS, only
+        // to http(s) URLs and never from https down to http. Credentials stay with the registry
+        // (`send_once` adds them only for its origin).
+        let mut url = url.to_string();
+        for hop in 0..=MAX_REDIRECTS {
+            // A redirected request carries no credentials, even to the registry's own host:
+            // pre-signed storage URLs refuse them (ureq's and Go's rule for other hosts).
+            let resp = if hop == 0 {
+                self.send_expecting_at(
+                    method.clone(),
+                    &url,
+                    headers,
+                    Body::Empty,
+                    scopes,
+                    expected,
+                )?
+            } else {
+                self.send_plain(method.clone(), &url, headers, expected)?
+            };
+            if !resp.status().is_redirection() || resp.status() == StatusCode::NOT_MODIFIED {
+                return Ok(resp);
+            }
+            let Some(location) = header(&resp, "location") else {
+                return Ok(resp);
+            };
+            let next = redirect_target(&url, location).map_err(|why| {
+                self.error_msg(format!(
+                    "{method} {}: refused the registry's redirect to {location:?}: {why}",
+                    strip_query(&url)
+                ))
+            })?;
+            url = next;
+        }
+        Err(self.error_msg(format!(
+            "{method} {}: more than {MAX_REDIRECTS} redirects",
+            strip_query(&url)
+        )))
+    }
+
+    /// One request without credentials (a redirect's target), retried on transient failures.
+    fn send_plain(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        expected: u64,
+    ) -> Result<Response<ureq::Body>> {
+        let mut attempt = 0;
+        loop {
+            let mut b = http::Request::builder().method(method.clone()).uri(url);
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            let req = b.body(&[][..]).map_err(|e| self.error_msg(e.to_string()))?;
+            match self.run(req, expected) {
+                Ok(r) if retry_status(r.status()) && attempt + 1 < MAX_ATTEMPTS => {
+                    std::thread::sleep(backoff(attempt, Some(&r)));
+                }
+                Ok(r) => return Ok(r),
+                Err(e) if transient(&e) && attempt + 1 < MAX_ATTEMPTS => {
+                    std::thread::sleep(backoff(attempt, None));
+                }
+                Err(e) => {
+                    return Err(self.error_msg(format!(
+                        "{method} {}: {}",
+                        strip_query(url),
+                        self.describe(e, expected)
+                    )))
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    fn send_expecting_at(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
         mut body: Body<'_>,
         scopes: &[String],
+        expected: u64,
     ) -> Result<Response<ureq::Body>> {
         let mut answered_challenge = false;
         let mut attempt = 0;
         loop {
             let replayable = body.replayable();
             let can_retry = replayable && attempt + 1 < MAX_ATTEMPTS;
-            let resp = match self.send_once(method.clone(), url, headers, &mut body, scopes) {
-                Ok(r) => r,
-                Err(f) if can_retry && f.transient => {
-                    std::thread::sleep(backoff(attempt, None));
-                    attempt += 1;
-                    continue;
-                }
-                Err(f) => return Err(f.error),
-            };
-            if resp.status() == StatusCode::UNAUTHORIZED && replayable && !answered_challenge {
+            let resp =
+                match self.send_once(method.clone(), url, headers, &mut body, scopes, expected) {
+                    Ok(r) => r,
+                    Err(f) if can_retry && f.transient => {
+                        std::thread::sleep(backoff(attempt, None));
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(f) => return Err(f.error),
+                };
+            // Only the registry's own challenge counts: another host (an upload Location)
+            // gets no credentials from us, so its 401 is just an answer.
+            if resp.status() == StatusCode::UNAUTHORIZED
+                && replayable
+                && !answered_challenge
+                && self.is_registry(url)
+            {
                 // First contact on this scope set, or an expired token: take the challenge
                 // the registry sends now and try once more.
                 if let Some(c) = header(&resp, "www-authenticate").and_then(Challenge::parse) {
-                    let mut state = self.auth.lock().expect("auth lock");
+                    let mut state = self.conn.auth.lock().expect("auth lock");
                     state.tokens.remove(&scopes.join(" "));
                     state.challenge = Some(c);
                     drop(state);
@@ -388,7 +793,10 @@ impl Client {
                 }
             }
             if can_retry && retry_status(resp.status()) {
-                std::thread::sleep(backoff(attempt, Some(&resp)));
+                // 429/503: the shared throttle (set by `send_once`) makes the next try wait.
+                if !throttling(resp.status()) {
+                    std::thread::sleep(backoff(attempt, Some(&resp)));
+                }
                 attempt += 1;
                 continue;
             }
@@ -397,6 +805,8 @@ impl Client {
     }
 
     /// One try, no retry: for streamed uploads, whose caller restarts the whole upload.
+    /// `expected`: the size of the blob the answer carries (0 if none); a streamed body's
+    /// size counts instead when it is larger.
     pub fn send_once(
         &self,
         method: Method,
@@ -404,6 +814,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: &mut Body<'_>,
         scopes: &[String],
+        expected: u64,
     ) -> std::result::Result<Response<ureq::Body>, SendFailure> {
         let fatal = |error: Error| SendFailure {
             error,
@@ -413,23 +824,49 @@ impl Client {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        if let Some(a) = self.authorization(scopes).map_err(fatal)? {
-            b = b.header("authorization", a);
+        // Credentials and tokens go to the registry's origin only, never to an upload
+        // Location on another host, port or scheme (see `is_registry`).
+        if self.is_registry(url) {
+            if let Some(a) = self.authorization(scopes).map_err(fatal)? {
+                b = b.header("authorization", a);
+            }
         }
         let built = |e: http::Error| fatal(self.error_msg(e.to_string()));
+        // A registry that said "slow down" to any worker of this run is given its pause by all.
+        if self.is_registry(url) {
+            let wait = self.conn.throttle.wait_at(Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+        let bytes = match body {
+            Body::Stream { size, .. } => expected.max(*size),
+            _ => expected,
+        };
         let result = match body {
-            Body::Empty => self.agent.run(b.body(&[][..]).map_err(built)?),
-            Body::Bytes(bytes) => self.agent.run(
-                b.header("content-length", bytes.len().to_string())
-                    .body(*bytes)
+            Body::Empty => self.run(b.body(&[][..]).map_err(built)?, bytes),
+            Body::Bytes(data) => self.run(
+                b.header("content-length", data.len().to_string())
+                    .body(*data)
                     .map_err(built)?,
+                bytes,
             ),
-            Body::Stream { reader, size } => self.agent.run(
+            Body::Stream { reader, size } => self.run(
                 b.header("content-length", size.to_string())
                     .body(ureq::SendBody::from_reader(*reader))
                     .map_err(built)?,
+                bytes,
             ),
         };
+        if let Ok(r) = &result {
+            if self.is_registry(url) {
+                if throttling(r.status()) {
+                    self.conn.throttle.slow_down(Instant::now(), retry_after(r));
+                } else {
+                    self.conn.throttle.answered();
+                }
+            }
+        }
         match result {
             Ok(r) if retry_status(r.status()) && !body.replayable() => {
                 let status = r.status();
@@ -441,11 +878,16 @@ impl Client {
             Ok(r) => Ok(r),
             Err(e) => Err(SendFailure {
                 transient: transient(&e),
-                error: self.error_msg(format!("{method} {}: {}", strip_query(url), describe(e))),
+                error: self.error_msg(format!(
+                    "{method} {}: {}",
+                    strip_query(url),
+                    self.describe(e, bytes)
+                )),
             }),
         }
     }
 
+    /// A registry error naming this client's reference.
     pub fn error_msg(&self, message: String) -> Error {
         Error::Registry {
             reference: self.reference.clone(),
@@ -519,8 +961,149 @@ mod tests {
     }
 
     #[test]
+    fn credentials_are_scoped_to_scheme_host_and_port() {
+        assert!(same_origin(
+            "https://r.test/v2/a/blobs/uploads/x?_state=1",
+            "https://r.test"
+        ));
+        assert!(same_origin("https://R.test:443/v2/", "https://r.test"));
+        assert!(same_origin("http://127.0.0.1:80/x", "http://127.0.0.1"));
+        assert!(!same_origin(
+            "http://127.0.0.1:5001/upload",
+            "http://127.0.0.1:5000"
+        ));
+        assert!(!same_origin("http://r.test/v2/", "https://r.test"));
+        assert!(!same_origin("https://storage.test/v2/", "https://r.test"));
+        assert!(!same_origin("https://r.test.evil/v2/", "https://r.test"));
+        assert!(!same_origin("not a url", "https://r.test"));
+    }
+
+    #[test]
+    fn blob_deadlines_grow_with_the_size() {
+        let d = Deadlines {
+            request: Duration::from_secs(10),
+            min_rate: 1000,
+        };
+        assert_eq!(d.for_bytes(0), Duration::from_secs(10));
+        assert_eq!(d.for_bytes(5000), Duration::from_secs(15));
+        // A spent budget is final: retrying would multiply the deadline.
+        assert!(!transient(&ureq::Error::Timeout(ureq::Timeout::Global)));
+        assert!(transient(&ureq::Error::Timeout(ureq::Timeout::Connect)));
+    }
+
+    #[test]
+    fn a_throttled_registry_makes_every_request_wait_and_the_pause_grows() {
+        let t = Throttle::new();
+        let now = Instant::now();
+        assert_eq!(t.wait_at(now), Duration::ZERO);
+        // One worker hears 429: every other request waits the pause out.
+        t.slow_down(now, None);
+        assert_eq!(t.wait_at(now), FIRST_BACKOFF);
+        assert_eq!(
+            t.wait_at(now + Duration::from_millis(50)),
+            FIRST_BACKOFF - Duration::from_millis(50)
+        );
+        assert_eq!(t.wait_at(now + FIRST_BACKOFF), Duration::ZERO);
+        // Consecutive throttling answers double it; a shorter pause never cuts a longer one.
+        t.slow_down(now, None);
+        assert_eq!(t.wait_at(now), FIRST_BACKOFF * 2);
+        t.slow_down(now, Some(Duration::from_millis(1)));
+        assert_eq!(t.wait_at(now), FIRST_BACKOFF * 2);
+        // Retry-After is obeyed up to the cap.
+        t.slow_down(now, Some(Duration::from_secs(3600)));
+        assert_eq!(t.wait_at(now), MAX_BACKOFF);
+        // A normal answer ends the streak: the next pause starts small again.
+        t.answered();
+        let later = now + MAX_BACKOFF;
+        t.slow_down(later, None);
+        assert_eq!(t.wait_at(later), FIRST_BACKOFF);
+        assert!(throttling(StatusCode::TOO_MANY_REQUESTS));
+        assert!(throttling(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(!throttling(StatusCode::BAD_GATEWAY));
+    }
+
+    #[test]
     fn docker_hub_api_host() {
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");
         assert_eq!(api_host("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+}
+
+/// Redirects followed per request, as Go's net/http (docker, containerd) allows.
+const MAX_REDIRECTS: usize = 10;
+
+/// Where a redirect from `from` to `location` goes: an absolute http(s) URL, or a path on the
+/// same origin. Any other scheme (`file:`, `ftp:`, `data:`) and a downgrade from https to http
+/// are refused.
+fn redirect_target(from: &str, location: &str) -> std::result::Result<String, &'static str> {
+    let lower = location.to_ascii_lowercase();
+    let origin_end = from
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|start| from[start..].find('/').map(|j| start + j))
+        .unwrap_or(from.len());
+    if lower.starts_with("https://") {
+        return Ok(location.to_string());
+    }
+    if lower.starts_with("http://") {
+        if from.to_ascii_lowercase().starts_with("https://") {
+            return Err("it downgrades https to plain http");
+        }
+        return Ok(location.to_string());
+    }
+    if location.starts_with("//") {
+        let scheme = &from[..from.find("://").unwrap_or(0)];
+        return Ok(format!("{scheme}:{location}"));
+    }
+    if location.starts_with('/') {
+        return Ok(format!("{}{location}", &from[..origin_end]));
+    }
+    if let Some(colon) = location.find(':') {
+        if location[..colon]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            return Err("only http and https redirects are followed");
+        }
+    }
+    // Relative to the current path's directory.
+    let path_end = from[..from.find('?').unwrap_or(from.len())]
+        .rfind('/')
+        .filter(|i| *i >= origin_end)
+        .map_or(from.len(), |i| i + 1);
+    Ok(format!("{}{location}", &from[..path_end]))
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::redirect_target;
+
+    #[test]
+    fn redirects_go_to_http_urls_only_and_never_down_from_https() {
+        let from = "https://r.example/v2/a/blobs/sha256:ab?x=1";
+        assert_eq!(
+            redirect_target(from, "https://s3.example/b?sig=1").unwrap(),
+            "https://s3.example/b?sig=1"
+        );
+        assert_eq!(
+            redirect_target(from, "/other/path").unwrap(),
+            "https://r.example/other/path"
+        );
+        assert_eq!(
+            redirect_target(from, "//cdn.example/x").unwrap(),
+            "https://cdn.example/x"
+        );
+        assert_eq!(
+            redirect_target(from, "blob2").unwrap(),
+            "https://r.example/v2/a/blobs/blob2"
+        );
+        assert!(redirect_target(from, "file:///etc/passwd").is_err());
+        assert!(redirect_target(from, "FILE:///etc/passwd").is_err());
+        assert!(redirect_target(from, "ftp://x/y").is_err());
+        assert!(redirect_target(from, "http://plain.example/b").is_err());
+        assert_eq!(
+            redirect_target("http://127.0.0.1:5000/v2/x", "http://127.0.0.1:5001/y").unwrap(),
+            "http://127.0.0.1:5001/y"
+        );
     }
 }

@@ -5,13 +5,18 @@
 //! `Docker-Content-Digest` header must agree with it). Blobs are streamed, unverified: the
 //! consumers verify as they read, as with every source.
 //!
-//! Writing: a blob the repository has is found with HEAD; a blob in another repository of the
-//! same registry is mounted (`POST …/blobs/uploads/?mount=&from=`), so a registry-to-registry
-//! rebase moves no layer bytes through us; only what the registry will not mount is streamed
-//! (monolithic upload, `Content-Length` from the descriptor, never buffered). Manifests are
-//! pushed by digest with their exact bytes; the tag is pushed last, in `commit`.
+//! Writing, in as few requests as the distribution API allows (a fleet counts them): a blob
+//! the source reads from this very repository is there (the registry checked every blob of
+//! that manifest when it was pushed), so nothing is asked; a blob in another repository of the
+//! same registry is mounted directly (`POST …/blobs/uploads/?mount=&from=`: 201 when mounted or
+//! already there), so a registry-to-registry rebase moves no layer bytes through us; only when
+//! the registry will not mount (202) is it streamed into the upload it opened (monolithic,
+//! `Content-Length` from the descriptor, never buffered). A blob from elsewhere is looked for
+//! with HEAD first. Manifests are pushed once each, with their exact bytes: children of an
+//! index by digest, the root by tag, last, in `commit`.
 
 pub mod auth;
+pub mod body;
 pub mod client;
 
 use std::collections::{HashMap, HashSet};
@@ -24,7 +29,7 @@ use ureq::http::{Method, StatusCode};
 use self::client::{header, Body, Client, SendFailure, MANIFEST_ACCEPT};
 use super::{CopyOutcome, RegistryOptions, Sink, Source, MAX_JSON_BLOB};
 use crate::error::{Error, Result};
-use crate::model::{media, Descriptor, Digest, Index, Location, Reference, Selector};
+use crate::model::{media, Descriptor, Digest, Index, Location, Manifest, Reference, Selector};
 
 /// Where a reference points: its host, repository and tag or digest.
 fn parts(reference: &Reference) -> (&str, &str, &Selector) {
@@ -72,9 +77,14 @@ pub struct RegistrySource {
     manifests: Mutex<HashMap<Digest, Vec<u8>>>,
     /// Digests known to name manifests (listed in an index): fetched from `/manifests/`.
     manifest_digests: Mutex<HashSet<Digest>>,
+    /// Sizes of the blobs the manifests fetched so far point at: no body is read past the
+    /// size its descriptor gives (the `Source` interface asks for blobs by digest only).
+    sizes: Mutex<HashMap<Digest, u64>>,
 }
 
 impl RegistrySource {
+    /// A source for a `docker://` reference, on a client set up as `opts` says (see
+    /// [`Client::connect`]). The tag or digest is resolved by [`Source::root`].
     pub fn open(reference: &Reference, opts: &RegistryOptions) -> Result<RegistrySource> {
         let (host, repository, _) = parts(reference);
         let client = Client::connect(&reference.to_string(), host, repository, opts)?;
@@ -85,6 +95,7 @@ impl RegistrySource {
             scopes: vec![pull_scope(repository)],
             manifests: Mutex::new(HashMap::new()),
             manifest_digests: Mutex::new(HashSet::new()),
+            sizes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -106,6 +117,16 @@ impl RegistrySource {
         )
     }
 
+    /// The size a descriptor we have seen gives for `digest`.
+    fn known_size(&self, digest: &Digest) -> Option<u64> {
+        self.sizes.lock().expect("lock").get(digest).copied()
+    }
+
+    /// "blob sha256:… from registry HOST"
+    fn blob_name(&self, what: &str, digest: &Digest) -> String {
+        format!("{what} {digest} from registry {}", self.client.host())
+    }
+
     /// GET a manifest by tag or digest; checks the bytes against the digest asked for.
     /// `Ok(Err(answer))`: the registry does not have it (404, and what it said).
     fn fetch_manifest(&self, selector: &Selector) -> Result<Fetched> {
@@ -124,13 +145,19 @@ impl RegistrySource {
         }
         let content_type = header(&resp, "content-type").map(str::to_string);
         let announced = header(&resp, "docker-content-digest").map(str::to_string);
-        let bytes = client::read_small(resp, MAX_JSON_BLOB + 1)
-            .map_err(|e| self.client.error_msg(format!("reading {what}: {e}")))?;
-        if bytes.len() as u64 > MAX_JSON_BLOB {
-            return Err(self.client.error_msg(format!(
-                "{what} is larger than {MAX_JSON_BLOB} bytes; refusing it"
-            )));
+        // By digest, from an index or a HEAD: no more than its descriptor's size.
+        let limit = match selector {
+            Selector::Digest(d) => self.known_size(d).unwrap_or(MAX_JSON_BLOB),
+            Selector::Tag(_) => MAX_JSON_BLOB,
         }
+        .min(MAX_JSON_BLOB);
+        let bytes = body::read_limited(
+            resp,
+            limit,
+            format!("{what} from registry {}", self.client.host()),
+            self.client.deadline(0),
+        )
+        .map_err(|e| self.client.error_msg(e.to_string()))?;
         let actual = Digest::of(&bytes);
         let mismatch = |claimed: &str| {
             self.client.error_msg(format!(
@@ -158,12 +185,28 @@ impl RegistrySource {
         Ok(Ok((desc, bytes)))
     }
 
-    /// Keeps a manifest's bytes, and notes the children of an index as manifests.
+    /// Keeps a manifest's bytes, notes the children of an index as manifests, and the size of
+    /// every blob it points at.
     fn remember(&self, desc: &Descriptor, bytes: &[u8]) {
-        if media::is_index(&desc.media_type) {
-            if let Ok(index) = Index::parse(bytes, Some(&desc.media_type)) {
-                let mut known = self.manifest_digests.lock().expect("lock");
-                known.extend(index.manifests.iter().map(|d| d.digest.clone()));
+        let children: Vec<Descriptor> = if media::is_index(&desc.media_type) {
+            let index = Index::parse(bytes, Some(&desc.media_type));
+            let children = index.map(|i| i.manifests).unwrap_or_default();
+            let mut known = self.manifest_digests.lock().expect("lock");
+            known.extend(children.iter().map(|d| d.digest.clone()));
+            children
+        } else {
+            Manifest::parse(bytes, Some(&desc.media_type))
+                .map(|m| std::iter::once(m.config).chain(m.layers).collect())
+                .unwrap_or_default()
+        };
+        {
+            let mut sizes = self.sizes.lock().expect("lock");
+            sizes.insert(desc.digest.clone(), desc.size);
+            for child in children {
+                // Two descriptors disagreeing on a size: keep the smaller bound; the reader
+                // checks the digest and size against the descriptor it holds anyway.
+                let size = sizes.entry(child.digest).or_insert(child.size);
+                *size = (*size).min(child.size);
             }
         }
         self.manifests
@@ -184,11 +227,17 @@ impl RegistrySource {
         let url = self
             .client
             .url(&self.repository, &format!("blobs/{digest}"));
+        let known = self.known_size(digest);
         // ureq follows redirects (registries send blob GETs to their storage) and drops the
         // Authorization header when it does.
-        let resp = self
-            .client
-            .send(Method::GET, &url, &[], Body::Empty, &self.scopes)?;
+        let resp = self.client.send_expecting(
+            Method::GET,
+            &url,
+            &[],
+            Body::Empty,
+            &self.scopes,
+            known.unwrap_or(0),
+        )?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -204,7 +253,24 @@ impl RegistrySource {
                 )));
             }
         }
-        Ok(Some(Box::new(resp.into_body().into_reader())))
+        // At most the descriptor's size (one byte more proves a lie). A blob no manifest of
+        // ours sized is bounded by the Content-Length ureq holds the registry to; with neither,
+        // the body could be endless: refused.
+        let announced = header(&resp, "content-length").and_then(|l| l.parse::<u64>().ok());
+        let Some(limit) = known.or(announced) else {
+            return Err(self.client.error_msg(format!(
+                "{}: no descriptor read from this registry gives its size and the registry \
+                 sent no Content-Length; refusing a body of unknown length",
+                self.blob_name("blob", digest)
+            )));
+        };
+        let deadline = self.client.deadline(limit);
+        Ok(Some(Box::new(body::Limited::new(
+            resp.into_body().into_reader(),
+            limit,
+            self.blob_name("blob", digest),
+            deadline,
+        ))))
     }
 }
 
@@ -281,6 +347,10 @@ impl Source for RegistrySource {
                     .lock()
                     .expect("lock")
                     .insert(digest.clone());
+                self.sizes
+                    .lock()
+                    .expect("lock")
+                    .insert(digest.clone(), size.min(MAX_JSON_BLOB));
                 Ok(Some(Descriptor::new(ct, digest.clone(), size)))
             }
             // HEAD said too little: fetch it (verified) and look.
@@ -313,6 +383,9 @@ pub struct RegistrySink {
     scopes: Vec<String>,
     /// Manifests and indexes put so far, so `commit` can push the root by tag.
     pushed: Mutex<HashMap<Digest, (String, Vec<u8>)>>,
+    /// The last manifest or index put, not sent yet: if it is the root, `commit` pushes it
+    /// once, by tag; if another manifest follows, it is pushed by digest first.
+    pending: Mutex<Option<Digest>>,
 }
 
 /// Streams a source blob into an upload, hashing it; stops the upload (an I/O error, so the
@@ -372,10 +445,12 @@ impl Read for Verifying<'_> {
 }
 
 impl RegistrySink {
+    /// Prepares to push to a `docker://` reference; it must name a tag. Nothing is tagged until
+    /// commit.
     pub fn open(reference: &Reference, opts: &RegistryOptions) -> Result<RegistrySink> {
         let (host, repository, selector) = parts(reference);
         let Selector::Tag(tag) = selector else {
-            return Err(Error::Rebase(format!(
+            return Err(Error::Usage(format!(
                 "{reference}: a destination needs a tag, not a digest"
             )));
         };
@@ -387,6 +462,7 @@ impl RegistrySink {
             tag: tag.clone(),
             scopes: vec![format!("repository:{repository}:pull,push")],
             pushed: Mutex::new(HashMap::new()),
+            pending: Mutex::new(None),
         })
     }
 
@@ -489,6 +565,7 @@ impl RegistrySink {
                 size: desc.size,
             },
             &self.scopes,
+            0,
         );
         if let Some(problem) = reader.problem {
             return Err(fatal(problem));
@@ -527,6 +604,22 @@ impl RegistrySink {
         }
     }
 
+    /// Pushes the manifest held back by `put_bytes` by digest: a manifest followed it, so it
+    /// is a child (of an index), not the root.
+    fn push_pending(&self) -> Result<()> {
+        let pending = self.pending.lock().expect("lock").take();
+        match pending {
+            Some(p) => self.push_by_digest(&p),
+            None => Ok(()),
+        }
+    }
+
+    fn push_by_digest(&self, digest: &Digest) -> Result<()> {
+        let known = self.pushed.lock().expect("lock").get(digest).cloned();
+        let (media_type, bytes) = known.expect("a pending manifest was put");
+        self.put_manifest(&digest.to_string(), &media_type, &bytes)
+    }
+
     fn put_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
         let url = self
             .client
@@ -559,44 +652,52 @@ impl Sink for RegistrySink {
     }
 
     fn copy_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome> {
+        let foreign = media::is_foreign_layer(&desc.media_type) && !desc.urls().is_empty();
+        let source_repo = src
+            .registry_repository()
+            .filter(|(host, _)| host == self.client.host());
+        match source_repo {
+            // Read from this repository: the blob is here (see the module comment).
+            Some((_, repo)) if repo == self.repository && !foreign => {
+                return Ok(CopyOutcome::Present)
+            }
+            // Another repository of this registry: mount, no HEAD first (201 either way).
+            Some((_, from)) if !foreign => {
+                return match self.start_upload(&desc.digest, Some(&from))? {
+                    None => Ok(CopyOutcome::Mounted),
+                    // 202: no mount (the registry does not do it, or may not read `from`);
+                    // it opened an upload instead, which we fill.
+                    Some(loc) => {
+                        self.upload(src, desc, Some(loc))?;
+                        Ok(CopyOutcome::Copied)
+                    }
+                };
+            }
+            _ => {}
+        }
         if self.has_blob(&desc.digest)? {
             return Ok(CopyOutcome::Present);
         }
-        if media::is_foreign_layer(&desc.media_type)
-            && !desc.urls().is_empty()
-            && !src.has_blob(&desc.digest)?
-        {
+        if foreign && !src.has_blob(&desc.digest)? {
             return Ok(CopyOutcome::Foreign);
         }
-        let same_registry = src
-            .registry_repository()
-            .filter(|(host, repo)| host == self.client.host() && repo != &self.repository);
-        let mut location = None;
-        if let Some((_, from)) = same_registry {
-            match self.start_upload(&desc.digest, Some(&from))? {
-                None => return Ok(CopyOutcome::Mounted),
-                // 202: no mount (the registry does not do it, or may not read `from`); it
-                // opened an upload instead, which we fill.
-                Some(loc) => location = Some(loc),
-            }
-        }
-        self.upload(src, desc, location)?;
+        self.upload(src, desc, None)?;
         Ok(CopyOutcome::Copied)
     }
 
     fn put_bytes(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
         super::verify_bytes(&self.reference.to_string(), desc, bytes)?;
         if media::is_index(&desc.media_type) || media::is_manifest(&desc.media_type) {
-            self.put_manifest(&desc.digest.to_string(), &desc.media_type, bytes)?;
+            self.push_pending()?;
             self.pushed.lock().expect("lock").insert(
                 desc.digest.clone(),
                 (desc.media_type.clone(), bytes.to_vec()),
             );
+            *self.pending.lock().expect("lock") = Some(desc.digest.clone());
             return Ok(());
         }
-        if self.has_blob(&desc.digest)? {
-            return Ok(());
-        }
+        // A config we produced: new to the repository in all but a re-run, which the caller
+        // already recognises as unchanged. Uploaded without asking first.
         let location = self
             .start_upload(&desc.digest, None)?
             .expect("a plain upload never mounts");
@@ -604,6 +705,10 @@ impl Sink for RegistrySink {
     }
 
     fn commit(&self, root: &Descriptor) -> Result<()> {
+        let pending = self.pending.lock().expect("lock").take();
+        if let Some(p) = pending.filter(|p| p != &root.digest) {
+            self.push_by_digest(&p)?;
+        }
         let known = self.pushed.lock().expect("lock").get(&root.digest).cloned();
         let (media_type, bytes) = match known {
             Some(k) => k,
@@ -625,10 +730,17 @@ impl Sink for RegistrySink {
                         resp,
                     ));
                 }
-                let bytes = client::read_small(resp, MAX_JSON_BLOB).map_err(|e| {
-                    self.client
-                        .error_msg(format!("reading manifest {}: {e}", root.digest))
-                })?;
+                let bytes = body::read_limited(
+                    resp,
+                    root.size.min(MAX_JSON_BLOB),
+                    format!(
+                        "manifest {} from registry {}",
+                        root.digest,
+                        self.client.host()
+                    ),
+                    self.client.deadline(0),
+                )
+                .map_err(|e| self.client.error_msg(e.to_string()))?;
                 super::verify_bytes(&self.reference.to_string(), root, &bytes)?;
                 (root.media_type.clone(), bytes)
             }
