@@ -158,7 +158,8 @@ fn check_on_umoci_images_before_and_after_a_rebase() {
         1,
         "{v:#}"
     );
-    // after a rebase, the annotations ocipatch wrote are enough
+    // after a rebase onto a layout, the base is recorded by digest only (a path means nothing
+    // on another machine): check asks for --base...
     let out = fx.path("out");
     run_ok(ocipatch().args([
         "rebase",
@@ -168,7 +169,28 @@ fn check_on_umoci_images_before_and_after_a_rebase() {
         "-o",
         &oci_ref(&out, "app"),
     ]));
-    let after = run(ocipatch().args(["check", &oci_ref(&out, "app")]));
+    let unnamed = run(ocipatch().args(["check", &oci_ref(&out, "app")]));
+    assert_eq!(unnamed.output.status.code(), Some(1), "{unnamed}");
+    assert!(unnamed.stderr().contains("pass --base"), "{unnamed}");
+    let after = run(ocipatch().args([
+        "check",
+        &oci_ref(&out, "app"),
+        "--base",
+        &fx.image("base-v2"),
+    ]));
+    assert!(after.success(), "{after}");
+    // ...unless --base-name recorded one: then the annotations are enough
+    run_ok(ocipatch().args([
+        "rebase",
+        &fx.image("app"),
+        "--onto",
+        &fx.image("base-v2"),
+        "-o",
+        &oci_ref(&out, "named"),
+        "--base-name",
+        &fx.image("base-v2"),
+    ]));
+    let after = run(ocipatch().args(["check", &oci_ref(&out, "named")]));
     assert!(after.success(), "{after}");
 }
 

@@ -262,7 +262,7 @@ fn unsafe_inputs_are_refused_unless_allowed() {
     // a --delete of a path the image does not have, and a missing --layer path
     let ok_dir = s.path("okdir");
     write_patch(&ok_dir, 0o644, "2024-01-01 10:00:00");
-    let err = fails(&[
+    let err = fails_usage(&[
         "append",
         &s.oci("app"),
         "--layer",
@@ -310,5 +310,270 @@ fn zstd_cannot_go_into_a_docker_manifest() {
     assert_eq!(
         m["layers"][1]["mediaType"],
         "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+}
+
+/// Issue 10 item 7: a manifest or config file already in the destination was trusted by its
+/// name: a corrupt one stayed (exit 0), and `verify` of the written tag then failed. Each is
+/// planted corrupt at the address the append writes, then must be replaced.
+#[test]
+fn corrupt_files_already_in_the_destination_are_replaced() {
+    let s = scenario();
+    let p = s.path("patch");
+    write_patch(&p, 0o644, "2024-01-01 10:00:00");
+    // What the append writes (reproducible): learned from a scratch destination.
+    let scratch = Layout::new(s.path("scratch"));
+    let (code, _, err) = run_append(&s.oci("app"), &p, &scratch.oci("x"), &[]);
+    assert_eq!(code, 0, "{err}");
+    let manifest = scratch.tagged("x").unwrap();
+    let config = scratch.read_json(&manifest)["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for planted in [&manifest, &config] {
+        let dest = Layout::new(s.path(&format!("dest-{}", &planted[7..19])));
+        fs::write(dest.blob_path(planted), b"{\"corrupt\": true}").unwrap();
+        let (code, _, err) = run_append(&s.oci("app"), &p, &dest.oci("x"), &[]);
+        assert_eq!(code, 0, "{err}");
+        ok(&["verify", &dest.oci("x")]);
+        assert_eq!(
+            fs::read(dest.blob_path(planted)).unwrap(),
+            fs::read(scratch.blob_path(planted)).unwrap()
+        );
+    }
+}
+
+/// Issue 10 item 9: Ctrl-C left `$TMPDIR/ocipatch-append-*` behind. The layer is read from a
+/// FIFO the test keeps open and silent, so the run is held right after making its staging
+/// layout; SIGINT must remove it and exit 130.
+#[test]
+fn an_interrupted_append_removes_its_staging_layout() {
+    let s = scenario();
+    let tmpdir = s.path("tmpdir");
+    fs::create_dir(&tmpdir).unwrap();
+    let fifo = s.path("layer.fifo");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let dest = s.oci("appended");
+    let w = crate::archive::Running::start(
+        &[
+            "append",
+            &s.oci("app"),
+            "--layer",
+            fifo.to_str().unwrap(),
+            "-o",
+            &dest,
+        ],
+        &[("TMPDIR", &tmpdir)],
+    );
+    // Opening the FIFO for writing waits for ocipatch to open it for reading.
+    let writer = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    crate::archive::wait_for("the staging layout", || {
+        fs::read_dir(&tmpdir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("ocipatch-append-")
+        })
+    });
+    w.signal("INT");
+    let (code, _, err) = w.finish();
+    drop(writer);
+    assert_eq!(code, 130, "{err}");
+    assert_eq!(
+        fs::read_dir(&tmpdir).unwrap().count(),
+        0,
+        "staging left behind"
+    );
+    assert!(s.layout.tagged("appended").is_none());
+}
+
+/// A gzip tar whose first member is a GNU long name of `mib` MiB: about 1 kB of gzip per MiB,
+/// made of concatenated gzip members (one compressed MiB of name, repeated).
+fn long_name_bomb(mib: u64) -> Vec<u8> {
+    use std::io::Write;
+    let gz = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    let header = |kind: tar::EntryType, name: &str, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        h.as_bytes().to_vec()
+    };
+    let mut out = gz(&header(
+        tar::EntryType::GNULongName,
+        "././@LongLink",
+        mib << 20,
+    ));
+    let chunk = gz(&vec![b'a'; 1 << 20]);
+    for _ in 0..mib {
+        out.extend_from_slice(&chunk);
+    }
+    let mut tail = header(tar::EntryType::Regular, "x", 0);
+    tail.extend([0u8; 1024]);
+    out.extend(gz(&tail));
+    out
+}
+
+#[test]
+fn a_gzip_tar_with_a_128_mib_name_is_refused() {
+    let s = scenario();
+    let bomb = s.path("bomb.tar.gz");
+    fs::write(&bomb, long_name_bomb(128)).unwrap();
+    assert!(fs::metadata(&bomb).unwrap().len() < 200_000);
+    let (code, _, err) = run_append(&s.oci("app"), &bomb, &s.oci("bombed"), &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("bomb.tar.gz") && err.contains("GNU long name") && err.contains("4097"),
+        "{err}"
+    );
+    assert_eq!(s.layout.tagged("bombed"), None);
+}
+
+#[test]
+fn empty_and_cut_short_tar_layers_are_refused() {
+    let s = scenario();
+    let empty = s.path("empty.tar");
+    fs::write(&empty, b"").unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, "etc/a", &b"data"[..]).unwrap();
+    let whole = b.into_inner().unwrap();
+    let cut = s.path("cut.tar");
+    fs::write(&cut, &whole[..1024]).unwrap();
+    for input in [empty.as_path(), Path::new("/dev/null"), cut.as_path()] {
+        let (code, _, err) = run_append(&s.oci("app"), input, &s.oci("out"), &[]);
+        assert_eq!(code, 1, "{}: {err}", input.display());
+        assert!(
+            err.contains(&input.display().to_string())
+                && (err.contains("empty") || err.contains("cut short")),
+            "{err}"
+        );
+    }
+    assert_eq!(s.layout.tagged("out"), None);
+}
+
+#[test]
+fn whiteouts_of_dot_and_dotdot_in_a_tar_layer_are_refused() {
+    let s = scenario();
+    for (i, name) in ["etc/.wh..", "etc/.wh..."].into_iter().enumerate() {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, std::io::empty()).unwrap();
+        let input = s.path(&format!("wh{i}.tar"));
+        fs::write(&input, b.into_inner().unwrap()).unwrap();
+        let (code, _, err) = run_append(&s.oci("app"), &input, &s.oci("out"), &[]);
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(name) && err.contains("whiteout"), "{err}");
+    }
+    assert_eq!(s.layout.tagged("out"), None);
+}
+
+#[test]
+fn append_scratch_starts_from_an_empty_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rootfs");
+    fs::create_dir_all(root.join("usr/bin")).unwrap();
+    fs::write(root.join("usr/bin/tool"), b"#!/bin/sh\necho tool\n").unwrap();
+    let run = |out: &str, platform: &[&str]| {
+        let dest = format!("oci:{}:v1", tmp.path().join(out).display());
+        let mut args = vec!["append", "scratch", "--layer", root.to_str().unwrap()];
+        args.extend(platform);
+        args.extend(["-o", &dest, "--json", "-q"]);
+        let report: Value = serde_json::from_str(&ok(&args)).unwrap();
+        (report, Layout::new(tmp.path().join(out)))
+    };
+    let (report, layout) = run("a", &[]);
+    assert_eq!(report["image"], "scratch");
+    assert_eq!(report["platforms"], serde_json::json!(["linux/amd64"]));
+    let manifest = layout.read_json(&layout.tagged("v1").unwrap());
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        1,
+        "{manifest}"
+    );
+    let config = layout.read_json(manifest["config"]["digest"].as_str().unwrap());
+    assert_eq!(
+        (config["os"].as_str(), config["architecture"].as_str()),
+        (Some("linux"), Some("amd64"))
+    );
+    assert_eq!(
+        config["rootfs"]["diff_ids"],
+        serde_json::json!([report["layer"]["diff_id"]])
+    );
+    assert_eq!(config["history"][0]["created_by"], "ocipatch append");
+    assert_eq!(
+        config["created"], "1970-01-01T00:00:00Z",
+        "no clock without SOURCE_DATE_EPOCH"
+    );
+    ok(&["verify", &layout.oci("v1")]);
+
+    // Reproducible: the same files give the same digest; --platform sets os/arch/variant.
+    let (again, _) = run("b", &[]);
+    assert_eq!(again["digest"], report["digest"]);
+    let (arm, layout) = run("c", &["--platform", "linux/arm64/v8"]);
+    assert_eq!(arm["platforms"], serde_json::json!(["linux/arm64/v8"]));
+    let manifest = layout.read_json(&layout.tagged("v1").unwrap());
+    let config = layout.read_json(manifest["config"]["digest"].as_str().unwrap());
+    assert_eq!(config["variant"], "v8");
+
+    let err = fails_usage(&[
+        "append",
+        "scratch",
+        "--layer",
+        root.to_str().unwrap(),
+        "--platform",
+        "amd64",
+        "-o",
+        &format!("oci:{}:x", tmp.path().join("d").display()),
+    ]);
+    assert!(
+        err.contains("--platform \"amd64\": expected OS/ARCH"),
+        "{err}"
+    );
+}
+
+#[test]
+fn build_image_script_is_byte_identical_across_two_builds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-image.sh");
+    let build = |name: &str| {
+        let dest = format!("oci:{}:latest", tmp.path().join(name).display());
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["--binary", env!("CARGO_BIN_EXE_ocipatch"), &dest])
+            .output()
+            .expect("run scripts/build-image.sh");
+        assert!(out.status.success(), "{out:?}");
+        snapshot(&tmp.path().join(name))
+    };
+    let (a, b) = (build("a"), build("b"));
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "two builds of the image differ");
+    let layout = Layout::new(tmp.path().join("a"));
+    ok(&["verify", &layout.oci("latest")]);
+    let manifest = layout.read_json(&layout.tagged("latest").unwrap());
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        1,
+        "{manifest}"
     );
 }

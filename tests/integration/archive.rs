@@ -586,7 +586,7 @@ fn docker_archive_with_two_images_needs_a_name() {
         Style::Blobs,
     );
     let r = format!("docker-archive:{}", file.display());
-    let err = fails(&[
+    let err = fails_usage(&[
         "rebase",
         &r,
         "--from",
@@ -752,4 +752,267 @@ fn verify_reports_a_corrupt_blob_inside_an_archive() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["problems"][0]["kind"], "layer");
     assert_eq!(v["problems"][0]["digest"], a.s.app.layers[2].diff_id());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile directories, concurrent writers, interruptions (issue 10 items 2, 8, 9)
+
+/// An ocipatch run started in the background.
+pub(crate) struct Running {
+    child: std::process::Child,
+    pub pid: u32,
+}
+
+impl Running {
+    /// Starts `ocipatch ARGS` with extra environment variables.
+    pub(crate) fn start(args: &[&str], env: &[(&str, &Path)]) -> Running {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ocipatch"));
+        c.args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let child = c.spawn().expect("run ocipatch");
+        Running {
+            pid: child.id(),
+            child,
+        }
+    }
+
+    /// Starts `ocipatch ARGS` stopped before it runs (a shell stops itself, then `exec`s it
+    /// under the same PID), so the test knows its PID and can prepare the directories first.
+    pub(crate) fn stopped(args: &[&str]) -> Running {
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"kill -STOP $$; exec "$0" "$@""#)
+            .arg(env!("CARGO_BIN_EXE_ocipatch"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run sh");
+        let pid = child.id();
+        wait_for(&format!("process {pid} to stop"), || {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.rsplit(") ").next().is_some_and(|s| s.starts_with('T'))
+        });
+        Running { child, pid }
+    }
+
+    pub(crate) fn signal(&self, name: &str) {
+        let st = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill -{name} {}", self.pid);
+    }
+
+    /// Waits for the exit: (code, stdout, stderr); a death by signal is 128 + the signal, as
+    /// a shell reports it.
+    pub(crate) fn finish(self) -> (i32, String, String) {
+        use std::os::unix::process::ExitStatusExt;
+        let out = self.child.wait_with_output().unwrap();
+        let code = out
+            .status
+            .code()
+            .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+        (
+            code,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// Polls until `cond` holds. The deadline only turns a hang into a failure; nothing passes or
+/// fails by how fast it is.
+pub(crate) fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Holds `FILE.lock`, the lock archive writers take to commit: a writer started meanwhile
+/// stages its blobs and then waits, so a test can act while it is mid-run.
+fn hold_archive_lock(archive: &Path) -> fs::File {
+    let mut name = archive.file_name().unwrap().to_os_string();
+    name.push(".lock");
+    let f = fs::File::create(archive.with_file_name(name)).unwrap();
+    f.lock().unwrap();
+    f
+}
+
+fn release_archive_lock(archive: &Path, lock: fs::File) {
+    let mut name = archive.file_name().unwrap().to_os_string();
+    name.push(".lock");
+    fs::remove_file(archive.with_file_name(name)).unwrap();
+    drop(lock);
+}
+
+/// Staging directories of writers of `archive` (`.NAME.ocipatch-tmp-*.d`).
+fn staging_dirs(archive: &Path) -> Vec<PathBuf> {
+    let prefix = format!(
+        ".{}.ocipatch-tmp-",
+        archive.file_name().unwrap().to_string_lossy()
+    );
+    fs::read_dir(archive.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with(&prefix) && n.ends_with(".d")
+        })
+        .collect()
+}
+
+fn rebase_args(a: &Archives, dest: &str) -> Vec<String> {
+    vec![
+        "rebase".into(),
+        a.s.oci("app"),
+        "--from".into(),
+        a.s.oci("base-v1"),
+        "--onto".into(),
+        a.s.oci("base-v2"),
+        "-o".into(),
+        dest.into(),
+        "-q".into(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Issue 10 item 2: the temp tar was `.NAME.ocipatch-tmp-PID-N.tar`, opened with
+/// `File::create`: a symlink planted there (the PID is guessable) was written through, and the
+/// rename then made the archive itself that symlink.
+#[test]
+fn symlinks_planted_at_guessable_temp_names_are_not_followed_by_archive_writers() {
+    let a = Archives::new();
+    let out = a.out_dir();
+    let victim = a.s.path("victim");
+    fs::write(&victim, b"precious").unwrap();
+    for (file, dest) in [
+        (
+            "o.tar",
+            format!("oci-archive:{}:app", out.join("o.tar").display()),
+        ),
+        (
+            "d.tar",
+            format!("docker-archive:{}:app:2", out.join("d.tar").display()),
+        ),
+    ] {
+        let p = Running::stopped(&strs(&rebase_args(&a, &dest)));
+        for n in 0..64 {
+            let planted = out.join(format!(".{file}.ocipatch-tmp-{}-{n}.tar", p.pid));
+            std::os::unix::fs::symlink(&victim, planted).unwrap();
+        }
+        p.signal("CONT");
+        let (code, _, err) = p.finish();
+        assert_eq!(code, 0, "{dest}: {err}");
+        assert!(
+            fs::read(&victim).unwrap() == b"precious",
+            "{dest}: the file outside was written through a planted symlink"
+        );
+        let archive = out.join(file);
+        assert!(
+            fs::symlink_metadata(&archive)
+                .unwrap()
+                .file_type()
+                .is_file(),
+            "{dest}: the archive is not a regular file"
+        );
+        ok(&["verify", &dest]);
+    }
+}
+
+/// Issue 10 item 8: two writers of one oci-archive each read it at open and renamed their own
+/// version over it; the last rename dropped the other's tag. Both are made to overlap (they
+/// wait for the lock the test holds until both are at work); then both tags must be there.
+#[test]
+fn two_writers_of_one_archive_keep_both_tags() {
+    let a = Archives::new();
+    let out = a.out_dir();
+    for (file, dests) in [
+        (
+            "o.tar",
+            [
+                format!("oci-archive:{}:one", out.join("o.tar").display()),
+                format!("oci-archive:{}:two", out.join("o.tar").display()),
+            ],
+        ),
+        (
+            "d.tar",
+            [
+                format!("docker-archive:{}:app:one", out.join("d.tar").display()),
+                format!("docker-archive:{}:app:two", out.join("d.tar").display()),
+            ],
+        ),
+    ] {
+        let archive = out.join(file);
+        let lock = hold_archive_lock(&archive);
+        let writers: Vec<Running> = dests
+            .iter()
+            .map(|d| Running::start(&strs(&rebase_args(&a, d)), &[]))
+            .collect();
+        wait_for("both writers to stage", || {
+            staging_dirs(&archive).len() == 2
+        });
+        release_archive_lock(&archive, lock);
+        for (w, d) in writers.into_iter().zip(&dests) {
+            let (code, _, err) = w.finish();
+            assert_eq!(code, 0, "{d}: {err}");
+        }
+        for d in &dests {
+            ok(&["verify", d]);
+        }
+    }
+    assert_eq!(listing(&out), vec!["d.tar", "o.tar"]);
+}
+
+/// Issue 10 item 9: SIGINT or SIGTERM killed a writer mid-run and left its staging directory
+/// (a full copy of the blobs) and temp files beside the archive. The writer is caught while
+/// it waits to commit, with everything staged.
+#[test]
+fn an_interrupted_archive_writer_leaves_nothing_behind() {
+    let a = Archives::new();
+    let out = a.out_dir();
+    let source_before = fs::read(&a.oci).unwrap();
+    for (signal, code_wanted, dest) in [
+        (
+            "INT",
+            130,
+            format!("oci-archive:{}:app", out.join("x.tar").display()),
+        ),
+        (
+            "TERM",
+            143,
+            format!("docker-archive:{}:app:2", out.join("x.tar").display()),
+        ),
+    ] {
+        let archive = out.join("x.tar");
+        let lock = hold_archive_lock(&archive);
+        let w = Running::start(&strs(&rebase_args(&a, &dest)), &[]);
+        // Staged blobs: the config is put after every layer was copied.
+        wait_for("the writer to stage its blobs", || {
+            staging_dirs(&archive)
+                .first()
+                .is_some_and(|d| fs::read_dir(d).map(|r| r.count()).unwrap_or(0) >= 3)
+        });
+        w.signal(signal);
+        let (code, _, err) = w.finish();
+        assert_eq!(code, code_wanted, "{dest}: {err}");
+        // Only the test's own lock file is left.
+        assert_eq!(listing(&out), vec!["x.tar.lock"], "{dest}");
+        release_archive_lock(&archive, lock);
+    }
+    assert_eq!(fs::read(&a.oci).unwrap(), source_before);
 }

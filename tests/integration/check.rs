@@ -25,7 +25,21 @@ fn outdated_and_current_by_annotation_and_by_layers() {
         json!([s.base_v2.layers[1].diff_id()])
     );
 
-    // after a rebase the annotations say where the base is: the tag base-v2 is current...
+    // A layout base is not recorded by name (it is a path on this machine): check asks for --base.
+    ok(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &s.oci("unnamed"),
+    ]);
+    let err = fails(&["check", &s.oci("unnamed")]);
+    assert!(err.contains("pass --base"), "{err}");
+
+    // with --base-name the annotations say where the base is: the tag base-v2 is current...
     ok(&[
         "rebase",
         &s.oci("app"),
@@ -35,6 +49,8 @@ fn outdated_and_current_by_annotation_and_by_layers() {
         &s.oci("base-v2"),
         "-o",
         &s.oci("rebased"),
+        "--base-name",
+        &s.oci("base-v2"),
     ]);
     let (code, out, _) = ocipatch(&["check", &s.oci("rebased"), "--json"]);
     assert_eq!(code, 0, "{out}");
@@ -89,4 +105,140 @@ fn errors_exit_1() {
     assert!(err.contains("--base"), "{err}");
     let err = fails(&["check", &s.oci("app"), "--base", &s.oci("missing")]);
     assert!(err.contains("missing"), "{err}");
+}
+
+#[test]
+fn an_index_without_images_is_an_error_not_a_panic() {
+    let s = scenario();
+    s.layout.add_index("empty", vec![]);
+    // An index whose only entry is not an image (an artifact manifest).
+    let (d, size) = s.layout.write_blob(
+        json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.example.sbom",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                       "digest": sha256(b"{}"), "size": 2},
+            "layers": []
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    s.layout.write_blob(b"{}");
+    s.layout.add_index(
+        "sbom-only",
+        vec![
+            json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": d, "size": size, "artifactType": "application/vnd.example.sbom"}),
+        ],
+    );
+    for tag in ["empty", "sbom-only"] {
+        let err = fails(&["check", &s.oci(tag), "--base", &s.oci("base-v1")]);
+        assert!(err.contains(tag), "{err}");
+    }
+}
+
+#[test]
+fn a_fleet_check_gives_one_line_per_image_and_exit_3_when_any_is_outdated() {
+    let s = scenario();
+    ok(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &s.oci("rebased"),
+    ]);
+    let list = s.path("images.txt");
+    std::fs::write(
+        &list,
+        format!("# fleet\n{}\n\n{}\n", s.oci("app"), s.oci("rebased")),
+    )
+    .unwrap();
+    let base = s.oci("base-v2");
+    let (code, out, err) = ocipatch(&[
+        "check",
+        "--images-from",
+        list.to_str().unwrap(),
+        "--base",
+        &base,
+    ]);
+    assert_eq!(code, 3, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[1].starts_with(&s.oci("app")) && lines[1].contains("outdated"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with(&s.oci("rebased")) && lines[2].contains("current"),
+        "{out}"
+    );
+    assert!(err.contains("1 current, 1 outdated, 0 error(s)"), "{err}");
+
+    // all current: exit 0
+    let (code, out, _) = ocipatch(&[
+        "check",
+        &s.oci("rebased"),
+        &s.oci("rebased"),
+        "--base",
+        &base,
+    ]);
+    assert_eq!(code, 0, "{out}");
+
+    // one image that cannot be checked: its own line, the others still checked, exit 1
+    let (code, out, _) = ocipatch(&[
+        "check",
+        "--images-from",
+        list.to_str().unwrap(),
+        &s.oci("no-such-tag"),
+        "--base",
+        &base,
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            r["current"].clone(),
+            r["outdated"].clone(),
+            r["errors"].clone()
+        ),
+        (json!(1), json!(1), json!(1))
+    );
+    let images = r["images"].as_array().unwrap();
+    assert_eq!(images[0]["status"], "error", "{r:#}");
+    assert!(
+        images[0]["error"].as_str().unwrap().contains("no-such-tag"),
+        "{r:#}"
+    );
+    assert_eq!(images[1]["status"], "outdated");
+    assert_eq!(images[2]["status"], "current");
+    assert_eq!(images[2]["report"]["platforms"][0]["compared_by"], "digest");
+
+    // shards split the same list as rebase does: together, each image once
+    let mut seen = Vec::new();
+    for i in 0..2 {
+        let (code, out, _) = ocipatch(&[
+            "check",
+            "--images-from",
+            list.to_str().unwrap(),
+            "--base",
+            &base,
+            "--shard",
+            &format!("{i}/2"),
+            "--json",
+        ]);
+        assert!(code == 0 || code == 3, "{out}");
+        let r: Value = serde_json::from_str(&out).unwrap();
+        for e in r["images"].as_array().unwrap() {
+            seen.push(e["image"].as_str().unwrap().to_string());
+        }
+    }
+    seen.sort();
+    let mut all = vec![s.oci("app"), s.oci("rebased")];
+    all.sort();
+    assert_eq!(seen, all);
 }

@@ -43,6 +43,22 @@ pub fn ok(args: &[&str]) -> String {
     out
 }
 
+/// Runs ocipatch and asserts a usage error: exit code 2 and a one-line error; returns stderr.
+pub fn fails_usage(args: &[&str]) -> String {
+    let (code, out, err) = ocipatch(args);
+    assert_eq!(
+        code, 2,
+        "ocipatch {args:?} should be a usage error\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(err.starts_with("ocipatch: error: "), "stderr: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    err
+}
+
 /// Runs ocipatch and asserts failure with exit code 1 and a one-line error; returns stderr.
 pub fn fails(args: &[&str]) -> String {
     let (code, out, err) = ocipatch(args);

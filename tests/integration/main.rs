@@ -3,8 +3,11 @@
 mod append;
 mod archive;
 mod check;
+mod cli;
 mod fleet;
 mod harness;
+mod pkgdb;
+mod pkgdb_rpm;
 mod rebase;
 mod safety;
 mod verify;

@@ -61,10 +61,11 @@ fn rebase_onto_updated_base_splices_layers_and_merges_config() {
         manifest["annotations"]["org.opencontainers.image.base.digest"],
         s.layout.tagged("base-v2").unwrap()
     );
-    assert_eq!(
-        manifest["annotations"]["org.opencontainers.image.base.name"],
-        s.oci("base-v2")
-    );
+    // A layout path means nothing on another machine (and would make digests depend on the
+    // working directory): no base.name unless --base-name says one.
+    assert!(manifest["annotations"]
+        .get("org.opencontainers.image.base.name")
+        .is_none());
 
     let config = out_layout.read_json(manifest["config"]["digest"].as_str().unwrap());
     assert_eq!(
@@ -711,4 +712,326 @@ fn destination_that_is_not_a_layout_is_refused() {
     ]);
     assert!(err.contains("not an OCI image layout"), "{err}");
     assert_eq!(snapshot(&dir).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile layouts and interruptions (issue 10 items 2, 4, 9)
+
+use crate::archive::{wait_for, Running};
+
+fn rebase_to(s: &Scenario, image: &str, dest: &str) -> Vec<String> {
+    vec![
+        "rebase".into(),
+        s.oci(image),
+        "--from".into(),
+        s.oci("base-v1"),
+        "--onto".into(),
+        s.oci("base-v2"),
+        "-o".into(),
+        dest.into(),
+        "-q".into(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Issue 10 item 2: temp files in a layout were `.ocipatch-tmp-NAME-PID-N`, opened with
+/// `File::create`: a symlink planted there was written through. The run is started stopped to
+/// learn its PID; symlinks are planted at every name the old code could use (blob temp files
+/// in `blobs/sha256`, the `index.json` temp file); none may be followed.
+#[test]
+fn symlinks_planted_at_guessable_temp_names_in_a_layout_are_not_followed() {
+    let s = scenario();
+    let victim = s.path("victim");
+    fs::write(&victim, b"precious").unwrap();
+    // What the run writes (its output is reproducible): learned from a scratch run.
+    let scratch = s.path("scratch");
+    ok(&strs(&rebase_to(
+        &s,
+        "app",
+        &format!("oci:{}:x", scratch.display()),
+    )));
+    let hexes: Vec<String> = fs::read_dir(scratch.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let dest = Layout::new(s.path("dest"));
+    let p = Running::stopped(&strs(&rebase_to(&s, "app", &dest.oci("x"))));
+    let blobs = dest.dir.join("blobs/sha256");
+    for n in 0..48 {
+        let pid = p.pid;
+        for hex in &hexes {
+            let planted = blobs.join(format!(".ocipatch-tmp-{hex}-{pid}-{n}"));
+            std::os::unix::fs::symlink(&victim, planted).unwrap();
+        }
+        let planted = dest.dir.join(format!(".ocipatch-tmp-index.json-{pid}-{n}"));
+        std::os::unix::fs::symlink(&victim, planted).unwrap();
+    }
+    p.signal("CONT");
+    let (code, _, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        fs::read(&victim).unwrap() == b"precious",
+        "the file outside was written through a planted symlink"
+    );
+    for hex in &hexes {
+        let meta = fs::symlink_metadata(blobs.join(hex)).unwrap();
+        assert!(
+            meta.file_type().is_file(),
+            "blob {hex} is not a regular file"
+        );
+    }
+    assert!(fs::symlink_metadata(dest.dir.join("index.json"))
+        .unwrap()
+        .file_type()
+        .is_file());
+    ok(&["verify", &dest.oci("x")]);
+}
+
+/// Runs ocipatch; a run that has not ended after a long while is killed and reported (the
+/// old code read `/dev/zero` forever).
+fn bounded_run(args: &[&str]) -> (i32, String, String) {
+    let r = Running::start(args, &[]);
+    let pid = r.pid;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    let watchdog = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !d.load(std::sync::atomic::Ordering::SeqCst) {
+            if std::time::Instant::now() > deadline {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    });
+    let out = r.finish();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(!watchdog.join().unwrap(), "ocipatch {args:?} never ended");
+    out
+}
+
+/// Issue 10 item 4: `index.json`, a blob selected by digest, or a layer blob that is a
+/// symlink to `/dev/zero` was read without end (memory past 1 GB, verify never ending, a copy
+/// filling the disk). Each must fail at once, naming the file.
+#[test]
+fn layout_files_that_are_devices_are_refused_not_read_forever() {
+    // index.json -> /dev/zero
+    let s = scenario();
+    let bad = Layout::new(s.path("bad-index"));
+    fs::remove_file(bad.dir.join("index.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", bad.dir.join("index.json")).unwrap();
+    for args in [
+        vec!["verify".to_string(), bad.oci("x")],
+        rebase_to(&s, "app", &bad.oci("x")),
+    ] {
+        let (code, _, err) = bounded_run(&strs(&args));
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains("index.json") && err.contains("not a regular file"),
+            "{args:?}: {err}"
+        );
+    }
+
+    // A layer blob -> /dev/zero: verify and rebase (copy) both refuse it.
+    let app = s.layout.read_json(&s.layout.tagged("app").unwrap());
+    let layer = app["layers"][1]["digest"].as_str().unwrap().to_string();
+    let path = s.layout.blob_path(&layer);
+    let saved = fs::read(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let (code, out, err) = bounded_run(&["verify", &s.oci("app")]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(&layer) && out.contains("not a regular file"),
+        "{out}{err}"
+    );
+    let dest = s.path("out");
+    let (code, _, err) = bounded_run(&strs(&rebase_to(
+        &s,
+        "app",
+        &format!("oci:{}:x", dest.display()),
+    )));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&layer) && err.contains("not a regular file"),
+        "{err}"
+    );
+    assert!(!dest.exists(), "a failed run leaves no destination");
+    fs::remove_file(&path).unwrap();
+    fs::write(&path, saved).unwrap();
+
+    // A manifest selected by digest (not tagged) -> /dev/zero.
+    let untagged = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+    std::os::unix::fs::symlink("/dev/zero", s.layout.blob_path(untagged)).unwrap();
+    let reference = format!("oci:{}:{untagged}", s.layout.dir.display());
+    let (code, _, err) = bounded_run(&["inspect", &reference]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
+/// Issue 10 item 4: a source blob that is a symlink (here to a file outside the layout) was
+/// hard-linked into the destination as that symlink. Its content is copied and checked.
+#[test]
+fn a_source_blob_that_is_a_symlink_is_copied_not_linked() {
+    let s = scenario();
+    let app = s.layout.read_json(&s.layout.tagged("app").unwrap());
+    let layer = app["layers"][1]["digest"].as_str().unwrap().to_string();
+    let path = s.layout.blob_path(&layer);
+    let outside = s.path("outside-blob");
+    fs::rename(&path, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &path).unwrap();
+    let dest = Layout { dir: s.path("out") };
+    ok(&strs(&rebase_to(&s, "app", &dest.oci("x"))));
+    let copied = dest.blob_path(&layer);
+    assert!(
+        fs::symlink_metadata(&copied).unwrap().file_type().is_file(),
+        "the destination's blob is a link to somewhere else"
+    );
+    assert_eq!(fs::read(&copied).unwrap(), fs::read(&outside).unwrap());
+    ok(&["verify", &dest.oci("x")]);
+}
+
+/// Issue 10 item 9: Ctrl-C left a half-made destination layout with no `index.json`. The
+/// writer is caught while the test holds the new layout's lock (it waits there to prepare or
+/// to commit), then interrupted: the layout it created goes, and it exits 130.
+#[test]
+fn an_interrupted_rebase_removes_the_layout_it_created() {
+    let s = scenario();
+    // A big layer keeps the writer busy (checking it) between making the layout and committing.
+    let big = vec![7u8; 48 << 20];
+    let img = Image::on(
+        &s.base_v1,
+        vec![Layer::files(&[("big", &big)]).with(Comp::None)],
+        &["ADD big"],
+    );
+    s.layout.add("big", &img);
+    for attempt in 0..5 {
+        let dest = s.path(&format!("new-{attempt}"));
+        let w = Running::start(
+            &strs(&rebase_to(&s, "big", &format!("oci:{}:x", dest.display()))),
+            &[],
+        );
+        wait_for("the destination to appear", || {
+            dest.exists() || {
+                // Ended before making it: a failure, reported below.
+                fs::read_to_string(format!("/proc/{}/stat", w.pid))
+                    .map_or(true, |st| st.contains(") Z"))
+            }
+        });
+        let lock = fs::File::open(&dest).ok();
+        if let Some(l) = &lock {
+            l.lock().unwrap();
+        }
+        if lock.is_none() || dest.join("index.json").exists() {
+            // The writer committed before the test caught it: not what this test is about.
+            drop(lock);
+            let (code, _, err) = w.finish();
+            assert_eq!(code, 0, "{err}");
+            continue;
+        }
+        w.signal("INT");
+        // The clean-up waits for the lock the test holds (a commit might be under way).
+        drop(lock);
+        let (code, _, err) = w.finish();
+        assert_eq!(code, 130, "{err}");
+        assert!(!dest.exists(), "the half-made layout is left");
+        assert_eq!(
+            fs::read_dir(s.tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.'))
+                .collect::<Vec<_>>(),
+            Vec::<String>::new()
+        );
+        return;
+    }
+    panic!("the writer always committed before it could be interrupted");
+}
+
+#[test]
+fn the_same_rebase_from_another_directory_gives_the_same_digest() {
+    let s = scenario();
+    let run = |cwd: &std::path::Path, out: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ocipatch"))
+            .current_dir(cwd)
+            .args([
+                "rebase",
+                "oci:images:app",
+                "--from",
+                "oci:images:base-v1",
+                "--onto",
+                "oci:images:base-v2",
+                "-o",
+                out,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let here = run(s.tmp.path(), "oci:out1:x");
+    // Same images, reached through another working directory and a longer relative path.
+    std::fs::create_dir(s.path("sub")).unwrap();
+    let there = std::process::Command::new(env!("CARGO_BIN_EXE_ocipatch"))
+        .current_dir(s.path("sub"))
+        .args([
+            "rebase",
+            "oci:../images:app",
+            "--from",
+            "oci:../images:base-v1",
+            "--onto",
+            "oci:../images:base-v2",
+            "-o",
+            "oci:../out2:x",
+        ])
+        .output()
+        .unwrap();
+    assert!(there.status.success());
+    assert_eq!(here, String::from_utf8(there.stdout).unwrap().trim());
+}
+
+#[test]
+fn a_single_image_keeps_its_index_entry_platform_and_os_version() {
+    let s = scenario();
+    // A Windows-style entry: hosts pick images by os.version.
+    let mut index = s.layout.index();
+    for m in index["manifests"].as_array_mut().unwrap() {
+        if m["annotations"]["org.opencontainers.image.ref.name"] == "app" {
+            m["platform"] = serde_json::json!({"architecture": "amd64", "os": "linux", "os.version": "10.0.20348.2227"});
+        }
+    }
+    std::fs::write(
+        s.layout.dir.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let out = Layout::new(s.path("out"));
+    ok(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &out.oci("x"),
+    ]);
+    let entry = out.index()["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "x")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        entry["platform"]["os.version"], "10.0.20348.2227",
+        "{entry}"
+    );
+    assert_eq!(entry["platform"]["architecture"], "amd64");
 }

@@ -237,3 +237,132 @@ fn inspect_classifies_base_and_app_layers() {
     let human = ok(&["inspect", &s.oci("app"), "--base", &s.oci("base-v1")]);
     assert!(human.contains("base") && human.contains("app "), "{human}");
 }
+
+/// An index as `docker buildx` and `skopeo copy --all` see it: an amd64 image, a nested index
+/// holding an arm64 image, and a BuildKit attestation manifest (platform unknown/unknown, an
+/// in-toto layer). Returns the layout and the digests of (nested index, arm64 layer 0,
+/// attestation manifest, in-toto blob).
+fn index_with_nested_index_and_attestation() -> (tempfile::TempDir, Layout, [String; 4]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = Layout::new(tmp.path().join("l"));
+    let amd = l.put_image(&Image::new(vec![Layer::files(&[("a", b"amd")])], &["a"]));
+    let arm_img = Image::new(vec![Layer::files(&[("b", b"arm")])], &["b"]).arch("arm64");
+    let arm = l.put_image(&arm_img);
+    let arm_layer = l.read_json(arm["digest"].as_str().unwrap())["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let nested = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [arm],
+    }))
+    .unwrap();
+    let (nd, ns) = l.write_blob(&nested);
+    let statement = br#"{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://slsa.dev/provenance/v0.2"}"#;
+    let (sd, ss) = l.write_blob(statement);
+    let att_config = serde_json::to_vec(&json!({
+        "architecture": "unknown", "os": "unknown", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [sd]},
+    }))
+    .unwrap();
+    let (cd, cs) = l.write_blob(&att_config);
+    let att = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": sd, "size": ss,
+                    "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}],
+    }))
+    .unwrap();
+    let (ad, asz) = l.write_blob(&att);
+    let amd_digest = amd["digest"].as_str().unwrap().to_string();
+    l.add_index(
+        "multi",
+        vec![
+            amd,
+            json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": nd, "size": ns}),
+            json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": ad, "size": asz,
+                   "platform": {"architecture": "unknown", "os": "unknown"},
+                   "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                   "vnd.docker.reference.digest": amd_digest}}),
+        ],
+    );
+    (tmp, l, [nd, arm_layer, ad, sd])
+}
+
+/// Issue 10, item 10: `verify` said "intact" while the nested index and the attestation were
+/// missing (only first-level image entries were followed); `skopeo copy --all` failed on it.
+#[test]
+fn nested_indexes_and_attestations_are_verified_with_their_path() {
+    let (_t, l, [nested, arm_layer, attestation, statement]) =
+        index_with_nested_index_and_attestation();
+    let (code, r) = verify_json(&l.oci("multi"));
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(
+        r["platforms"],
+        json!(["linux/amd64", "linux/arm64"]),
+        "{r:#}"
+    );
+    assert_eq!(r["indexes_checked"], 2, "{r:#}");
+    assert_eq!(r["manifests_checked"], 3, "{r:#}");
+    assert_eq!(
+        r["layers_checked"], 3,
+        "two image layers and the in-toto one: {r:#}"
+    );
+
+    // A corrupt layer inside the nested index, and a corrupt in-toto statement.
+    for d in [&arm_layer, &statement] {
+        let p = l.blob_path(d);
+        let mut bytes = fs::read(&p).unwrap();
+        bytes[2] ^= 0x20;
+        fs::write(&p, bytes).unwrap();
+    }
+    let (code, r) = verify_json(&l.oci("multi"));
+    assert_eq!(code, 1, "{r:#}");
+    let find = |d: &str| {
+        r["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["digest"] == d)
+            .unwrap_or_else(|| panic!("{d} not reported: {r:#}"))
+            .clone()
+    };
+    let p = find(&arm_layer);
+    assert_eq!(
+        p["path"], "index → manifests[1] (index) → manifests[0] (linux/arm64) → layers[0]",
+        "{r:#}"
+    );
+    let p = find(&statement);
+    assert_eq!(
+        p["path"], "index → manifests[2] (attestation) → layers[0]",
+        "{r:#}"
+    );
+    assert!(p["message"].as_str().unwrap().contains("corrupt"), "{r:#}");
+
+    // The nested index and the attestation manifest gone: each named, with its path; the
+    // human output says where too.
+    fs::remove_file(l.blob_path(&nested)).unwrap();
+    fs::remove_file(l.blob_path(&attestation)).unwrap();
+    let (code, r) = verify_json(&l.oci("multi"));
+    assert_eq!(code, 1, "{r:#}");
+    let problems = r["problems"].as_array().unwrap();
+    // (The corrupt blobs below them are no longer reachable.)
+    assert_eq!(problems.len(), 2, "{r:#}");
+    let find = |d: &str| problems.iter().find(|p| p["digest"] == d).cloned();
+    let p = find(&nested).unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(
+        (p["kind"].as_str(), p["path"].as_str()),
+        (Some("index"), Some("index → manifests[1] (index)"))
+    );
+    let p = find(&attestation).unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(p["kind"], "manifest", "{r:#}");
+    assert_eq!(p["path"], "index → manifests[2] (attestation)", "{r:#}");
+    let (code, out, _) = ocipatch(&["verify", &l.oci("multi")]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&nested) && out.contains("at index → manifests[1] (index)"),
+        "{out}"
+    );
+}

@@ -1,11 +1,13 @@
 //! A tiny fake HTTP server on loopback for what a real registry will not do on request: send
 //! bytes that do not match their digest, fail transiently, redirect, ask for Bearer tokens.
 //! One connection at a time, `Connection: close`; it stops when dropped (or after 60 s).
+//! A reply may also be hostile in time or length: a body that never ends, or one dribbled a
+//! byte at a time.
 #![allow(dead_code)] // each test binary uses part of it
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,18 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    pub pace: Pace,
+}
+
+/// How the body is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// At once, with its `Content-Length`.
+    Whole,
+    /// No `Content-Length`, then zeros until the client hangs up (or `cap` bytes are sent).
+    Endless { cap: u64 },
+    /// With its `Content-Length`, one byte every `every`, until done or the client hangs up.
+    Dribble { every: Duration },
 }
 
 impl Reply {
@@ -39,7 +53,22 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: body.into(),
+            pace: Pace::Whole,
         }
+    }
+
+    /// A body of zeros that does not end (up to `cap` bytes).
+    pub fn endless(status: u16, cap: u64) -> Reply {
+        Reply {
+            pace: Pace::Endless { cap },
+            ..Reply::new(status, Vec::new())
+        }
+    }
+
+    /// Sends the body one byte every `every`.
+    pub fn dribble(mut self, every: Duration) -> Reply {
+        self.pace = Pace::Dribble { every };
+        self
     }
 
     pub fn header(mut self, k: &str, v: &str) -> Reply {
@@ -50,6 +79,8 @@ impl Reply {
 
 pub struct FakeServer {
     pub port: u16,
+    /// Body bytes the server managed to hand to the kernel for endless or dribbled replies.
+    pub streamed: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -76,6 +107,8 @@ impl FakeServer {
         let port = listener.local_addr().expect("addr").port();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let streamed = Arc::new(AtomicU64::new(0));
+        let counter = streamed.clone();
         let thread = std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(60);
             while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
@@ -143,18 +176,45 @@ impl FakeServer {
                 for (k, v) in &reply.headers {
                     head.push_str(&format!("{k}: {v}\r\n"));
                 }
-                head.push_str(&format!(
-                    "Content-Length: {}\r\nConnection: close\r\n\r\n",
-                    reply.body.len()
-                ));
+                if !matches!(reply.pace, Pace::Endless { .. }) {
+                    head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+                }
+                head.push_str("Connection: close\r\n\r\n");
                 let _ = conn.write_all(head.as_bytes());
-                if req.method != "HEAD" {
-                    let _ = conn.write_all(&reply.body);
+                if req.method == "HEAD" {
+                    continue;
+                }
+                let live = || !flag.load(Ordering::Relaxed) && Instant::now() < deadline;
+                match reply.pace {
+                    Pace::Whole => {
+                        let _ = conn.write_all(&reply.body);
+                    }
+                    Pace::Endless { cap } => {
+                        let zeros = vec![0u8; 64 << 10];
+                        while live() && counter.load(Ordering::Relaxed) < cap {
+                            match conn.write(&zeros) {
+                                Ok(n) if n > 0 => {
+                                    counter.fetch_add(n as u64, Ordering::Relaxed);
+                                }
+                                _ => break,
+                            }
+                        }
+                    }
+                    Pace::Dribble { every } => {
+                        for byte in &reply.body {
+                            if !live() || conn.write_all(&[*byte]).is_err() {
+                                break;
+                            }
+                            counter.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(every);
+                        }
+                    }
                 }
             }
         });
         FakeServer {
             port,
+            streamed,
             stop,
             thread: Some(thread),
         }

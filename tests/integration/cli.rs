@@ -1,0 +1,325 @@
+//! What every subcommand shares: exit codes for usage errors, one-line errors that say each
+//! cause once, and human output with hostile text escaped.
+
+use std::fs;
+
+use crate::harness::*;
+
+/// Runs ocipatch and asserts a usage error: exit 2, one `ocipatch: error:` line; returns stderr.
+fn usage_error(args: &[&str]) -> String {
+    let (code, out, err) = ocipatch(args);
+    assert_eq!(code, 2, "ocipatch {args:?}\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(err.starts_with("ocipatch: error: "), "stderr: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    err
+}
+
+#[test]
+fn a_bad_output_reference_is_a_usage_error() {
+    let s = scenario();
+    let err = usage_error(&[
+        "rebase",
+        &s.oci("app"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        "oic:out:x",
+    ]);
+    assert!(
+        err.contains("oic:out:x") && err.contains("unknown transport"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_images_from_list_is_a_usage_error() {
+    let s = scenario();
+    let list = s.path("images.txt");
+    fs::write(&list, "# nothing here\n\n").unwrap();
+    let err = usage_error(&[
+        "rebase",
+        "--images-from",
+        list.to_str().unwrap(),
+        "--onto",
+        &s.oci("base-v2"),
+        "--from",
+        &s.oci("base-v1"),
+        "-o",
+        "oci:out:{tag}",
+    ]);
+    assert!(
+        err.contains("images.txt") && err.contains("no image"),
+        "{err}"
+    );
+    // A bad reference in the list is a usage error too, naming the line.
+    fs::write(&list, format!("{}\noic:typo\n", s.oci("app"))).unwrap();
+    let err = usage_error(&[
+        "rebase",
+        "--images-from",
+        list.to_str().unwrap(),
+        "--onto",
+        &s.oci("base-v2"),
+        "--from",
+        &s.oci("base-v1"),
+        "-o",
+        "oci:out:{tag}",
+    ]);
+    assert!(
+        err.contains("images.txt:2") && err.contains("oic:typo"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_error_says_its_cause_once() {
+    let s = scenario();
+    let missing = s.path("patchh");
+    let err = fails(&[
+        "append",
+        &s.oci("app"),
+        "--layer",
+        missing.to_str().unwrap(),
+        "-o",
+        &s.oci("out"),
+    ]);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(err.contains("patchh"), "{err}");
+}
+
+#[test]
+fn escape_sequences_from_an_image_do_not_reach_the_terminal() {
+    let s = scenario();
+    let img = Image::on(
+        &s.base_v1,
+        vec![Layer::files(&[("app/x", b"x")])],
+        &["RUN \u{1b}]0;owned\u{7}\u{1b}[2Jecho hi\u{202e}"],
+    );
+    s.layout.add("hostile", &img);
+    let out = ok(&["inspect", &s.oci("hostile")]);
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+    assert!(!out.contains('\u{202e}'), "{out:?}");
+    assert!(
+        out.contains("RUN \\u{1b}]0;owned\\u{7}\\u{1b}[2Jecho hi"),
+        "{out}"
+    );
+    // JSON output keeps the text, escaped by JSON itself.
+    let json = ok(&["inspect", &s.oci("hostile"), "--json"]);
+    assert!(
+        !json.contains('\u{1b}') && json.contains("\\u001b]0;owned"),
+        "{json}"
+    );
+
+    // Error messages that quote hostile input: ours, and clap's.
+    let dir = s.path("x\u{1b}[31m");
+    let err = fails(&["inspect", &format!("oci:{}:app", dir.display())]);
+    assert!(
+        !err.contains('\u{1b}') && err.contains("x\\u{1b}[31m"),
+        "{err:?}"
+    );
+    let (code, _, err) = ocipatch(&["inspect", &format!("{}\u{1b}[31m", s.oci("app"))]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        !err.contains('\u{1b}') && err.contains("\\u{1b}[31m"),
+        "{err:?}"
+    );
+}
+
+// The first hour of a new user (issue 13): messages that say what to do, and the
+// command-line extras (completions, man page).
+
+#[test]
+fn a_reference_without_transport_suggests_one() {
+    let s = scenario();
+    let dir = s.layout.dir.display().to_string();
+    // clap rejects it as a usage error (exit 2), with our reason.
+    let (code, _, err) = ocipatch(&["verify", &format!("{dir}:app")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("did you mean oci:{dir}:app?")),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_says_it_contacts_the_base_name_registry_and_hints_base() {
+    let s = scenario();
+    // The base.name annotation names a registry nobody listens on (loopback port 1).
+    ok(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "--base-name",
+        "docker://127.0.0.1:1/lib/base:2",
+        "-o",
+        &s.oci("rebased"),
+        "-q",
+    ]);
+    let (code, out, err) = ocipatch(&["check", &s.oci("rebased"), "--timeout", "5"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let mut lines = err.lines();
+    let note = lines.next().unwrap();
+    assert!(
+        note.starts_with(
+            "ocipatch: note: no --base given: comparing with docker://127.0.0.1:1/lib/base:2"
+        ) && note.contains("contacts that registry"),
+        "{err}"
+    );
+    let error = lines.next().unwrap();
+    assert!(error.starts_with("ocipatch: error: "), "{err}");
+    assert!(error.contains("pass --base REF"), "{err}");
+
+    // With --base there is no note, and the local base answers.
+    let (code, out, err) = ocipatch(&["check", &s.oci("rebased"), "--base", &s.oci("base-v2")]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!err.contains("note:"), "{err}");
+}
+
+#[test]
+fn completions_are_generated_for_bash_zsh_and_fish() {
+    let bash = ok(&["completions", "bash"]);
+    assert!(bash.contains("_ocipatch()"), "{bash}");
+    assert!(bash.contains("--base-name"), "{bash}");
+    // The script loads into a real bash and registers the completion.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ocipatch.bash");
+    std::fs::write(&file, &bash).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p ocipatch", file.display()))
+        .output()
+        .expect("run bash");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("_ocipatch"),
+        "{out:?}"
+    );
+
+    let zsh = ok(&["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef ocipatch"), "{zsh}");
+    let fish = ok(&["completions", "fish"]);
+    assert!(fish.contains("complete -c ocipatch"), "{fish}");
+    assert!(fish.contains("-l onto"), "{fish}");
+
+    let (code, _, err) = ocipatch(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn the_man_page_renders_with_man() {
+    let page = ok(&["man"]);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ocipatch 1"),
+        "{page}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ocipatch.1");
+    std::fs::write(&file, &page).unwrap();
+    // `man -l` is man-db's (scripts/test.sh installs it); a missing man fails this test.
+    let out = std::process::Command::new("man")
+        .arg("-l")
+        .arg(&file)
+        .env("MANWIDTH", "200")
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .output()
+        .expect("run man -l (install man-db)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{warnings}");
+    assert!(warnings.trim().is_empty(), "groff warnings: {warnings}");
+    for want in [
+        "NAME",
+        "ocipatch - Daemonless OCI image patcher",
+        "OCIPATCH REBASE",
+        "--base-name",
+        "OCIPATCH CHECK",
+        "OCIPATCH COMPLETIONS",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+}
+
+fn rebase_stderr(s: &Scenario, onto: &str, extra: &[&str]) -> (String, String) {
+    let (app, from, dest) = (
+        s.oci("app"),
+        s.oci("base-v1"),
+        s.oci(&format!("out-{onto}")),
+    );
+    let mut args = vec!["rebase", &app, "--from", &from, "-o", &dest];
+    let onto = s.oci(onto);
+    args.extend(["--onto", &onto]);
+    args.extend(extra);
+    let (code, out, err) = ocipatch(&args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    (out, err)
+}
+
+#[test]
+fn a_rebase_onto_an_application_image_warns() {
+    let s = scenario();
+    // --onto names the application itself: its layers would be in the result twice.
+    let (_, err) = rebase_stderr(&s, "app", &[]);
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("ocipatch: warning: "))
+        .unwrap_or_else(|| panic!("no warning in:\n{err}"));
+    assert!(
+        warning.contains("already contains 2 of the application's 2 layer(s)")
+            && warning.contains("Is --onto an application image"),
+        "{err}"
+    );
+    // --json carries it too; --quiet silences stderr, not the report.
+    let (out, err) = rebase_stderr(&s, "app", &["--json", "-q"]);
+    assert!(!err.contains("warning"), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["warnings"].as_array().unwrap().len(), 1, "{out}");
+}
+
+#[test]
+fn a_rebase_onto_an_unrelated_base_warns_and_a_right_one_does_not() {
+    let s = scenario();
+    let (_, err) = rebase_stderr(&s, "base-v2-fresh", &[]);
+    assert!(
+        err.contains("ocipatch: warning: linux/amd64: the new base")
+            && err.contains("shares no layer with the old base"),
+        "{err}"
+    );
+    let (out, err) = rebase_stderr(&s, "base-v2", &["--json"]);
+    assert!(!err.contains("warning"), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(report.get("warnings").is_none(), "{out}");
+}
+
+#[test]
+fn a_docker_archive_rebase_names_the_digest_tools_agree_on() {
+    let s = scenario();
+    let dest = format!(
+        "docker-archive:{}:example/app:2",
+        s.path("app.tar").display()
+    );
+    let (app, from, onto) = (s.oci("app"), s.oci("base-v1"), s.oci("base-v2"));
+    let (code, out, err) = ocipatch(&[
+        "rebase", &app, "--from", &from, "--onto", &onto, "-o", &dest,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", &dest, "--json"])).unwrap();
+    let config = inspect["platforms"][0]["config"].as_str().unwrap();
+    assert!(
+        err.contains(&format!(
+            "image ID (config digest) {config}: what docker load"
+        )),
+        "{err}"
+    );
+    assert!(
+        last_line(&out).starts_with("sha256:"),
+        "stdout still ends with the digest: {out}"
+    );
+}
