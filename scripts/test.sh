@@ -5,8 +5,11 @@
 # Usage: scripts/test.sh [--release]
 #   --release   also build the release binary (LTO; slow on small machines)
 #
-# The interop tests drive real clients: skopeo, umoci, oci-image-tool, buildah, docker-registry and
-# htpasswd, openssl (plus pigz and GNU time for the benchmarks). As root, missing ones are installed with
+# FUZZ_SECONDS (default 20) bounds each cargo-fuzz target's run (nightly + cargo-fuzz; cargo-fuzz
+# is installed from crates.io when missing, as root); FUZZ_SECONDS=0 skips fuzzing.
+#
+# The interop tests drive real clients: skopeo, umoci, oci-image-tool, buildah, docker-registry, htpasswd,
+# openssl, debootstrap, dpkg, rpm and rpmbuild (plus pigz and GNU time for the benchmarks). As root, missing ones are installed with
 # apt-get; otherwise the script stops and says what to install. The interop tests must run
 # as root (umoci unpack of files owned by other uids).
 set -euo pipefail
@@ -18,7 +21,7 @@ for arg in "$@"; do
 	case $arg in
 	--release) release=1 ;;
 	-h | --help)
-		sed -n '2,11p' "$0"
+		sed -n '2,14p' "$0"
 		exit 0
 		;;
 	*)
@@ -46,9 +49,20 @@ declare -A pkg_of=(
 	[htpasswd]=apache2-utils
 	[openssl]=openssl
 	[buildah]=buildah
+	[debootstrap]=debootstrap
+	[dpkg-query]=dpkg
+	[chroot]=coreutils
+	[mountpoint]=util-linux
+	[tar]=tar
+	[basenc]=coreutils
+	[rpm]=rpm
+	[rpmbuild]=rpm
+	[man]=man-db
+	[bash]=bash
 )
 missing=()
-for tool in skopeo umoci oci-image-tool docker-registry pigz time htpasswd openssl buildah; do
+for tool in skopeo umoci oci-image-tool docker-registry pigz time htpasswd openssl buildah \
+	debootstrap dpkg-query chroot mountpoint tar basenc rpm rpmbuild man bash; do
 	# type -P: a file on PATH (bash's `time` keyword does not count)
 	if ! type -P "$tool" >/dev/null; then
 		missing+=("${pkg_of[$tool]}")
@@ -97,5 +111,47 @@ cargo test --all-targets --no-fail-fast
 
 section "cargo test --doc"
 cargo test --doc
+
+section "cargo doc (RUSTDOCFLAGS=-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+
+section "README commands (scripts/readme-test.sh)"
+bash scripts/readme-test.sh
+
+fuzz_seconds=${FUZZ_SECONDS:-20}
+if ((fuzz_seconds > 0)); then
+	section "fuzz: every target of fuzz/ for ${fuzz_seconds}s"
+	if ! cargo +nightly --version >/dev/null 2>&1; then
+		echo "scripts/test.sh: fuzzing needs a nightly toolchain (rustup toolchain install nightly), or FUZZ_SECONDS=0" >&2
+		exit 1
+	fi
+	if ! cargo fuzz --version >/dev/null 2>&1; then
+		if [ "$(id -u)" = 0 ]; then
+			cargo install cargo-fuzz --locked
+		else
+			echo "scripts/test.sh: missing cargo-fuzz (cargo install cargo-fuzz), or FUZZ_SECONDS=0" >&2
+			exit 1
+		fi
+	fi
+	for target in $(cargo +nightly fuzz list); do
+		# New inputs go to a scratch corpus under target/; the committed seeds in
+		# fuzz/corpus/<target> are only read. A crash stops the script (and is saved under
+		# fuzz/artifacts/<target>/): turn it into a regression unit test.
+		scratch=target/fuzz-corpus/$target
+		mkdir -p "$scratch" "fuzz/corpus/$target"
+		log=target/fuzz-$target.log
+		if ! cargo +nightly fuzz run "$target" "$scratch" "fuzz/corpus/$target" -- \
+			-max_total_time="$fuzz_seconds" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 \
+			>"$log" 2>&1; then
+			tail -n 40 "$log"
+			echo "scripts/test.sh: fuzz target $target failed (log: $log)" >&2
+			exit 1
+		fi
+		printf '%-18s %s runs, peak RSS %s MB, corpus %s inputs\n' "$target" \
+			"$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")" \
+			"$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")" \
+			"$(find "$scratch" "fuzz/corpus/$target" -type f | wc -l)"
+	done
+fi
 
 section "done in $((SECONDS - start))s"

@@ -1,0 +1,69 @@
+//! Rebase an application image from one OCI layout onto a base in another, as a library.
+//!
+//! ```text
+//! cargo run --example rebase_layouts -- [IMAGE NEW_BASE DEST]
+//! ```
+//!
+//! With no arguments it rebases the repository's example application
+//! (`oci:testdata/images:app`, built on `base-v1`) onto `oci:testdata/images:base-v2` and
+//! writes `oci:<temp dir>/rebased:app`. The old base is found through the image's
+//! `org.opencontainers.image.base.digest` annotation, in NEW_BASE's layout.
+
+use ocipatch::model::Reference;
+use ocipatch::ops::{self, rebase::SafetyScan, RebaseOptions};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let tmp = tempfile::tempdir()?;
+    let default_dest = format!("oci:{}:app", tmp.path().join("rebased").display());
+    let (image, onto, dest) = match args.as_slice() {
+        [] => (
+            concat!("oci:", env!("CARGO_MANIFEST_DIR"), "/testdata/images:app").to_string(),
+            concat!(
+                "oci:",
+                env!("CARGO_MANIFEST_DIR"),
+                "/testdata/images:base-v2"
+            )
+            .to_string(),
+            default_dest,
+        ),
+        [image, onto, dest] => (image.clone(), onto.clone(), dest.clone()),
+        _ => return Err("usage: rebase_layouts [IMAGE NEW_BASE DEST]".into()),
+    };
+
+    let opts = RebaseOptions {
+        image: Reference::parse(&image)?,
+        onto: Reference::parse(&onto)?,
+        from: None, // found via the base.digest annotation
+        dest: Reference::parse(&dest)?,
+        base_name: None,
+        dry_run: false,
+        safety: SafetyScan::On,
+        strict: false,
+        registry: Default::default(),
+        package_db: Default::default(),
+    };
+    let report = ops::rebase(&opts, &ops::Silent)?;
+
+    println!("rebased {} onto {}", report.image, report.new_base);
+    for p in &report.platforms {
+        println!(
+            "  {}: {} base layer(s) removed, {} added, {} kept",
+            p.platform,
+            p.layers_removed.len(),
+            p.layers_added.len(),
+            p.layers_kept.len()
+        );
+    }
+    for s in report.safety.iter().flatten() {
+        for f in &s.findings {
+            println!("  safety ({}): {}: {}", s.platform, f.path, f.detail);
+        }
+    }
+    println!("{} -> {}", report.destination, report.digest);
+
+    // Everything written is intact.
+    let check = ops::verify(&opts.dest, &Default::default(), &ops::Silent)?;
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+    Ok(())
+}
