@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         strict: false,
         registry: Default::default(),
         package_db: Default::default(),
+        write: Default::default(),
     };
     let report = ops::rebase(&opts, &ops::Silent)?;
 

@@ -52,6 +52,7 @@
 //!     strict: false,
 //!     registry: Default::default(),
 //!     package_db: Default::default(),
+//!     write: Default::default(), // or .copy_blobs(true): no hard links to the source's blobs
 //! };
 //! let report = ops::rebase(&opts, &ops::Silent)?;
 //! println!("{} -> {}", report.destination, report.digest);

@@ -68,6 +68,11 @@ pub struct AppendArgs {
     /// Decide everything, write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Give an oci: destination its own copy of every blob instead of hard links to the
+    /// source layout's blob files (for tools that edit blobs in place); a link an earlier run
+    /// made is replaced by a copy
+    #[arg(long)]
+    pub copy: bool,
     /// Print a machine-readable report on stdout instead of the digest
     #[arg(long)]
     pub json: bool,
@@ -116,6 +121,7 @@ pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
         source_date_epoch: source_date_epoch()?,
         dry_run: args.dry_run,
         registry: args.registry.options(),
+        write: ocipatch::transport::WriteOptions::default().copy_blobs(args.copy),
     };
     let report = if scratch {
         let platform = args.platform.as_deref().unwrap_or("linux/amd64");

@@ -14,6 +14,7 @@ use ocipatch::layer::FindingClass;
 use ocipatch::model::{Reference, Shard};
 use ocipatch::ops::{self, rebase::SafetyScan, RebaseOptions, RebaseReport};
 use ocipatch::pkgdb::{DbAction, PackageDbReport};
+use ocipatch::transport::WriteOptions;
 
 #[derive(Args, Debug)]
 pub struct RebaseArgs {
@@ -61,6 +62,11 @@ pub struct RebaseArgs {
     /// (default: $XDG_CACHE_HOME/ocipatch or ~/.cache/ocipatch)
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Give an oci: destination its own copy of every blob instead of hard links to the
+    /// source layout's blob files (for tools that edit blobs in place); a link an earlier run
+    /// made is replaced by a copy
+    #[arg(long)]
+    pub copy: bool,
     /// No summary on stderr
     #[arg(short, long)]
     pub quiet: bool,
@@ -144,6 +150,7 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
                 .clone()
                 .or_else(ops::pkgdb::default_cache_dir),
         },
+        write: WriteOptions::default().copy_blobs(args.copy),
     };
     if args.no_package_db && !args.quiet {
         eprintln!(
@@ -199,6 +206,7 @@ fn placeholder_options(args: &RebaseArgs) -> anyhow::Result<RebaseOptions> {
             enabled: false,
             cache_dir: None,
         },
+        write: WriteOptions::default(),
     })
 }
 

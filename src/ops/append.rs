@@ -18,7 +18,7 @@ use crate::layer::{build_layer, BuildOptions, LayerCompression, LayerInput, Tree
 use crate::model::time::{format_rfc3339, parse_rfc3339};
 use crate::model::{Descriptor, Digest, Reference};
 use crate::plan::{self, AppendPlan, NewEntry, NewLayer};
-use crate::transport::{open_sink, open_source, RegistryOptions, Source};
+use crate::transport::{open_sink_with, open_source, RegistryOptions, Source, WriteOptions};
 
 /// The `created_by` of the history entry an appended layer gets.
 pub const CREATED_BY: &str = "ocipatch append";
@@ -47,6 +47,8 @@ pub struct AppendOptions {
     pub dry_run: bool,
     /// Credentials and TLS for registry references.
     pub registry: RegistryOptions,
+    /// How the destination writes blobs (`--copy`).
+    pub write: WriteOptions,
 }
 
 /// The layer that was built (the same blob for every platform).
@@ -132,6 +134,7 @@ fn lower_tree(src: &dyn Source, image: &Image) -> Result<Tree> {
 ///     source_date_epoch: Some(1_700_000_000),
 ///     dry_run: false,
 ///     registry: Default::default(),
+///     write: Default::default(),
 /// };
 /// let report = ops::append(&opts, &ops::Silent)?;
 /// assert_eq!(report.platforms, ["linux/amd64"]);
@@ -367,7 +370,7 @@ fn write_appended(
     planned: &PlannedAppend,
     progress: &dyn Progress,
 ) -> Result<BlobStats> {
-    let sink = open_sink(&opts.dest, &opts.registry)?;
+    let sink = open_sink_with(&opts.dest, &opts.registry, opts.write)?;
     let mut copies: Vec<BlobCopy> = Vec::new();
     for img in images {
         for l in &img.manifest.layers {
@@ -472,6 +475,7 @@ pub fn append_scratch(
         source_date_epoch: Some(opts.source_date_epoch.unwrap_or(0)),
         dry_run: opts.dry_run,
         registry: opts.registry.clone(),
+        write: opts.write,
     };
     let mut report = append(&opts, progress)?;
     report.image = SCRATCH.to_string();

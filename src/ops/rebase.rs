@@ -19,7 +19,8 @@ use crate::pkgdb::{self, DbLayer};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
 use crate::transport::memory::MemorySource;
 use crate::transport::{
-    absent_foreign_layer, check_blob, open_sink, open_source, RegistryOptions, Sink, Source,
+    absent_foreign_layer, check_blob, open_sink_with, open_source, RegistryOptions, Sink, Source,
+    WriteOptions,
 };
 
 /// When the safety report is computed. It reads (decompresses) every layer of the image and of
@@ -59,6 +60,8 @@ pub struct RebaseOptions {
     pub registry: RegistryOptions,
     /// Package-database reconciliation (`--no-package-db`, `--cache-dir`).
     pub package_db: PackageDbOptions,
+    /// How the destination writes blobs (`--copy`).
+    pub write: WriteOptions,
 }
 
 /// An index entry the rebase does not carry over (an attestation, an artifact, a platform the new
@@ -884,7 +887,7 @@ fn rebase_on(
     let blobs = if opts.dry_run || up_to_date {
         BlobStats::default()
     } else {
-        let sink = open_sink(&opts.dest, &opts.registry)?;
+        let sink = open_sink_with(&opts.dest, &opts.registry, opts.write)?;
         write(
             &planned,
             sink.as_ref(),

@@ -14,12 +14,15 @@
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use super::temp::{self, TempPath, TEMP_PREFIX};
-use super::{bounded, digest_bounded, select, CopyOutcome, Sink, Source, MAX_JSON_BLOB};
+use super::{
+    bounded, digest_bounded, select, CopyOutcome, Sink, Source, WriteOptions, MAX_JSON_BLOB,
+};
 use crate::cleanup::{self, Registration};
 use crate::engine::{self, EngineError};
 use crate::error::{Error, Result};
@@ -195,6 +198,8 @@ pub struct LayoutSink {
     /// The directory did not exist before this run: a failed or interrupted run removes it
     /// whole, unless a writer has committed to it meanwhile.
     created: bool,
+    /// `--copy`: never hard-link a blob from the source.
+    copy_blobs: bool,
     _interrupted: Option<Registration>,
 }
 
@@ -205,6 +210,11 @@ impl LayoutSink {
     /// `oci-layout` made. A commit replaces `index.json` under the same lock, so what we judge
     /// is never half-way through another writer's commit.
     pub fn open(reference: &Reference) -> Result<LayoutSink> {
+        LayoutSink::open_with(reference, WriteOptions::default())
+    }
+
+    /// [`LayoutSink::open`] with explicit [`WriteOptions`].
+    pub fn open_with(reference: &Reference, write: WriteOptions) -> Result<LayoutSink> {
         let Location::OciLayout { dir, selector } = &reference.location else {
             unreachable!("LayoutSink::open is only called for oci: references")
         };
@@ -242,6 +252,7 @@ impl LayoutSink {
             dir: dir.clone(),
             tag,
             created,
+            copy_blobs: write.copy_blobs,
             _interrupted: registration,
         };
         sink.prepare().inspect_err(|_| sink.abort())?;
@@ -302,6 +313,9 @@ impl LayoutSink {
     /// regular file on this filesystem. The link is checked to be a regular file itself: a
     /// source that swapped its blob for a symlink meanwhile gets copied instead.
     fn link(&self, src: &dyn Source, desc: &Descriptor) -> Option<(TempPath, File)> {
+        if self.copy_blobs {
+            return None;
+        }
         let path = src.blob_path(&desc.digest)?;
         let link = temp::link_in(&self.blobs_dir(), desc.digest.hex(), &path).ok()?;
         let f = super::open_regular_nofollow(link.path()).ok()?;
@@ -317,6 +331,21 @@ impl LayoutSink {
         };
         f.metadata().is_ok_and(|m| m.len() == desc.size)
             && digest_bounded(f, desc).is_ok_and(|d| d.digest == desc.digest)
+    }
+
+    /// Whether our blob is the very file another layout's blob is (a hard link an earlier run
+    /// made): what `--copy` replaces. The same path (a rebase in place) is not "another".
+    fn shares_file_with(&self, src: &dyn Source, desc: &Descriptor) -> bool {
+        let Some(theirs) = src.blob_path(&desc.digest) else {
+            return false;
+        };
+        let ours = blob_path(&self.dir, &desc.digest);
+        let (Ok(a), Ok(b)) = (fs::symlink_metadata(&ours), fs::symlink_metadata(&theirs)) else {
+            return false;
+        };
+        a.dev() == b.dev()
+            && a.ino() == b.ino()
+            && fs::canonicalize(&ours).ok() != fs::canonicalize(&theirs).ok()
     }
 
     /// Moves a checked temp file to its content address.
@@ -384,7 +413,7 @@ impl Sink for LayoutSink {
     fn copy_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome> {
         // A blob already there is trusted only after reading it: a corrupt one is replaced
         // from the source (or, when the source is this very layout, reported).
-        if self.has_intact(desc) {
+        if self.has_intact(desc) && !(self.copy_blobs && self.shares_file_with(src, desc)) {
             return Ok(CopyOutcome::Present);
         }
         if !desc.urls().is_empty() && super::absent_foreign_layer(src, desc)? {
@@ -411,8 +440,8 @@ impl Sink for LayoutSink {
 
     fn copy_verified_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome> {
         let dest = blob_path(&self.dir, &desc.digest);
-        if fs::symlink_metadata(&dest).is_ok() {
-            // Present, but maybe corrupt: the full check decides.
+        if self.copy_blobs || fs::symlink_metadata(&dest).is_ok() {
+            // Present, but maybe corrupt (or, with --copy, shared): the full check decides.
             return self.copy_blob(src, desc);
         }
         if let Some((link, _)) = self.link(src, desc) {

@@ -88,6 +88,24 @@ impl Default for RegistryOptions {
     }
 }
 
+/// How a sink writes what it is given; the same for every transport.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteOptions {
+    /// `--copy`: a layout destination gets its own copy of every blob, never a hard link to
+    /// the source layout's file (a link shared with the source is replaced by a copy). For
+    /// tools, or people, that edit blob files in place. Archives and registries always copy.
+    pub copy_blobs: bool,
+}
+
+impl WriteOptions {
+    /// These options with `copy_blobs` set to `yes`.
+    pub fn copy_blobs(mut self, yes: bool) -> WriteOptions {
+        self.copy_blobs = yes;
+        self
+    }
+}
+
 /// How a blob reached a sink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -151,10 +169,21 @@ pub fn open_source(reference: &Reference, opts: &RegistryOptions) -> Result<Box<
 }
 
 /// Opens the sink a reference names (creating a layout directory if needed; an archive is
-/// only created, or replaced, at `commit`).
+/// only created, or replaced, at `commit`), with the default [`WriteOptions`].
 pub fn open_sink(reference: &Reference, opts: &RegistryOptions) -> Result<Box<dyn Sink>> {
+    open_sink_with(reference, opts, WriteOptions::default())
+}
+
+/// [`open_sink`] with explicit [`WriteOptions`].
+pub fn open_sink_with(
+    reference: &Reference,
+    opts: &RegistryOptions,
+    write: WriteOptions,
+) -> Result<Box<dyn Sink>> {
     match &reference.location {
-        Location::OciLayout { .. } => Ok(Box::new(layout::LayoutSink::open(reference)?)),
+        Location::OciLayout { .. } => {
+            Ok(Box::new(layout::LayoutSink::open_with(reference, write)?))
+        }
         Location::OciArchive { .. } => {
             Ok(Box::new(oci_archive_sink::OciArchiveSink::open(reference)?))
         }

@@ -1035,3 +1035,75 @@ fn a_single_image_keeps_its_index_entry_platform_and_os_version() {
     );
     assert_eq!(entry["platform"]["architecture"], "amd64");
 }
+
+/// The blobs of `dest` that are the very files of the scenario's source layout (hard links).
+fn shared_with_source(s: &Scenario, dest: &Layout) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let blobs = dest.dir.join("blobs/sha256");
+    let mut shared: Vec<String> = fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| {
+            let ours = fs::symlink_metadata(blobs.join(name)).unwrap();
+            fs::symlink_metadata(s.layout.blob_path(&format!("sha256:{name}")))
+                .is_ok_and(|theirs| (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()))
+        })
+        .collect();
+    shared.sort();
+    shared
+}
+
+/// Issue 13: output blobs are hard links to the source layout's files, which a tool that edits
+/// blobs in place would change in both. `--copy` gives the destination files of its own, and
+/// replaces the links an earlier run made there; the image is the same.
+#[test]
+fn copy_gives_the_destination_its_own_blob_files() {
+    let s = scenario();
+    let dest = Layout { dir: s.path("out") };
+    let args = rebase_to(&s, "app", &dest.oci("x"));
+    let digest = last_line(&ok(&strs(&args))).to_string();
+    let linked = shared_with_source(&s, &dest);
+    assert!(!linked.is_empty(), "a same-filesystem rebase links blobs");
+
+    let mut copying = args.clone();
+    copying.retain(|a| a != "-q");
+    copying.push("--copy".into());
+    let (code, out, err) = ocipatch(&strs(&copying));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        last_line(&out),
+        digest,
+        "--copy changes no byte of the image"
+    );
+    assert_eq!(shared_with_source(&s, &dest), Vec::<String>::new(), "{err}");
+    assert!(err.contains(" 0 linked"), "{err}");
+    ok(&["verify", &dest.oci("x")]);
+
+    // A fresh destination, and append: nothing linked either.
+    let fresh = Layout {
+        dir: s.path("fresh"),
+    };
+    let copying = rebase_to(&s, "app", &fresh.oci("x"));
+    let mut copying = strs(&copying);
+    copying.push("--copy");
+    assert_eq!(last_line(&ok(&copying)), digest);
+    assert_eq!(shared_with_source(&s, &fresh), Vec::<String>::new());
+    let patch = s.path("patch");
+    fs::create_dir_all(&patch).unwrap();
+    fs::write(patch.join("motd"), b"patched\n").unwrap();
+    let appended = Layout {
+        dir: s.path("appended"),
+    };
+    ok(&[
+        "append",
+        &s.oci("app"),
+        "--layer",
+        patch.to_str().unwrap(),
+        "-o",
+        &appended.oci("x"),
+        "--copy",
+        "-q",
+    ]);
+    assert_eq!(shared_with_source(&s, &appended), Vec::<String>::new());
+    ok(&["verify", &appended.oci("x")]);
+}
