@@ -1217,3 +1217,35 @@ fn a_redirect_to_a_file_url_is_refused_as_such() {
         "{msg}"
     );
 }
+
+/// A registry that names a token realm on another scheme (`file:`) is refused by name, before
+/// any request goes there; the error says which realm. (The https-to-plain-http downgrade of a
+/// realm, with credentials, is refused the same way; the unit test covers it, as this fake
+/// speaks plain http only.)
+#[test]
+fn a_token_realm_that_is_not_http_is_refused_by_name() {
+    let server = FakeServer::start(|_| {
+        Some(
+            Reply::new(
+                401,
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}"#,
+            )
+            .header(
+                "WWW-Authenticate",
+                "Bearer realm=\"file:///etc/passwd\",service=\"x\"",
+            ),
+        )
+    });
+    let reference = format!("docker://127.0.0.1:{}/team/app:1", server.port);
+    let r = run_fail(
+        ocipatch()
+            .args(["inspect", NO_TLS, "--creds", "u:p"])
+            .arg(&reference),
+    );
+    assert_eq!(r.output.status.code(), Some(1), "{r}");
+    let err = r.stderr();
+    assert!(
+        err.contains("token realm") && err.contains("file:///etc/passwd"),
+        "{err}"
+    );
+}

@@ -583,6 +583,12 @@ impl Client {
                 self.conn.host
             ))
         })?;
+        if let Err(why) = realm_may_be_asked(realm, &self.conn.base, self.conn.creds.is_some()) {
+            return Err(self.error_msg(format!(
+                "registry {} names the token realm {realm:?}: {why}",
+                self.conn.host
+            )));
+        }
         let mut url = realm.to_string();
         let mut sep = if url.contains('?') { '&' } else { '?' };
         if let Some(service) = challenge.param("service") {
@@ -961,6 +967,28 @@ mod tests {
     }
 
     #[test]
+    fn credentials_never_go_to_a_plain_http_realm_behind_https() {
+        let ok = |realm, base, creds| realm_may_be_asked(realm, base, creds).is_ok();
+        assert!(ok(
+            "https://auth.docker.io/token",
+            "https://registry-1.docker.io",
+            true
+        ));
+        assert!(ok(
+            "http://127.0.0.1:5001/token",
+            "http://127.0.0.1:5000",
+            true
+        ));
+        assert!(ok("HTTPS://auth.test/token", "http://r.test", true));
+        // Anonymous: nothing of ours crosses in clear text.
+        assert!(ok("http://auth.test/token", "https://r.test", false));
+        assert!(!ok("http://auth.test/token", "https://r.test", true));
+        assert!(!ok("Http://auth.test/token", "HTTPS://r.test", true));
+        assert!(!ok("file:///etc/passwd", "http://r.test", false));
+        assert!(!ok("auth.test/token", "https://r.test", true));
+    }
+
+    #[test]
     fn credentials_are_scoped_to_scheme_host_and_port() {
         assert!(same_origin(
             "https://r.test/v2/a/blobs/uploads/x?_state=1",
@@ -1027,6 +1055,29 @@ mod tests {
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");
         assert_eq!(api_host("127.0.0.1:5000"), "127.0.0.1:5000");
     }
+}
+
+/// Whether a token may be asked of the realm a registry at `base` named: an http(s) URL, and,
+/// when the request carries credentials, never plain http behind an https registry (the
+/// credentials would cross the network in clear text because of what the registry said).
+fn realm_may_be_asked(
+    realm: &str,
+    base: &str,
+    with_credentials: bool,
+) -> std::result::Result<(), &'static str> {
+    let lower = realm.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Ok(());
+    }
+    if !lower.starts_with("http://") {
+        return Err("only an http or https token realm is asked");
+    }
+    if with_credentials && base.to_ascii_lowercase().starts_with("https://") {
+        return Err(
+            "a plain-http realm behind an https registry; credentials are not sent in clear text",
+        );
+    }
+    Ok(())
 }
 
 /// Redirects followed per request, as Go's net/http (docker, containerd) allows.
