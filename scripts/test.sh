@@ -115,6 +115,14 @@ cargo test --doc
 section "cargo doc (RUSTDOCFLAGS=-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
+section "examples: cargo run --example (the library as a user calls it)"
+cargo run --quiet --example rebase_layouts
+cargo run --quiet --example verify_registry -- oci:testdata/images:app
+
+section "cargo publish --dry-run (the crate packages and builds alone)"
+# --allow-dirty: a developer's uncommitted edits are packaged as they are; CI is a clean clone.
+cargo publish --dry-run --allow-dirty --quiet
+
 section "README commands (scripts/readme-test.sh)"
 bash scripts/readme-test.sh
 
