@@ -88,6 +88,35 @@ impl PkgFixture {
     }
 }
 
+/// The checks both distributions share, after `out:app` (digest `digest`) was rebased onto
+/// base-v2: a second rebase onto the same base (no --from: base.digest is set now) is a no-op;
+/// with `--no-package-db` the output is today's (the new base's layers and the app's, no extra
+/// layer). Returns that stale output's unpacked rootfs, for the caller's database check.
+fn again_and_stale(fx: &PkgFixture, out: &Path, digest: &str) -> PathBuf {
+    let l = &fx.images;
+    let again = rebase(
+        &oci_ref(out, "app"),
+        None,
+        &fx.image("base-v2"),
+        &oci_ref(&fx.path("again"), "app"),
+        &[],
+    );
+    assert_eq!(again.last_line(), digest, "{again}");
+
+    let stale_out = fx.path("stale");
+    rebase(
+        &fx.image("app"),
+        Some(&fx.image("base-v1")),
+        &fx.image("base-v2"),
+        &oci_ref(&stale_out, "app"),
+        &["--no-package-db"],
+    );
+    let mut want = layer_digests(l, "base-v2");
+    want.extend_from_slice(&layer_digests(l, "app")[layer_digests(l, "base-v1").len()..]);
+    assert_eq!(layer_digests(&stale_out, "app"), want, "no extra layer");
+    fx.unpack(&stale_out, "app")
+}
+
 fn read(path: &Path) -> Vec<u8> {
     fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
@@ -314,29 +343,7 @@ fn debian_rebase_reconciles_dpkg_status() {
     // the report names exactly the packages the new base changed under the app
     assert_eq!(reported_changes(&report), upgraded, "{report:#}");
 
-    // a second rebase onto the same base (no --from: base.digest now set) is a no-op
-    let again = rebase(
-        &oci_ref(&out, "app"),
-        None,
-        &fx.image("base-v2"),
-        &oci_ref(&fx.path("again"), "app"),
-        &[],
-    );
-    assert_eq!(again.last_line(), digest, "{again}");
-
-    // --no-package-db: today's behaviour, the stale database on top
-    let stale_out = fx.path("stale");
-    rebase(
-        &fx.image("app"),
-        Some(&fx.image("base-v1")),
-        &fx.image("base-v2"),
-        &oci_ref(&stale_out, "app"),
-        &["--no-package-db"],
-    );
-    let mut want = layer_digests(l, "base-v2");
-    want.extend_from_slice(&layer_digests(l, "app")[layer_digests(l, "base-v1").len()..]);
-    assert_eq!(layer_digests(&stale_out, "app"), want, "no extra layer");
-    let stale = dpkg_query(&fx.unpack(&stale_out, "app"));
+    let stale = dpkg_query(&again_and_stale(&fx, &out, &digest));
     assert_ne!(
         stale, rebuilt,
         "without reconciliation dpkg must still list the old base's versions"
@@ -481,27 +488,7 @@ fn alpine_rebase_reconciles_apk_db() {
     }
     assert_eq!(reported_changes(&report), upgraded, "{report:#}");
 
-    let again = rebase(
-        &oci_ref(&out, "app"),
-        None,
-        &fx.image("base-v2"),
-        &oci_ref(&fx.path("again"), "app"),
-        &[],
-    );
-    assert_eq!(again.last_line(), digest, "{again}");
-
-    let stale_out = fx.path("stale");
-    rebase(
-        &fx.image("app"),
-        Some(&fx.image("base-v1")),
-        &fx.image("base-v2"),
-        &oci_ref(&stale_out, "app"),
-        &["--no-package-db"],
-    );
-    let mut want = layer_digests(l, "base-v2");
-    want.extend_from_slice(&layer_digests(l, "app")[layer_digests(l, "base-v1").len()..]);
-    assert_eq!(layer_digests(&stale_out, "app"), want, "no extra layer");
-    let stale = read(&fx.unpack(&stale_out, "app").join(INSTALLED));
+    let stale = read(&again_and_stale(&fx, &out, &digest).join(INSTALLED));
     assert!(
         stale == read(&app_root.join(INSTALLED)) && stale != read(&rebuilt_root.join(INSTALLED)),
         "without reconciliation the app's stale installed db stays on top"

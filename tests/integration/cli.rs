@@ -39,35 +39,27 @@ fn a_bad_output_reference_is_a_usage_error() {
 fn an_empty_images_from_list_is_a_usage_error() {
     let s = scenario();
     let list = s.path("images.txt");
-    fs::write(&list, "# nothing here\n\n").unwrap();
-    let err = usage_error(&[
-        "rebase",
-        "--images-from",
-        list.to_str().unwrap(),
-        "--onto",
-        &s.oci("base-v2"),
-        "--from",
-        &s.oci("base-v1"),
-        "-o",
-        "oci:out:{tag}",
-    ]);
+    let rebase_list = |contents: &str| {
+        fs::write(&list, contents).unwrap();
+        usage_error(&[
+            "rebase",
+            "--images-from",
+            list.to_str().unwrap(),
+            "--onto",
+            &s.oci("base-v2"),
+            "--from",
+            &s.oci("base-v1"),
+            "-o",
+            "oci:out:{tag}",
+        ])
+    };
+    let err = rebase_list("# nothing here\n\n");
     assert!(
         err.contains("images.txt") && err.contains("no image"),
         "{err}"
     );
     // A bad reference in the list is a usage error too, naming the line.
-    fs::write(&list, format!("{}\noic:typo\n", s.oci("app"))).unwrap();
-    let err = usage_error(&[
-        "rebase",
-        "--images-from",
-        list.to_str().unwrap(),
-        "--onto",
-        &s.oci("base-v2"),
-        "--from",
-        &s.oci("base-v1"),
-        "-o",
-        "oci:out:{tag}",
-    ]);
+    let err = rebase_list(&format!("{}\noic:typo\n", s.oci("app")));
     assert!(
         err.contains("images.txt:2") && err.contains("oic:typo"),
         "{err}"

@@ -127,6 +127,41 @@ fn config_of(layout: &Layout, tag: &str) -> Value {
     layout.read_json(m["config"]["digest"].as_str().unwrap())
 }
 
+/// Tags `new_tag`: the image tagged `tag` plus `layer` on top (manifest, diff ID, history).
+/// Returns the layer's digest.
+fn stack_layer(
+    layout: &Layout,
+    tag: &str,
+    new_tag: &str,
+    layer: &Layer,
+    created_by: &str,
+) -> String {
+    let mut m = manifest_of(layout, tag);
+    let (ld, ls) = layout.write_blob(&layer.blob());
+    m["layers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"mediaType": layer.media_type(false), "digest": ld, "size": ls}));
+    let mut c = config_of(layout, tag);
+    c["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(layer.diff_id().into());
+    c["history"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"created_by": created_by}));
+    let (cd, cs) = layout.write_blob(&serde_json::to_vec(&c).unwrap());
+    m["config"]["digest"] = cd.into();
+    m["config"]["size"] = cs.into();
+    let (md, ms) = layout.write_blob(&serde_json::to_vec(&m).unwrap());
+    layout.tag(
+        new_tag,
+        serde_json::json!({"mediaType": OCI_MANIFEST, "digest": md, "size": ms}),
+    );
+    ld
+}
+
 fn cache_args(d: &Debian) -> Vec<String> {
     vec![
         "--cache-dir".into(),
@@ -289,30 +324,14 @@ fn rebasing_again_replaces_the_layer_and_onto_the_same_base_is_a_no_op() {
     assert_eq!(out.tagged("app"), out.tagged("again"));
 
     // A newer base: the database layer is replaced, not stacked.
-    let v2 = manifest_of(&d.s.layout, "deb-v2");
     let status_v3 = status_v2().replace("Version: 2.6.2\n", "Version: 2.6.3\n");
     let v3_layer = Layer::files(&[("var/lib/dpkg/status", status_v3.as_bytes())]);
-    let (ld, ls) = d.s.layout.write_blob(&v3_layer.blob());
-    let mut v3m = v2.clone();
-    v3m["layers"].as_array_mut().unwrap().push(
-        serde_json::json!({"mediaType": v3_layer.media_type(false), "digest": ld, "size": ls}),
-    );
-    let mut v3c = config_of(&d.s.layout, "deb-v2");
-    v3c["rootfs"]["diff_ids"]
-        .as_array_mut()
-        .unwrap()
-        .push(v3_layer.diff_id().into());
-    v3c["history"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({"created_by": "RUN apt-get upgrade again"}));
-    let (cd, cs) = d.s.layout.write_blob(&serde_json::to_vec(&v3c).unwrap());
-    v3m["config"]["digest"] = cd.into();
-    v3m["config"]["size"] = cs.into();
-    let (md, ms) = d.s.layout.write_blob(&serde_json::to_vec(&v3m).unwrap());
-    d.s.layout.tag(
+    stack_layer(
+        &d.s.layout,
+        "deb-v2",
         "deb-v3",
-        serde_json::json!({"mediaType": OCI_MANIFEST, "digest": md, "size": ms}),
+        &v3_layer,
+        "RUN apt-get upgrade again",
     );
 
     let json = ok(&[
@@ -405,28 +424,12 @@ fn a_broken_database_is_refused_with_file_layer_and_line() {
         "var/lib/dpkg/status",
         b"Package: a\nVersion: 1\n\nPackage: b\nthis line is broken\n",
     )]);
-    let base = manifest_of(&d.s.layout, "deb-v1");
-    let mut m = base.clone();
-    let (ld, ls) = d.s.layout.write_blob(&app_layer.blob());
-    m["layers"].as_array_mut().unwrap().push(
-        serde_json::json!({"mediaType": app_layer.media_type(false), "digest": ld, "size": ls}),
-    );
-    let mut c = config_of(&d.s.layout, "deb-v1");
-    c["rootfs"]["diff_ids"]
-        .as_array_mut()
-        .unwrap()
-        .push(app_layer.diff_id().into());
-    c["history"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({"created_by": "RUN apt-get install b"}));
-    let (cd, cs) = d.s.layout.write_blob(&serde_json::to_vec(&c).unwrap());
-    m["config"]["digest"] = cd.into();
-    m["config"]["size"] = cs.into();
-    let (md, ms) = d.s.layout.write_blob(&serde_json::to_vec(&m).unwrap());
-    d.s.layout.tag(
+    let ld = stack_layer(
+        &d.s.layout,
+        "deb-v1",
         "bad",
-        serde_json::json!({"mediaType": OCI_MANIFEST, "digest": md, "size": ms}),
+        &app_layer,
+        "RUN apt-get install b",
     );
     let dest = d.s.path("never");
     let err = fails(&[
