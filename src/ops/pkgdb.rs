@@ -604,16 +604,8 @@ impl Run<'_> {
                                 });
                             }
                         }
-                        self.files.push(FileEntry {
-                            path: p.path.clone(),
-                            content: content(n).to_vec(),
-                            mode: app_copy.mode,
-                            uid: app_copy.uid,
-                            gid: app_copy.gid,
-                            uname: app_copy.uname.clone(),
-                            gname: app_copy.gname.clone(),
-                            mtime: app_copy.mtime,
-                        });
+                        self.files
+                            .push(file_like(app_copy, &p.path, content(n).to_vec()));
                         self.any_change = true;
                         action = DbAction::Reconciled;
                     }
@@ -839,22 +831,14 @@ fn reconcile_rpm(
         report.added.extend(merged.added);
         report.removed.extend(merged.removed);
         report.pinned.extend(merged.pins);
-        out.files.push(FileEntry {
-            path: path.to_string(),
-            // Unchanged: the application's own file, so a rebase onto the current base (or of
-            // an earlier rebase's output) rebuilds the same layer.
-            content: if merged.same_as_app {
-                content(&app_copy).to_vec()
-            } else {
-                merged.bytes
-            },
-            mode: app_copy.mode,
-            uid: app_copy.uid,
-            gid: app_copy.gid,
-            uname: app_copy.uname.clone(),
-            gname: app_copy.gname.clone(),
-            mtime: app_copy.mtime,
-        });
+        // Unchanged: the application's own file, so a rebase onto the current base (or of an
+        // earlier rebase's output) rebuilds the same layer.
+        let bytes = if merged.same_as_app {
+            content(&app_copy).to_vec()
+        } else {
+            merged.bytes
+        };
+        out.files.push(file_like(&app_copy, path, bytes));
     }
     Ok(out)
 }
