@@ -11,10 +11,12 @@
 #   the re-run's writes (PUT/POST/PATCH/DELETE in the access log; 0 expected: every image
 #   reports `unchanged`);
 #   4 concurrent `--shard i/4` processes: each image rebased by exactly one of them, and the
-#   tags they wrote hold exactly the digests of the one-run fleet.
+#   tags they wrote hold exactly the digests of the one-run fleet;
+#   CPU per image of ocipatch (GNU time), of docker-registry and of the proxy (/proc/PID/stat):
+#   on a 2-core machine, where all three share the cores, it says which one bounds the rate.
 #
 # Usage: scripts/bench-fleet-registry.sh [WORK_DIR]  (N=100, DELAY_MS=20, JOBS=32; OCIPATCH_BIN=path)
-# Needs docker-registry, skopeo, jq, python3. The base is testdata/images (base-v1 -> base-v2).
+# Needs docker-registry, skopeo, jq, python3, GNU time. The base is testdata/images (base-v1 -> base-v2).
 set -euo pipefail
 
 work=$(realpath -m "${1:-bench-work/fleet-registry}")
@@ -22,7 +24,7 @@ n=${N:-100}
 delay=${DELAY_MS:-20}
 jobs=${JOBS:-32}
 here=$(cd "$(dirname "$0")/.." && pwd)
-for t in docker-registry skopeo jq python3; do
+for t in docker-registry skopeo jq python3 /usr/bin/time; do
     command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 1; }
 done
 if [ -n "${OCIPATCH_BIN:-}" ]; then
@@ -81,6 +83,10 @@ for i in $(seq 1 "$n"); do
 done
 
 log_mark() { wc -c <"$work/registry.log"; }
+# CPU seconds (user + system) a process has used so far, from /proc/PID/stat.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+cpu_ms_per_image() { awk -v n="$n" -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 / n }'; }
+ours_ms_per_image() { awk -v n="$n" '{ printf "%.1f", ($1 + $2) * 1000 / n }' "$work/$1.cpu"; }
 # requests logged since MARK (the access log: "METHOD /v2/... HTTP/1.1")
 requests_since() { sleep 0.3; tail -c +"$(($1 + 1))" "$work/registry.log" | grep -oE '"(GET|HEAD|PUT|POST|PATCH|DELETE) /v2/[^"]* HTTP' || true; }
 now() { date +%s.%N; }
@@ -93,7 +99,8 @@ per() { awk -v n="$n" -v c="$1" 'BEGIN { printf "%.2f", c / n }'; }
 fleet() {
     local host=$1 list=$2 tag=$3 name=$4 cache=$5
     shift 5
-    "$bin" rebase --images-from "$list" --from "docker://$host/lib/base:v1" \
+    /usr/bin/time -f '%U %S' -o "$work/$name.cpu" \
+        "$bin" rebase --images-from "$list" --from "docker://$host/lib/base:v1" \
         --onto "docker://$host/lib/base:v2" --base-name "registry.test/lib/base:v2" \
         -o "docker://$host/{repo}:$tag" --jobs "$jobs" --cache-dir "$work/$cache" \
         $tls --json -q "$@" >"$work/$name.json"
@@ -101,8 +108,10 @@ fleet() {
 
 echo "fleet rebase, direct ..."
 mark=$(log_mark); t0=$(now)
+reg_cpu_d0=$(cpu_of "${pids[0]}")
 fleet "$R" "$work/direct.txt" v2 direct cache-direct
 t1=$(now)
+reg_cpu_d1=$(cpu_of "${pids[0]}")
 direct_requests=$(requests_since "$mark" | wc -l)
 [ "$(jq .rebased "$work/direct.json")" = "$n" ] || { echo "direct run: not all rebased" >&2; jq '.images[] | select(.error)' "$work/direct.json" >&2; exit 1; }
 
@@ -117,8 +126,10 @@ rerun_writes=$(printf '%s\n' "$rerun" | grep -cE '^"(PUT|POST|PATCH|DELETE) ' ||
 
 echo "fleet rebase through the ${delay} ms proxy ..."
 mark=$(log_mark); t4=$(now)
+reg_cpu0=$(cpu_of "${pids[0]}"); proxy_cpu0=$(cpu_of "${pids[1]}")
 fleet "$P" "$work/proxied.txt" v2p proxied cache-proxied
 t5=$(now)
+reg_cpu1=$(cpu_of "${pids[0]}"); proxy_cpu1=$(cpu_of "${pids[1]}")
 proxied_requests=$(requests_since "$mark" | wc -l)
 [ "$(jq .rebased "$work/proxied.json")" = "$n" ] || { echo "proxied run: not all rebased" >&2; exit 1; }
 
@@ -153,4 +164,5 @@ echo "direct:        $(rate "$t0" "$t1") images/s, $(per "$direct_requests") req
 echo "at ${delay} ms RTT:  $(rate "$t4" "$t5") images/s, $(per "$proxied_requests") requests/image ($proxied_requests)"
 echo "re-run:        $(rate "$t2" "$t3") images/s, $rerun_writes writes, $(per "$rerun_requests") requests/image, $(jq .unchanged "$work/rerun.json") unchanged"
 echo "4 shards:      $(rate "$t6" "$t7") images/s together, $(per "$shard_requests") requests/image; each image once, digests equal to one run"
+echo "CPU per image: direct run ocipatch $(ours_ms_per_image direct) ms, docker-registry $(cpu_ms_per_image "$reg_cpu_d0" "$reg_cpu_d1") ms; 20 ms run ocipatch $(ours_ms_per_image proxied) ms, docker-registry $(cpu_ms_per_image "$reg_cpu0" "$reg_cpu1") ms, proxy $(cpu_ms_per_image "$proxy_cpu0" "$proxy_cpu1") ms"
 echo "ocipatch's own count (direct run): $(jq .requests.per_image "$work/direct.json") requests/image, bases $(jq .requests.bases "$work/direct.json")"
