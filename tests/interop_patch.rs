@@ -279,3 +279,62 @@ fn fleet_of_umoci_images_is_valid_for_every_client() {
     let ours = fx.unpack_tree(&out, "app-v2");
     assert_same_tree("app-rebuilt-v2", &rebuilt, "fleet app-v2", &ours);
 }
+
+/// A patch layer keeps a file's capabilities: `setcap cap_net_raw+ep` on the patched binary
+/// (from a directory) and `tar --xattrs` of the same tree (from a tar) both reach the image, and
+/// `umoci unpack` gives a file `getcap` reads back as `cap_net_raw=ep`. Dropping them breaks
+/// binaries like `ping` for every non-root user of the image.
+#[test]
+fn append_keeps_file_capabilities_for_umoci_and_getcap() {
+    require_tools(&["setcap", "getcap", "tar"]);
+    let fx = Fixture::new();
+    let patch = fx.path("caps");
+    fs::create_dir_all(patch.join("usr/bin")).unwrap();
+    let ping = patch.join("usr/bin/ping");
+    fs::write(&ping, b"#!/bin/sh\necho patched ping\n").unwrap();
+    run_ok(cmd("chmod").arg("0755").arg(&ping));
+    run_ok(cmd("setcap").arg("cap_net_raw+ep").arg(&ping));
+    fs::write(patch.join("usr/bin/plain"), b"no capabilities\n").unwrap();
+    let tar = fx.path("caps.tar");
+    run_ok(
+        cmd("tar")
+            .args(["--xattrs", "--xattrs-include=security.capability", "-C"])
+            .arg(&patch)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("usr"),
+    );
+
+    let mut digests = Vec::new();
+    for (name, layer) in [("from-dir", &patch), ("from-tar", &tar)] {
+        let out = fx.path(name);
+        let r = run_ok(
+            ocipatch()
+                .args(["append", &fx.image("app"), "--layer"])
+                .arg(layer)
+                .arg("-o")
+                .arg(oci_ref(&out, "patched")),
+        );
+        digests.push(r.last_line().to_string());
+        validate_with_clients(&fx, &out, "patched");
+        let bundle = fx.path(&format!("{name}-bundle"));
+        run_ok(
+            cmd("umoci")
+                .arg("unpack")
+                .arg("--image")
+                .arg(umoci_ref(&out, "patched"))
+                .arg(&bundle),
+        );
+        let rootfs = bundle.join("rootfs");
+        let caps = run_ok(
+            cmd("getcap")
+                .arg(rootfs.join("usr/bin/ping"))
+                .arg(rootfs.join("usr/bin/plain")),
+        );
+        let out = caps.stdout();
+        assert!(
+            out.contains("usr/bin/ping cap_net_raw=ep") && !out.contains("plain"),
+            "{name}: getcap says {out:?}"
+        );
+    }
+}

@@ -4,8 +4,9 @@
 //! What makes it reproducible:
 //! - entries in byte order of their canonical path (`etc/`, `etc/passwd`; directories end in `/`,
 //!   nothing starts with `./`; the root directory itself has no entry);
-//! - GNU tar headers (GNU long-name records for paths over 100 bytes), atime/ctime left empty, no
-//!   pax records;
+//! - GNU tar headers (GNU long-name records for paths over 100 bytes), atime/ctime left empty; a
+//!   pax record only for a file's capabilities (`SCHILY.xattr.security.capability`, kept from
+//!   the source in every mode, as `docker build` keeps them), no other xattr;
 //! - mtime = min(source mtime, [`BuildOptions::mtime`]), never below 0;
 //! - without `keep_owners`: uid = gid = 0, no user/group names, and permission bits canonical, so
 //!   the umask that created the source does not matter: directories 0755, symlinks 0777, everything
@@ -31,6 +32,7 @@ use super::entries::{finish, Content, Entries, Meta, NodeKind};
 use super::from_dir::collect_dir;
 use super::from_tar::collect_tar;
 use super::hash::HashWriter;
+use super::tar_header::CAPABILITY_PAX_KEY;
 use super::{LayerError, Tree};
 use crate::model::Digest;
 
@@ -127,6 +129,11 @@ fn write_layer(
                 builder.append_link(&mut header, path, target).map_err(w)?
             }
             NodeKind::File { size, content } => {
+                if let Some(cap) = &node.meta.capability {
+                    builder
+                        .append_pax_extensions([(CAPABILITY_PAX_KEY, cap.as_slice())])
+                        .map_err(w)?;
+                }
                 let mut data = open_content(path, content, *size, tar_file)?;
                 let written = builder.append_data(&mut header, path, &mut data);
                 if let Some(err) = data.error.take() {

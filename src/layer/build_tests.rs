@@ -688,3 +688,74 @@ fn empty_or_cut_short_tar_input_is_refused() {
     .unwrap();
     build(&LayerInput::Tar(complete), &opts(LayerCompression::Gzip)).unwrap();
 }
+
+/// A file's capabilities (`setcap cap_net_raw+ep`, as `tar --xattrs` records them) survive into
+/// the layer as the same pax record; other xattrs (a host's SELinux label, a browser's
+/// `user.xdg.origin.url`) do not, and a directory's record is not carried either.
+#[test]
+fn tar_input_keeps_file_capabilities_and_only_them() {
+    // struct vfs_cap_data, revision 2: magic_etc, then permitted/inheritable (lo, hi).
+    let cap: &[u8] = &[0, 0, 0, 2, 0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let work = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("SCHILY.xattr.security.capability", cap)])
+        .unwrap();
+    let mut h = header(EntryType::Directory);
+    h.set_mode(0o755);
+    b.append_data(&mut h, "bin/", std::io::empty()).unwrap();
+    b.append_pax_extensions([
+        ("SCHILY.xattr.security.capability", cap),
+        (
+            "SCHILY.xattr.security.selinux",
+            b"system_u:object_r:bin_t:s0".as_slice(),
+        ),
+        (
+            "SCHILY.xattr.user.xdg.origin.url",
+            b"https://example.com/".as_slice(),
+        ),
+    ])
+    .unwrap();
+    let mut h = header(EntryType::Regular);
+    h.set_mode(0o755);
+    h.set_size(4);
+    b.append_data(&mut h, "bin/ping", &b"ELF!"[..]).unwrap();
+    let mut h = header(EntryType::Regular);
+    h.set_size(2);
+    b.append_data(&mut h, "bin/plain", &b"hi"[..]).unwrap();
+    let path = work.path().join("caps.tar");
+    fs::write(&path, b.into_inner().unwrap()).unwrap();
+
+    for keep_owners in [false, true] {
+        let o = BuildOptions {
+            keep_owners,
+            ..opts(LayerCompression::Gzip)
+        };
+        let (bytes, _) = build(&LayerInput::Tar(path.clone()), &o).unwrap();
+        let tar = decompress(&bytes, LayerCompression::Gzip);
+        let mut records = Vec::new();
+        let mut archive = tar::Archive::new(&tar[..]);
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            if let Some(exts) = entry.pax_extensions().unwrap() {
+                for r in exts {
+                    let r = r.unwrap();
+                    records.push((
+                        name.clone(),
+                        r.key().unwrap().to_string(),
+                        r.value_bytes().to_vec(),
+                    ));
+                }
+            }
+        }
+        assert_eq!(
+            records,
+            [(
+                "bin/ping".to_string(),
+                "SCHILY.xattr.security.capability".to_string(),
+                cap.to_vec()
+            )],
+            "keep_owners {keep_owners}"
+        );
+    }
+}

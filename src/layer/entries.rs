@@ -30,6 +30,9 @@ pub(crate) struct Meta {
     pub mtime: i64,
     /// Copied from the image's own directory: emitted as is, never normalised.
     pub verbatim: bool,
+    /// A regular file's capabilities (the raw `security.capability` xattr), kept in every
+    /// mode: dropping them breaks binaries like `ping`.
+    pub capability: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Debug)]
@@ -82,6 +85,7 @@ impl Meta {
             gname: String::new(),
             mtime: i64::MAX, // clamped to the build's mtime when written
             verbatim: false,
+            capability: None,
         }
     }
 }
@@ -246,6 +250,7 @@ fn parent_meta(dir: &str, lower: Option<&Tree>) -> Meta {
             gname: String::new(),
             mtime: i64::try_from(info.mtime).unwrap_or(i64::MAX),
             verbatim: true,
+            capability: None,
         },
         _ => Meta::synthetic(0o755),
     }

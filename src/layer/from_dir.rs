@@ -6,6 +6,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use super::entries::{Content, Entries, LinkKey, Meta, Node, NodeKind};
+use super::tar_header::CAPABILITY_XATTR;
 use super::{path, LayerError};
 
 pub(crate) fn collect_dir(root: &Path) -> Result<Entries, LayerError> {
@@ -92,12 +93,30 @@ fn node_for(full: &Path, rel: &str, md: &fs::Metadata) -> Result<Node, LayerErro
         gname: String::new(),
         mtime: md.mtime(),
         verbatim: false,
+        capability: if ft.is_file() {
+            capability_of(full)?
+        } else {
+            None
+        },
     };
     Ok(Node {
         kind,
         meta,
         link_key,
     })
+}
+
+/// A file's `security.capability` xattr, if it has one (symlinks are not followed). A file
+/// system without xattrs has none.
+fn capability_of(full: &Path) -> Result<Option<Vec<u8>>, LayerError> {
+    match xattr::get(full, CAPABILITY_XATTR) {
+        Ok(value) => Ok(value.filter(|v| !v.is_empty())),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(None),
+        Err(e) => Err(LayerError::Io {
+            path: full.to_path_buf(),
+            source: e,
+        }),
+    }
 }
 
 /// Linux `dev_t` encoding (glibc `gnu_dev_major` / `gnu_dev_minor`).

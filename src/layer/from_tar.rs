@@ -71,6 +71,9 @@ fn index(tar: &File, tar_path: &Path, entries: &mut Entries) -> Result<(), Layer
             gname: raw.gname,
             mtime: i64::try_from(raw.mtime).unwrap_or(i64::MAX),
             verbatim: false,
+            capability: raw
+                .capability
+                .filter(|_| matches!(kind, NodeKind::File { .. })),
         };
         insert(entries, path, Node::new(kind, meta))
     })

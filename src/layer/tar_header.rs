@@ -47,6 +47,13 @@ pub const MAX_METADATA_BYTES: u64 = 2 * MAX_PAX_BYTES;
 
 const BLOCK: u64 = 512;
 
+/// The xattr that holds a file's capabilities (`setcap`), and its pax record: the one xattr a
+/// layer carries, as `docker build` does (others are host-specific: SELinux labels, a browser's
+/// `user.xdg.origin.url`).
+pub const CAPABILITY_XATTR: &str = "security.capability";
+/// [`CAPABILITY_XATTR`] as a pax record key (GNU tar, Go's archive/tar and umoci spell it so).
+pub const CAPABILITY_PAX_KEY: &str = "SCHILY.xattr.security.capability";
+
 pub(crate) struct RawHeader {
     /// Canonical path; `None` for the root directory (`./`).
     pub path: Option<String>,
@@ -62,6 +69,8 @@ pub(crate) struct RawHeader {
     pub device: (u32, u32),
     /// Where the entry's data starts in the tar stream.
     pub data_offset: u64,
+    /// The file capabilities (`security.capability` xattr, pax `SCHILY.xattr.` record), raw.
+    pub capability: Option<Vec<u8>>,
 }
 
 /// How a tar stream ended.
@@ -168,6 +177,7 @@ fn read_header<R: Read>(entry: &mut tar::Entry<R>, lossy: bool) -> Result<RawHea
             header.device_minor().ok().flatten().unwrap_or(0),
         ),
         data_offset: entry.raw_file_position(),
+        capability: None,
     };
     apply_pax(entry, &mut raw)?;
     Ok(raw)
@@ -200,6 +210,10 @@ fn apply_pax<R: Read>(entry: &mut tar::Entry<R>, raw: &mut RawHeader) -> Result<
     };
     for record in records {
         let record = record.map_err(LayerError::Read)?;
+        if record.key_bytes() == CAPABILITY_PAX_KEY.as_bytes() {
+            raw.capability = Some(record.value_bytes().to_vec());
+            continue;
+        }
         let (Ok(key), Ok(value)) = (record.key(), record.value()) else {
             continue;
         };
