@@ -88,6 +88,36 @@ impl PkgFixture {
     }
 }
 
+/// `ocipatch rebase app --from base-v1 --onto base-v2 -o out:app --json`; checks that the
+/// report names the written digest, that the layers are the new base's, the app's and one
+/// package-database layer on top, and that this layer holds `files[0]` and nothing but `files`.
+/// Returns the report and the digest.
+fn rebase_app_and_check_the_db_layer(
+    fx: &PkgFixture,
+    out: &Path,
+    files: &[&str],
+) -> (serde_json::Value, String) {
+    let r = rebase(
+        &fx.image("app"),
+        Some(&fx.image("base-v1")),
+        &fx.image("base-v2"),
+        &oci_ref(out, "app"),
+        &["--json"],
+    );
+    let report = json(&r);
+    let digest = index_digest(out, "app");
+    assert_eq!(report["digest"], digest.as_str(), "{report:#}");
+
+    let top = assert_layers_and_top(out, "app", &fx.images, "base-v1", "base-v2");
+    let members = layer_members(out, &top);
+    let allowed: BTreeSet<String> = files.iter().map(|f| f.to_string()).collect();
+    assert!(
+        members.contains(files[0]) && members.is_subset(&allowed),
+        "the package-database layer must hold only the reconciled files, has {members:#?}"
+    );
+    (report, digest)
+}
+
 /// The checks both distributions share, after `out:app` (digest `digest`) was rebased onto
 /// base-v2: a second rebase onto the same base (no --from: base.digest is set now) is a no-op;
 /// with `--no-package-db` the output is today's (the new base's layers and the app's, no extra
@@ -290,25 +320,10 @@ fn debian_rebase_reconciles_dpkg_status() {
 
     // --- the rebase
     let out = fx.path("out");
-    let r = rebase(
-        &fx.image("app"),
-        Some(&fx.image("base-v1")),
-        &fx.image("base-v2"),
-        &oci_ref(&out, "app"),
-        &["--json"],
-    );
-    let report = json(&r);
-    let digest = index_digest(&out, "app");
-    assert_eq!(report["digest"], digest.as_str(), "{report:#}");
-
-    let top = assert_layers_and_top(&out, "app", l, "base-v1", "base-v2");
-    let members = layer_members(&out, &top);
-    let allowed: BTreeSet<String> = ["var/lib/dpkg/status", "var/lib/apt/extended_states"]
-        .map(String::from)
-        .into();
-    assert!(
-        members.contains("var/lib/dpkg/status") && members.is_subset(&allowed),
-        "the package-database layer must hold only the reconciled files, has {members:#?}"
+    let (report, digest) = rebase_app_and_check_the_db_layer(
+        &fx,
+        &out,
+        &["var/lib/dpkg/status", "var/lib/apt/extended_states"],
     );
 
     // dpkg sees what a rebuild sees
@@ -452,24 +467,7 @@ fn alpine_rebase_reconciles_apk_db() {
     );
 
     let out = fx.path("out");
-    let r = rebase(
-        &fx.image("app"),
-        Some(&fx.image("base-v1")),
-        &fx.image("base-v2"),
-        &oci_ref(&out, "app"),
-        &["--json"],
-    );
-    let report = json(&r);
-    let digest = index_digest(&out, "app");
-    assert_eq!(report["digest"], digest.as_str(), "{report:#}");
-
-    let top = assert_layers_and_top(&out, "app", l, "base-v1", "base-v2");
-    let members = layer_members(&out, &top);
-    let allowed: BTreeSet<String> = [INSTALLED, WORLD].map(String::from).into();
-    assert!(
-        members.contains(INSTALLED) && members.is_subset(&allowed),
-        "the package-database layer must hold only the reconciled files, has {members:#?}"
-    );
+    let (report, digest) = rebase_app_and_check_the_db_layer(&fx, &out, &[INSTALLED, WORLD]);
 
     let rebased_root = fx.unpack(&out, "app");
     let rebased_installed = read(&rebased_root.join(INSTALLED));

@@ -413,7 +413,10 @@ impl Sink for LayoutSink {
     fn copy_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome> {
         // A blob already there is trusted only after reading it: a corrupt one is replaced
         // from the source (or, when the source is this very layout, reported).
-        if self.has_intact(desc) && !(self.copy_blobs && self.shares_file_with(src, desc)) {
+        // With --copy, a blob that is the source's own file (a link) is replaced: a stat
+        // decides, before reading the blob to check it.
+        let replace_link = self.copy_blobs && self.shares_file_with(src, desc);
+        if !replace_link && self.has_intact(desc) {
             return Ok(CopyOutcome::Present);
         }
         if !desc.urls().is_empty() && super::absent_foreign_layer(src, desc)? {

@@ -1065,14 +1065,11 @@ fn realm_may_be_asked(
     base: &str,
     with_credentials: bool,
 ) -> std::result::Result<(), &'static str> {
-    let lower = realm.to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        return Ok(());
-    }
-    if !lower.starts_with("http://") {
+    let Some((scheme, _, _)) = origin(realm) else {
         return Err("only an http or https token realm is asked");
-    }
-    if with_credentials && base.to_ascii_lowercase().starts_with("https://") {
+    };
+    let behind_https = origin(base).is_some_and(|(s, _, _)| s == "https");
+    if scheme == "http" && with_credentials && behind_https {
         return Err(
             "a plain-http realm behind an https registry; credentials are not sent in clear text",
         );
