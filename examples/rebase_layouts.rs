@@ -16,15 +16,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let tmp = tempfile::tempdir()?;
     let default_dest = format!("oci:{}:app", tmp.path().join("rebased").display());
+    // The repository's example images: `cargo run` says where the package is at run time (a
+    // binary built from another checkout, e.g. a shared target directory, must not look in
+    // that checkout); the build-time directory is the fallback when run directly.
+    let repo = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
     let (image, onto, dest) = match args.as_slice() {
         [] => (
-            concat!("oci:", env!("CARGO_MANIFEST_DIR"), "/testdata/images:app").to_string(),
-            concat!(
-                "oci:",
-                env!("CARGO_MANIFEST_DIR"),
-                "/testdata/images:base-v2"
-            )
-            .to_string(),
+            format!("oci:{repo}/testdata/images:app"),
+            format!("oci:{repo}/testdata/images:base-v2"),
             default_dest,
         ),
         [image, onto, dest] => (image.clone(), onto.clone(), dest.clone()),
