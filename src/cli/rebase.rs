@@ -165,7 +165,8 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
 
 fn single(args: &RebaseArgs, opts: &RebaseOptions) -> anyhow::Result<i32> {
     let report = ops::rebase(opts, &Bar::new(args.quiet))?;
-    let warnings = super::hints::wrong_base_warnings(&report);
+    let mut warnings = report.warnings.clone();
+    warnings.extend(super::hints::wrong_base_warnings(&report));
     if !args.quiet {
         for w in &warnings {
             eprintln!("ocipatch: warning: {w}");
@@ -426,6 +427,9 @@ fn package_summary(s: &mut String, db: &PackageDbReport) {
             DbAction::NotReconciled => {
                 "NOT reconciled (rpm BerkeleyDB/NDB): scanners will see the application's stale copy"
             }
+            DbAction::Unresolvable => {
+                "NOT reconciled: a link at its path cannot be followed inside the image (see safety)"
+            }
             #[allow(unreachable_patterns)] // non-exhaustive: an action newer than this code
             _ => "handled",
         };
@@ -433,7 +437,12 @@ fn package_summary(s: &mut String, db: &PackageDbReport) {
             .packages
             .map(|n| format!(", {n} packages"))
             .unwrap_or_default();
-        push_line!(s, "    package database /{}: {what}{count}", d.path);
+        let at = d
+            .resolved
+            .as_ref()
+            .map(|r| format!(" (at /{r})"))
+            .unwrap_or_default();
+        push_line!(s, "    package database /{}{at}: {what}{count}", d.path);
     }
     push_line!(
         s,

@@ -14,18 +14,20 @@ mod from_dir;
 mod from_tar;
 mod hash;
 pub mod path;
-mod pick;
+mod resolve;
 mod safety;
 mod scan;
+mod summary;
 mod tar_header;
 mod tree;
 
 pub use build::{build_layer, BuildOptions, BuiltLayer, LayerCompression, LayerInput};
 pub use error::LayerError;
 pub use files::{build_files_layer, FileEntry};
-pub use pick::{pick_files, Picked, PickedKind};
+pub use resolve::{resolve, Link, Lookup, MAX_HOPS};
 pub use safety::{is_volatile, safety_findings, Finding, FindingClass, FindingKind};
 pub use scan::{scan_headers, EntryInfo, EntryKind};
+pub use summary::{summarize, KeptFile, LayerSummary};
 pub use tree::Tree;
 
 #[cfg(test)]

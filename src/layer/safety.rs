@@ -39,6 +39,9 @@ pub enum FindingKind {
     /// The application changed a package the new base changed too (from the package report;
     /// `path` is the package name).
     AppPinsPackage,
+    /// A path ocipatch must read (a package database) leads through a link that cannot be
+    /// followed inside the image: a loop, a target above the root, or nothing.
+    UnresolvablePath,
 }
 
 /// How much a finding matters. Only `Real` findings fail `--strict`.

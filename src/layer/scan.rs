@@ -10,7 +10,7 @@ use super::tar_header::for_each_header;
 use super::LayerError;
 
 /// One layer entry as the rebase safety analysis sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EntryInfo {
     /// Canonical: no leading `./` or `/`, no trailing `/`. For whiteouts, the *deleted* path; for
     /// an opaque marker, the opaque directory (empty string: the root).
@@ -29,10 +29,16 @@ pub struct EntryInfo {
     pub mtime: u64,
     /// Symlink target as written, or canonical hard-link target.
     pub link_target: Option<String>,
+    /// SHA-256 of a regular file's contents (or, for a hard link, of its target's), when the
+    /// contents were read ([`super::summarize`]); `None` from a header-only scan.
+    pub content: Option<crate::model::Digest>,
 }
 
 /// The kind of a tar entry, whiteouts and opaque markers told apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum EntryKind {
     /// A regular file.
     File,
@@ -95,13 +101,14 @@ pub fn scan_headers(tar: impl Read) -> Result<Vec<EntryInfo>, LayerError> {
             size: raw.size,
             mtime: raw.mtime,
             link_target,
+            content: None,
         });
         Ok(())
     })?;
     Ok(out)
 }
 
-fn kind_of(t: EntryType) -> EntryKind {
+pub(super) fn kind_of(t: EntryType) -> EntryKind {
     match t {
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => EntryKind::File,
         EntryType::Directory => EntryKind::Dir,

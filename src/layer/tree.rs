@@ -5,10 +5,12 @@ use std::ops::Bound;
 
 use super::{EntryInfo, EntryKind};
 
-/// Canonical path → the header that put it there (never a whiteout or opaque marker).
+/// Canonical path → the header that put it there (never a whiteout or opaque marker), and the
+/// index of the layer it came from (the order layers were applied in, from 0).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tree {
-    entries: BTreeMap<String, EntryInfo>,
+    entries: BTreeMap<String, (EntryInfo, usize)>,
+    applied: usize,
 }
 
 impl Tree {
@@ -22,6 +24,8 @@ impl Tree {
     /// was at its path, and everything below it unless both old and new are directories (then the
     /// directory keeps its contents and takes the new header).
     pub fn apply(&mut self, layer: &[EntryInfo]) {
+        let index = self.applied;
+        self.applied += 1;
         for e in layer {
             match e.kind {
                 EntryKind::Whiteout => self.remove_all(&e.path),
@@ -37,17 +41,27 @@ impl Tree {
                 && self
                     .entries
                     .get(&e.path)
-                    .is_some_and(|old| old.kind == EntryKind::Dir);
+                    .is_some_and(|(old, _)| old.kind == EntryKind::Dir);
             if !both_dirs {
                 self.remove_below(&e.path);
             }
-            self.entries.insert(e.path.clone(), e.clone());
+            self.entries.insert(e.path.clone(), (e.clone(), index));
         }
     }
 
     /// The entry at `path` (canonical: no leading `/`, no trailing `/`).
     pub fn get(&self, path: &str) -> Option<&EntryInfo> {
-        self.entries.get(path)
+        self.entries.get(path).map(|(e, _)| e)
+    }
+
+    /// The index of the layer (in the order applied, from 0) whose entry is at `path`.
+    pub fn layer_of(&self, path: &str) -> Option<usize> {
+        self.entries.get(path).map(|(_, l)| *l)
+    }
+
+    /// How many layers were applied.
+    pub fn layers(&self) -> usize {
+        self.applied
     }
 
     /// Whether the tree has an entry at `path`.
@@ -62,7 +76,7 @@ impl Tree {
 
     /// Every entry, in path order.
     pub fn entries(&self) -> impl Iterator<Item = &EntryInfo> {
-        self.entries.values()
+        self.entries.values().map(|(e, _)| e)
     }
 
     /// Entries strictly below `dir` (`""`: the root, so everything). Paths starting with `dir/`
@@ -75,7 +89,7 @@ impl Tree {
         };
         self.entries
             .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-            .map(|(_, e)| e)
+            .map(|(_, (e, _))| e)
             .take_while(move |e| e.path.starts_with(&prefix))
     }
 
@@ -128,6 +142,7 @@ pub(crate) mod tests {
             size: 0,
             mtime: 1,
             link_target: None,
+            content: None,
         }
     }
 

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::fleet;
 use super::load::{load, Loaded};
-use super::pkgdb::{base_upgrades, default_cache_dir, LayerCache};
+use super::pkgdb::{base_upgrades, default_cache_dir};
+use super::summaries::LayerSummaries;
 use crate::error::{Error, Result};
 use crate::model::{Digest, Platform, Reference};
 use crate::pkgdb::PackageChange;
@@ -197,7 +198,7 @@ struct BaseCache {
     registry: RegistryOptions,
     loaded: Mutex<HashMap<String, Arc<Mutex<Option<OpenBase>>>>>,
     /// What each layer holds of the package databases, for every image of the run.
-    layers: LayerCache,
+    layers: LayerSummaries,
 }
 
 /// A base read once: its graph, and the source its layers are read from (for the package
@@ -213,7 +214,7 @@ impl BaseCache {
         BaseCache {
             registry: registry.clone(),
             loaded: Mutex::default(),
-            layers: LayerCache::new(default_cache_dir()),
+            layers: LayerSummaries::new(default_cache_dir()),
         }
     }
 

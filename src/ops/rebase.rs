@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::fleet;
 use super::load::{load, Entry, Image, Loaded};
-use super::pkgdb::{self as dbops, DbInput, LayerCache, PackageDbOptions};
+use super::pkgdb::{self as dbops, DbInput, PackageDbOptions};
 use super::progress::{Progress, Silent};
 use super::safety::{self, SafetyReport};
+use super::summaries::LayerSummaries;
 use super::write::{write_image, BlobCopy, BlobStats, SharedCopies};
 use crate::engine;
 use crate::error::{Error, Result};
@@ -121,6 +122,10 @@ pub struct RebaseReport {
     /// Registry requests this image's run sent (reading the image, checking and writing the
     /// destination); the bases' requests are counted once per run, not here.
     pub requests: u64,
+    /// What went wrong on the way without changing the result (a layer-cache entry that was
+    /// ignored and read again); also printed on stderr.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Old bases found by digest (`base.digest` annotations), shared by a fleet's images: each
@@ -231,7 +236,7 @@ pub struct Bases {
     new_base: Loaded,
     from: Option<Loaded>,
     /// What each layer holds of the package databases, shared by a fleet's images.
-    layer_cache: LayerCache,
+    layer_cache: LayerSummaries,
     /// Old bases found by digest, shared by a fleet's images.
     old_bases: OldBases,
 }
@@ -259,7 +264,7 @@ impl Bases {
             new_src,
             new_base,
             from,
-            layer_cache: LayerCache::new(package_db.cache_dir.clone()),
+            layer_cache: LayerSummaries::new(package_db.cache_dir.clone()),
             old_bases: OldBases::default(),
         })
     }
@@ -336,6 +341,7 @@ fn plan_all(
             None
         };
         let planned_from = stripped.as_ref().unwrap_or(img);
+        let mut db_findings = Vec::new();
         let mut p = plan::plan_image(
             planned_from.parts(),
             old.parts(),
@@ -365,6 +371,7 @@ fn plan_all(
             let rec = dbops::reconcile(&input, &bases.layer_cache)?;
             db_bytes.image += rec.bytes_read.image;
             db_bytes.new_base += rec.bytes_read.new_base;
+            db_findings = rec.findings;
             if let Some(mut report) = rec.report {
                 if !rec.files.is_empty() {
                     let mut blob = Vec::new();
@@ -395,7 +402,14 @@ fn plan_all(
         if scan {
             let mut report = safety::analyze(image_src, img, base_len, old, new_src, new)?;
             classify_findings(&mut report, p.report.package_db.as_ref());
+            report.findings.extend(db_findings);
             safety.push(report);
+        } else {
+            p.report.notes.extend(
+                db_findings
+                    .into_iter()
+                    .map(|f| format!("{}: {}", f.path, f.detail)),
+            );
         }
         Ok(p)
     };
@@ -716,7 +730,7 @@ fn classify_findings(report: &mut SafetyReport, db: Option<&pkgdb::PackageDbRepo
     let Some(db) = db else { return };
     let reconciled = |path: &str| {
         db.databases.iter().any(|d| {
-            d.path == path
+            (d.path == path || d.resolved.as_deref() == Some(path))
                 && matches!(
                     d.action,
                     pkgdb::DbAction::Reconciled | pkgdb::DbAction::Unchanged
@@ -940,5 +954,6 @@ fn rebase_on(
         package_db_bytes_read: planned.db_bytes.clone(),
         up_to_date,
         requests: opts.registry.session.requests(),
+        warnings: bases.layer_cache.take_warnings(),
     })
 }

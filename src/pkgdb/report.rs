@@ -30,6 +30,10 @@ pub enum DbAction {
     /// A format ocipatch cannot rewrite (rpm BerkeleyDB, NDB) that the new base changed: the
     /// application's stale copy stays on top, and its safety finding stays real.
     NotReconciled,
+    /// A link of the application's at the database path cannot be followed inside the image
+    /// (it loops, climbs above the root, or leads nowhere): nothing read or written, and a
+    /// real safety finding names the link.
+    Unresolvable,
 }
 
 /// One package-database file and what was done with it.
@@ -37,6 +41,10 @@ pub enum DbAction {
 pub struct DbFile {
     /// Its path in the image, without a leading `/` (e.g. `var/lib/dpkg/status`).
     pub path: String,
+    /// The file that path leads to through symbolic or hard links, when it is another one
+    /// (the merged database is written there; the link stays).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
     /// What was done with it.
     pub action: DbAction,
     /// Packages in the resulting database (versioned formats).

@@ -73,6 +73,28 @@ fn register_path(path: &Path) -> Box<dyn FnOnce() + Send> {
     })
 }
 
+/// A new file in `dir` named `.ocipatch-tmp-HINT-RANDOM`, readable by its owner only (0600):
+/// for a cache that no one else may read or change.
+pub fn private_file_in(dir: &Path, hint: &str) -> io::Result<(File, TempPath)> {
+    let prefix = format!("{TEMP_PREFIX}{hint}-");
+    let (made, registration) = cleanup::create(
+        || {
+            let mut b = builder(&prefix, "");
+            b.permissions(Permissions::from_mode(0o600));
+            b.tempfile_in(dir)
+        },
+        |f| register_path(f.path()),
+    )?;
+    let (file, path) = made.into_parts();
+    Ok((
+        file,
+        TempPath {
+            path,
+            _registration: registration,
+        },
+    ))
+}
+
 /// A new file in `dir` named `.ocipatch-tmp-HINT-RANDOM`.
 pub fn file_in(dir: &Path, hint: &str) -> io::Result<(File, TempPath)> {
     make(dir, &format!("{TEMP_PREFIX}{hint}-"), "")

@@ -106,6 +106,18 @@ pub enum Comp {
     Zstd,
 }
 
+/// One entry of [`Layer::nodes`].
+#[derive(Clone, Copy, Debug)]
+pub enum Node<'a> {
+    /// path, contents, mode
+    File(&'a str, &'a [u8], u32),
+    Dir(&'a str),
+    /// path, target as written
+    Symlink(&'a str, &'a str),
+    /// path, target path
+    HardLink(&'a str, &'a str),
+}
+
 /// A layer: files (path, contents) and deletions (whiteouts).
 #[derive(Clone, Debug)]
 pub struct Layer {
@@ -127,6 +139,47 @@ impl Layer {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_cksum();
             b.append(&h, *data).unwrap();
+        }
+        Layer {
+            tar: b.into_inner().unwrap(),
+            comp: Comp::Gzip,
+        }
+    }
+
+    /// A layer of any entries, in order (links and directories included).
+    pub fn nodes(nodes: &[Node]) -> Layer {
+        let mut b = tar::Builder::new(Vec::new());
+        for node in nodes {
+            let mut h = tar::Header::new_gnu();
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
+            match node {
+                Node::File(path, data, mode) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(*mode);
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, path, *data).unwrap();
+                }
+                Node::Dir(path) => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_mode(0o755);
+                    h.set_size(0);
+                    b.append_data(&mut h, path, std::io::empty()).unwrap();
+                }
+                Node::Symlink(path, target) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_mode(0o777);
+                    h.set_size(0);
+                    b.append_link(&mut h, path, target).unwrap();
+                }
+                Node::HardLink(path, target) => {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_mode(0o644);
+                    h.set_size(0);
+                    b.append_link(&mut h, path, target).unwrap();
+                }
+            }
         }
         Layer {
             tar: b.into_inner().unwrap(),

@@ -7,6 +7,7 @@ mod cli;
 mod fleet;
 mod harness;
 mod pkgdb;
+mod pkgdb_links;
 mod pkgdb_rpm;
 mod rebase;
 mod safety;

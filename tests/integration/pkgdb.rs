@@ -9,9 +9,9 @@ use serde_json::Value;
 use super::harness::*;
 
 /// Real dpkg output (13 stanzas of a bookworm status file, in dpkg's order).
-const STATUS_V1: &str = include_str!("../../testdata/pkgdb/dpkg-status");
+pub(super) const STATUS_V1: &str = include_str!("../../testdata/pkgdb/dpkg-status");
 
-fn status_v2() -> String {
+pub(super) fn status_v2() -> String {
     // The security update: apt and libpam0g get new versions, a new package appears.
     STATUS_V1
         .replace("Version: 2.6.1\n", "Version: 2.6.2\n")
@@ -19,10 +19,10 @@ fn status_v2() -> String {
         + "Package: zz-newpkg\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0\nDescription: added by the update\n\n"
 }
 
-const PYTHON: &str = "Package: python3-minimal\nStatus: install ok installed\nPriority: optional\nSection: python\nArchitecture: amd64\nVersion: 3.11.2-1+b1\nDescription: minimal subset of the Python language\n\n";
+pub(super) const PYTHON: &str = "Package: python3-minimal\nStatus: install ok installed\nPriority: optional\nSection: python\nArchitecture: amd64\nVersion: 3.11.2-1+b1\nDescription: minimal subset of the Python language\n\n";
 
 /// Inserts a stanza where dpkg would (before the first package sorting after it).
-fn with_stanza(status: &str, stanza: &str, name: &str) -> String {
+pub(super) fn with_stanza(status: &str, stanza: &str, name: &str) -> String {
     let mut out = String::new();
     let mut done = false;
     for s in status.split_inclusive("\n\n") {
@@ -45,11 +45,11 @@ fn ext_states(pkgs: &[&str]) -> String {
         .collect()
 }
 
-struct Debian {
-    s: Scenario,
+pub(super) struct Debian {
+    pub(super) s: Scenario,
 }
 
-fn debian() -> Debian {
+pub(super) fn debian() -> Debian {
     let s = scenario();
     let v1 = Image::new(
         vec![Layer::files(&[
@@ -98,7 +98,7 @@ fn debian() -> Debian {
 }
 
 /// The uncompressed tar members (path, mode, mtime, content) of a gzip layer blob.
-fn layer_files(layout: &Layout, digest: &str) -> Vec<(String, u32, u64, Vec<u8>)> {
+pub(super) fn layer_files(layout: &Layout, digest: &str) -> Vec<(String, u32, u64, Vec<u8>)> {
     let blob = std::fs::read(layout.blob_path(digest)).unwrap();
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob.as_slice()));
     tar.entries()
@@ -118,7 +118,7 @@ fn layer_files(layout: &Layout, digest: &str) -> Vec<(String, u32, u64, Vec<u8>)
         .collect()
 }
 
-fn manifest_of(layout: &Layout, tag: &str) -> Value {
+pub(super) fn manifest_of(layout: &Layout, tag: &str) -> Value {
     layout.read_json(&layout.tagged(tag).unwrap())
 }
 
@@ -129,7 +129,7 @@ fn config_of(layout: &Layout, tag: &str) -> Value {
 
 /// Tags `new_tag`: the image tagged `tag` plus `layer` on top (manifest, diff ID, history).
 /// Returns the layer's digest.
-fn stack_layer(
+pub(super) fn stack_layer(
     layout: &Layout,
     tag: &str,
     new_tag: &str,
