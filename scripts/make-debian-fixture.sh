@@ -26,17 +26,18 @@
 # Nothing else is contacted: the chroot's only sources are those mirrors.
 #
 # Cache: the build takes minutes and needs the network, so the finished layout is kept in
-#   ${OCIPATCH_FIXTURE_CACHE:-/var/cache/ocipatch-fixtures}/debian-<sha256 of this script>/
+#   ${OCIPATCH_FIXTURE_CACHE:-/var/cache/ocipatch-fixtures}/debian-<sha256 of this script and
+#   scripts/lib/chroot-fixture.sh>/
 # and copied to OUT_LAYOUT from there when present. It is built in a temp dir beside it and
 # renamed into place when complete (under a lock, so concurrent callers build it once). Any
-# change to this script makes a new cache entry. The archive moves on, so a rebuild on another
-# day may pick other versions: the tests compare images of ONE build with each other, never
-# with recorded versions.
+# change to this script or to the helpers it sources makes a new cache entry. The archive moves
+# on, so a rebuild on another day may pick other versions: the tests compare images of ONE build
+# with each other, never with recorded versions.
 #
-# Chroot hygiene: /proc and a private tmpfs /dev (a few device nodes and a new devpts instance,
-# never the host's /dev) are mounted for each apt run and always unmounted (trap), a
-# policy-rc.d stops services from starting, resolv.conf is lent for the run only. None of these
-# end up in a layer.
+# Chroot hygiene (scripts/lib/chroot-fixture.sh): /proc and a private tmpfs /dev (a few device
+# nodes and a new devpts instance, never the host's /dev) are mounted for each apt run and always
+# unmounted (trap), a policy-rc.d stops services from starting, resolv.conf is lent for the run
+# only. None of these end up in a layer.
 set -euo pipefail
 
 umask 022
@@ -51,79 +52,21 @@ SUITE=bookworm
 APP_PACKAGES=(python3-minimal)
 CHROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-die() {
-	echo "make-debian-fixture: $*" >&2
-	exit 1
-}
-say() {
-	echo "make-debian-fixture: $*" >&2
-}
+FIXTURE_NAME=make-debian-fixture
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/chroot-fixture.sh
+. "$here/lib/chroot-fixture.sh"
 
 [ $# = 1 ] || die "usage: $0 OUT_LAYOUT"
 out=$1
-[ "$(id -u)" = 0 ] || die "must run as root (debootstrap, chroot, mounts, umoci without --rootless)"
-for tool in debootstrap umoci skopeo chroot mount umount flock dpkg-query sha256sum; do
-	command -v "$tool" >/dev/null 2>&1 || die "needs '$tool' on PATH (apt-get install debootstrap umoci skopeo)"
-done
+fixture_preflight "$out" debootstrap umoci skopeo chroot mount umount flock dpkg-query sha256sum
 
-if [ -e "$out" ] && ! { [ -f "$out/oci-layout" ] || [ -z "$(ls -A "$out")" ]; }; then
-	die "$out exists and is not an OCI layout; refusing to overwrite it"
-fi
-
-script_sha=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
-cache_root=${OCIPATCH_FIXTURE_CACHE:-/var/cache/ocipatch-fixtures}
-cache=$cache_root/debian-$script_sha
-mkdir -p "$cache_root"
-
-deliver() { # copy the cached layout to OUT_LAYOUT
-	rm -rf "$out"
-	mkdir -p "$(dirname "$out")"
-	cp -a "$cache" "$out"
-	say "wrote $out (from $cache)"
-	for tag in base-v1 base-v2 app rebuilt; do
-		printf '  %-8s %s\n' "$tag" "$(skopeo inspect --format '{{.Digest}}' "oci:$out:$tag")" >&2
-	done
-}
-
-if [ -f "$cache/index.json" ]; then
-	deliver
-	exit 0
-fi
-
-# One builder at a time; whoever waited finds the finished cache.
-exec 9>"$cache_root/debian-$script_sha.lock"
-flock 9
-if [ -f "$cache/index.json" ]; then
-	deliver
-	exit 0
-fi
+TAGS="base-v1 base-v2 app rebuilt"
+fixture_lock debian "$out" "$TAGS" "$here/make-debian-fixture.sh" "$here/lib/chroot-fixture.sh"
 
 # ---------------------------------------------------------------------------
 # mirrors, from the host's apt sources
 
-# Print the first URI the host's apt sources give for SUITE (deb822 .sources and one-line .list).
-host_mirror_for() {
-	local suite=$1 f
-	shopt -s nullglob
-	for f in /etc/apt/sources.list.d/*.sources; do
-		awk -v S="$suite" '
-			function flush() { if (deb && hit && uri != "") { print uri; found = 1; exit } deb = 0; hit = 0; uri = "" }
-			/^[[:space:]]*$/ { flush(); next }
-			/^#/ { next }
-			tolower($1) == "types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
-			tolower($1) == "uris:" { uri = $2 }
-			tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == S) hit = 1 }
-			END { if (!found) flush() }
-		' "$f"
-	done
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -f "$f" ] || continue
-		awk -v S="$suite" '
-			$1 == "deb" { i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } if ($(i + 1) == S) print $i }
-		' "$f"
-	done
-	shopt -u nullglob
-}
 MIRROR=${OCIPATCH_DEBIAN_MIRROR:-$(host_mirror_for "$SUITE" | head -n1)}
 SECURITY_MIRROR=${OCIPATCH_DEBIAN_SECURITY_MIRROR:-$(host_mirror_for "$SUITE-security" | head -n1)}
 [ -n "$MIRROR" ] || die "no apt source for suite '$SUITE' on this host; set OCIPATCH_DEBIAN_MIRROR"
@@ -133,139 +76,13 @@ SECURITY_MIRROR=${SECURITY_MIRROR%/}
 ARCH=$(dpkg --print-architecture)
 say "mirror $MIRROR, security $SECURITY_MIRROR, arch $ARCH"
 
-# ---------------------------------------------------------------------------
-# work dir, mounts, cleanup
-
-started=$SECONDS
-work=$(mktemp -d "$cache_root/.debian-$script_sha.tmp.XXXXXX")
-L=$work/layout
-MOUNTS=()
-
-# Mount points below $work that are still mounted (from the kernel's view, not our list).
-mounts_below() {
-	awk -v W="$work/" 'index($5, W) == 1 { print $5 }' /proc/self/mountinfo
-}
-
-unmount_all() {
-	local i m
-	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
-		m=${MOUNTS[i]}
-		if mountpoint -q "$m"; then
-			umount "$m" || umount -l "$m" || true
-		fi
-	done
-	MOUNTS=()
-	# Anything else (e.g. left by an interrupted debootstrap), deepest first.
-	for m in $(mounts_below | sort -r); do
-		umount "$m" 2>/dev/null || umount -l "$m" || true
-	done
-}
-
-cleanup() {
-	local rc=$?
-	unmount_all
-	if [ -n "$(mounts_below)" ]; then
-		echo "make-debian-fixture: still mounted below $work, NOT removing it:" >&2
-		mounts_below >&2
-	else
-		rm -rf --one-file-system "$work"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-mount_in() { # mount_in TARGET MOUNT-ARGS...
-	local target=$1
-	shift
-	mount "$@" "$target"
-	MOUNTS+=("$target")
-}
-
-# Run a command in ROOTFS with /proc, a private /dev, no service starts and the host's DNS.
-in_chroot() { # in_chroot ROOTFS CMD...
-	local r=$1
-	shift
-	mount_in "$r/proc" -t proc proc
-	mount_in "$r/dev" -t tmpfs -o mode=0755,size=8m,nosuid ocipatch-dev
-	mknod -m 666 "$r/dev/null" c 1 3
-	mknod -m 666 "$r/dev/zero" c 1 5
-	mknod -m 666 "$r/dev/full" c 1 7
-	mknod -m 666 "$r/dev/random" c 1 8
-	mknod -m 666 "$r/dev/urandom" c 1 9
-	mknod -m 666 "$r/dev/tty" c 5 0
-	ln -s /proc/self/fd "$r/dev/fd"
-	mkdir "$r/dev/pts"
-	mount_in "$r/dev/pts" -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts
-	ln -s pts/ptmx "$r/dev/ptmx"
-	cp /etc/resolv.conf "$r/etc/resolv.conf"
-	printf '#!/bin/sh\n# ocipatch fixture build: never start services\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
-	chmod 0755 "$r/usr/sbin/policy-rc.d"
-
-	local rc=0
-	chroot "$r" /usr/bin/env -i PATH="$CHROOT_PATH" HOME=/root LC_ALL=C TZ=UTC \
-		DEBIAN_FRONTEND=noninteractive DEBCONF_NONINTERACTIVE_SEEN=true "$@" </dev/null || rc=$?
-
-	rm -f "$r/usr/sbin/policy-rc.d" "$r/etc/resolv.conf"
-	unmount_all
-	[ "$rc" = 0 ] || die "in chroot $r: '$*' failed (exit $rc)"
-}
-
-# `Package Architecture Version` of every installed package of ROOTFS, sorted.
-installed() {
-	dpkg-query --admindir="$1/var/lib/dpkg" -W -f '${db:Status-Abbrev} ${Package} ${Architecture} ${Version}\n' |
-		awk '$1 == "ii" { print $2, $3, $4 }' | sort
-}
-
-# Set every mtime below a rootfs to the fixed time (symlinks too), as make-testdata.sh does.
-fix_times() {
-	find "$1" -xdev -depth -exec touch -h -d "@$T" {} +
-}
-
-repack() { # repack TAG BUNDLE CREATED CREATED_BY
-	[ -z "$(mounts_below)" ] || die "refusing to repack with mounts below $work"
-	fix_times "$2/rootfs"
-	umoci repack --refresh-bundle --image "$L:$1" \
-		--history.created "$3" --history.created_by "$4" \
-		--history.author "ocipatch fixtures" "$2"
-}
-
-# What apt leaves behind that no image keeps (Debian's own images drop it too).
-apt_tidy() { # apt_tidy ROOTFS
-	rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb
-	rm -f "$1"/var/cache/apt/archives/partial/* 2>/dev/null || true
-}
+fixture_begin debian
 
 # ---------------------------------------------------------------------------
 # base-v1: debootstrap --variant=minbase bookworm
 
 umoci init --layout "$L"
-umoci new --image "$L:base-v1"
-umoci unpack --image "$L:base-v1" "$work/b1"
-say "debootstrap --variant=minbase $SUITE from $MIRROR (a few minutes)"
-debootstrap --variant=minbase --arch="$ARCH" "$SUITE" "$work/b1/rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 ||
-	{
-		tail -n 30 "$work/debootstrap.log" >&2
-		die "debootstrap failed"
-	}
-unmount_all # debootstrap's own mounts, if any were left
-r=$work/b1/rootfs
-# Like Debian's official images: no host identity, no device nodes (the runtime provides /dev),
-# no apt lists or caches.
-rm -f "$r/etc/resolv.conf" "$r/etc/hostname"
-[ -z "$(mounts_below)" ] || die "unexpected mounts below $work"
-find "$r/dev" -mindepth 1 -xdev -delete
-apt_tidy "$r"
-installed "$r" >"$work/base-v1.pkgs"
-repack base-v1 "$work/b1" "$T_BASE1" "debootstrap --variant=minbase $SUITE $MIRROR"
-umoci config --image "$L:base-v1" \
-	--created "$T_BASE1" --author "ocipatch fixtures" \
-	--architecture "$ARCH" --os linux \
-	--config.env "PATH=$CHROOT_PATH" \
-	--config.cmd bash \
-	--history.created "$T_BASE1" --history.created_by 'CMD ["bash"]' \
-	--history.author "ocipatch fixtures"
-rm -rf --one-file-system "$work/b1"
+debootstrap_base base-v1 "$SUITE" "$MIRROR" "$ARCH" "$T_BASE1"
 
 # ---------------------------------------------------------------------------
 # base-v2: base-v1 + security/updates upgrade
@@ -362,4 +179,5 @@ umoci gc --layout "$L"
 
 
 mv -T "$L" "$cache"
-deliver
+# shellcheck disable=SC2086 # a word list
+fixture_deliver "$out" $TAGS
