@@ -42,6 +42,9 @@ pub enum FindingKind {
     /// A path ocipatch must read (a package database) leads through a link that cannot be
     /// followed inside the image: a loop, a target above the root, or nothing.
     UnresolvablePath,
+    /// An accounts file (`etc/passwd`, `group`, `shadow`, `gshadow`) both the application and
+    /// the new base changed in ways that conflict (the same entry, or one ID for two names).
+    AccountConflict,
 }
 
 /// How much a finding matters. Only `Real` findings fail `--strict`.

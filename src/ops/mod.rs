@@ -10,6 +10,7 @@ pub mod pkgdb;
 pub mod progress;
 pub mod rebase;
 pub mod safety;
+pub mod stack;
 pub mod summaries;
 pub mod verify;
 pub mod write;

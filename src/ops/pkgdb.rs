@@ -20,19 +20,18 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
+use super::stack::{summaries_of, Copy, Found, Stack};
 use super::summaries::LayerSummaries;
 use crate::error::{Error, Result};
 use crate::layer::{
-    path, resolve, EntryInfo, EntryKind, FileEntry, Finding, FindingClass, FindingKind, KeptFile,
-    LayerSummary, Lookup, Tree,
+    path, resolve, EntryKind, FileEntry, Finding, FindingClass, FindingKind, LayerSummary, Lookup,
 };
 use crate::model::Descriptor;
 use crate::pkgdb::{
     self, BytesRead, DbAction, DbFile, Format, PackageChange, PackageDbReport, Pin,
 };
 use crate::transport::Source;
+use crate::verdict::files::ACCOUNT_FILES;
 
 /// `--no-package-db` and `--cache-dir`.
 #[derive(Clone, Debug)]
@@ -93,13 +92,14 @@ pub struct DbInput<'a> {
     pub new_layers: &'a [Descriptor],
 }
 
-/// The database paths a reconciliation looks up, in report order (distroless `status.d/`
-/// files are found per image).
+/// The paths a reconciliation looks up, in report order (distroless `status.d/` files are
+/// found per image): the package databases, then the files a rebuild regenerates.
 fn database_paths() -> impl Iterator<Item = &'static str> {
     Format::ALL
         .iter()
         .map(|f| f.path())
         .chain(pkgdb::RpmDbKind::PATHS.iter().map(|(p, _)| *p))
+        .chain(ACCOUNT_FILES)
 }
 
 /// Whether an application entry at `path` can change what a database lookup finds: the
@@ -107,182 +107,6 @@ fn database_paths() -> impl Iterator<Item = &'static str> {
 fn may_lead_to_database(path: &str) -> bool {
     let covers = |file: &str| path.is_empty() || file == path || path::is_inside(file, path);
     database_paths().any(covers) || covers(pkgdb::DPKG_STATUS_D) || pkgdb::is_watched(path)
-}
-
-/// One image's layers, bottom to top, and the file tree they add up to.
-pub struct Stack<'a> {
-    /// Which stack, for messages: `old base`, `new base`, `the application`.
-    name: &'static str,
-    layers: Vec<StackLayer<'a>>,
-    tree: Tree,
-}
-
-struct StackLayer<'a> {
-    src: &'a dyn Source,
-    desc: &'a Descriptor,
-    summary: Arc<LayerSummary>,
-}
-
-/// A regular file found through a [`Stack`]: where it is, its header and its contents.
-#[derive(Clone, Debug)]
-pub struct Copy {
-    /// The canonical path the lookup led to.
-    pub path: String,
-    /// Its header (for a hard link, the link's own).
-    pub entry: EntryInfo,
-    /// Owner names of its header.
-    pub uname: String,
-    /// Group name of its header.
-    pub gname: String,
-    /// Its bytes.
-    pub content: Vec<u8>,
-    /// The index of the layer (in the stack) that holds it.
-    pub layer: usize,
-    /// For a hard link, the other name of the same file (also to be rewritten).
-    pub hard_link_target: Option<String>,
-    /// The links followed to reach it (`link -> target`).
-    pub via: Vec<String>,
-}
-
-/// What a lookup of a database path in a stack found.
-#[derive(Clone, Debug)]
-pub enum Found {
-    /// A regular file.
-    File(Box<Copy>),
-    /// Nothing there (or a whiteout deleted it).
-    Absent,
-    /// Something else, or a link that cannot be followed: why, in words.
-    Unusable(String),
-}
-
-impl<'a> Stack<'a> {
-    /// `parts` bottom to top: each layer's source, descriptor and summary.
-    pub fn new(
-        name: &'static str,
-        parts: impl IntoIterator<Item = (&'a dyn Source, &'a Descriptor, Arc<LayerSummary>)>,
-    ) -> Stack<'a> {
-        let mut tree = Tree::new();
-        let layers: Vec<StackLayer> = parts
-            .into_iter()
-            .map(|(src, desc, summary)| {
-                tree.apply(&summary.entries);
-                StackLayer { src, desc, summary }
-            })
-            .collect();
-        Stack { name, layers, tree }
-    }
-
-    /// The merged file tree.
-    pub fn tree(&self) -> &Tree {
-        &self.tree
-    }
-
-    /// `"{name} layer {digest}"` for the layer at `index`.
-    pub fn layer_name(&self, index: usize) -> String {
-        match self.layers.get(index) {
-            Some(l) => format!("{} layer {}", self.name, l.desc.digest),
-            None => self.name.to_string(),
-        }
-    }
-
-    /// The summary of the layer at `index`.
-    pub fn summary(&self, index: usize) -> Option<&LayerSummary> {
-        self.layers.get(index).map(|l| l.summary.as_ref())
-    }
-
-    /// The source of the layer at `index`.
-    pub fn source(&self, index: usize) -> Option<&'a dyn Source> {
-        self.layers.get(index).map(|l| l.src)
-    }
-
-    /// Looks `path` up and reads the regular file it leads to. A file whose contents the
-    /// summary did not keep (a link led somewhere unusual) is read from its layer again.
-    pub fn file(&self, path: &str, counter: &AtomicU64) -> Result<Found> {
-        let lookup = resolve(&self.tree, path, true);
-        let (found, entry, links) = match &lookup {
-            Lookup::Found {
-                path,
-                entry: Some(e),
-                links,
-            } => (path.clone(), *e, links),
-            Lookup::Found { .. } => return Ok(Found::Unusable(format!("{path} is a directory"))),
-            Lookup::Missing { .. } => return Ok(Found::Absent),
-            other => {
-                return Ok(Found::Unusable(
-                    other.problem(path).unwrap_or_else(|| path.to_string()),
-                ))
-            }
-        };
-        let via = links.iter().map(|l| l.to_string()).collect();
-        let layer = self.tree.layer_of(&found).unwrap_or(0);
-        let (content_path, hard_link_target) = match entry.kind {
-            EntryKind::File => (found.clone(), None),
-            EntryKind::HardLink => {
-                let target = entry.link_target.clone().unwrap_or_default();
-                (target.clone(), Some(target))
-            }
-            other => {
-                return Ok(Found::Unusable(format!(
-                    "{path} leads to {found}, which is a {other:?}, not a regular file"
-                )))
-            }
-        };
-        let summary = &self.layers[layer].summary;
-        let kept = match summary.kept(&found).or_else(|| summary.kept(&content_path)) {
-            Some(k) => k.clone(),
-            None => self
-                .read_again(layer, &content_path, counter)?
-                .ok_or_else(|| {
-                    Error::Corrupt(format!(
-                        "{}: {path} leads to {found}, whose contents are not in {}",
-                        self.layers[layer].src.reference(),
-                        self.layer_name(layer)
-                    ))
-                })?,
-        };
-        Ok(Found::File(Box::new(Copy {
-            path: found,
-            entry: entry.clone(),
-            uname: kept.uname,
-            gname: kept.gname,
-            content: kept.content,
-            layer,
-            hard_link_target,
-            via,
-        })))
-    }
-
-    /// The one exception to reading a layer once: a database a link leads to, outside the
-    /// paths summaries keep. Not cached (only hostile or unusual images get here).
-    fn read_again(
-        &self,
-        layer: usize,
-        path: &str,
-        counter: &AtomicU64,
-    ) -> Result<Option<KeptFile>> {
-        let l = &self.layers[layer];
-        let keep = |p: &str| p == path;
-        let read = super::layers::read_layer(l.src, l.desc, |tar| {
-            crate::layer::summarize(tar, &keep, pkgdb::MAX_DB_SIZE)
-        })?;
-        Ok(read.and_then(|(s, bytes)| {
-            counter.fetch_add(bytes, Ordering::Relaxed);
-            s.kept(path).cloned()
-        }))
-    }
-}
-
-/// Reads the summaries of `layers` in parallel, adding their bytes to `counter`.
-fn summaries_of(
-    src: &dyn Source,
-    layers: &[Descriptor],
-    cache: &LayerSummaries,
-    counter: &AtomicU64,
-) -> Result<Vec<Arc<LayerSummary>>> {
-    layers
-        .par_iter()
-        .map(|l| cache.get(src, l, counter))
-        .collect()
 }
 
 /// Reconciles the package databases of one image: the text formats ([`Format`]), distroless
@@ -373,6 +197,7 @@ pub fn reconcile(input: &DbInput, cache: &LayerSummaries) -> Result<Reconciled> 
     }
     run.status_d()?;
     run.rpm()?;
+    run.accounts()?;
 
     let bytes_read = bytes_read(&image_bytes, &new_bytes);
     if !run.touched {
@@ -431,11 +256,11 @@ impl Stacks<'_> {
     fn app_decides(&self, path: &str) -> bool {
         let from_app = |p: &str| {
             self.image
-                .tree
+                .tree()
                 .layer_of(p)
                 .is_some_and(|l| l >= self.base_len)
         };
-        match resolve(&self.image.tree, path, true) {
+        match resolve(self.image.tree(), path, true) {
             Lookup::Found { path: p, links, .. } => {
                 from_app(&p) || links.iter().any(|l| from_app(&l.path))
             }
@@ -531,7 +356,7 @@ impl Run<'_> {
             Found::Absent => {
                 // A link of the application's that leads nowhere: the old base's database is
                 // hidden and no new one can be found.
-                let lookup = resolve(&stacks.image.tree, path, true);
+                let lookup = resolve(stacks.image.tree(), path, true);
                 let why = lookup
                     .problem(path)
                     .unwrap_or_else(|| format!("{path} cannot be found"));
@@ -580,7 +405,7 @@ impl Run<'_> {
     /// Where the merged file goes: the path `path` leads to in the result (the application's
     /// links over the new base), and, for a hard link, its other name too.
     fn write_merged(&mut self, copy: &Copy, path: &str, bytes: Vec<u8>) {
-        let target = match resolve(&self.stacks.result.tree, path, true) {
+        let target = match resolve(self.stacks.result.tree(), path, true) {
             Lookup::Found { path: p, .. } => p,
             _ => copy.path.clone(),
         };
@@ -641,7 +466,7 @@ impl Run<'_> {
     fn status_d(&mut self) -> Result<()> {
         // Every status.d file the application's layers name (the directory may be reached
         // through a link: then the files are under the link's target).
-        let dir = match resolve(&self.stacks.image.tree, pkgdb::DPKG_STATUS_D, true) {
+        let dir = match resolve(self.stacks.image.tree(), pkgdb::DPKG_STATUS_D, true) {
             Lookup::Found { path, .. } => path,
             _ => return Ok(()),
         };
@@ -847,6 +672,76 @@ impl Run<'_> {
     }
 }
 
+impl Run<'_> {
+    /// The accounts files ([`pkgdb::accounts`]): merged only when both the application and
+    /// the new base changed one; otherwise the copy on top already is what a rebuild has.
+    fn accounts(&mut self) -> Result<()> {
+        for file in ACCOUNT_FILES {
+            if !self.stacks.app_decides(file) {
+                continue;
+            }
+            let Found::File(app_copy) = self.stacks.image.file(file, self.image_bytes)? else {
+                continue;
+            };
+            if !self.seen.insert(app_copy.path.clone()) {
+                continue;
+            }
+            let (old_copy, new_copy) = self.base_copies(file)?;
+            let (old_c, new_c) = (
+                old_copy.as_ref().map(|c| &c.content[..]),
+                new_copy.as_ref().map(|c| &c.content[..]),
+            );
+            if new_c == old_c || new_c == Some(&app_copy.content[..]) {
+                continue;
+            }
+            self.touched = true;
+            let resolved = (app_copy.path != file).then(|| app_copy.path.clone());
+            let merged = match pkgdb::accounts::merge(file, old_c, new_c, &app_copy.content) {
+                Ok(m) => m,
+                Err(why) => {
+                    self.report.databases.push(DbFile {
+                        path: file.to_string(),
+                        resolved,
+                        action: DbAction::NotReconciled,
+                        packages: None,
+                    });
+                    self.findings.push(Finding {
+                        kind: FindingKind::AppOverwritesChangedFile,
+                        class: FindingClass::Real,
+                        path: file.to_string(),
+                        detail: format!(
+                            "the new base changes {file} and the application's copy hides it; it cannot be merged: {why}"
+                        ),
+                    });
+                    continue;
+                }
+            };
+            let unchanged = merged.bytes == app_copy.content;
+            self.any_change |= !unchanged;
+            self.report.databases.push(DbFile {
+                path: file.to_string(),
+                resolved,
+                action: if unchanged {
+                    DbAction::Unchanged
+                } else {
+                    DbAction::Reconciled
+                },
+                packages: None,
+            });
+            for c in merged.conflicts {
+                self.findings.push(Finding {
+                    kind: FindingKind::AccountConflict,
+                    class: FindingClass::Real,
+                    path: file.to_string(),
+                    detail: c,
+                });
+            }
+            self.write_merged(&app_copy, file, merged.bytes);
+        }
+        Ok(())
+    }
+}
+
 /// What a rebase onto `base` would upgrade, as scanners see it: packages in both the image's
 /// database and the base's whose versions differ. Empty when either has no database.
 pub fn base_upgrades(
@@ -925,6 +820,7 @@ mod tests {
             "var/lib/rpm/rpmdb.sqlite-wal",
             "lib/apk/db/installed",
             "etc/apk",
+            "etc/passwd",
         ] {
             assert!(may_lead_to_database(p), "{p}");
         }
@@ -932,7 +828,7 @@ mod tests {
             "opt",
             "var/lib/dpkg/info",
             "usr/lib/sysimage/dnf",
-            "etc/passwd",
+            "etc/hosts",
         ] {
             assert!(!may_lead_to_database(p), "{p}");
         }

@@ -10,6 +10,7 @@
 //! base's versions, so every scanner reports the rebased image as unpatched. The merge writes
 //! what a rebuild on the new base would have written.
 
+pub mod accounts;
 mod apk;
 mod deb822;
 mod merge;

@@ -1,5 +1,6 @@
 //! The rebase safety verdict: pure checks over what the layers hold.
 
-mod files;
+pub mod files;
+pub mod release;
 
 pub use files::is_read;

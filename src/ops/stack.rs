@@ -1,0 +1,191 @@
+//! One image's layers as a file system: their summaries stacked into a [`Tree`], and files
+//! found in it the way a program inside the image finds them (links followed inside the
+//! image, whiteouts honoured, hard links read as the file they link to).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::summaries::LayerSummaries;
+use crate::error::{Error, Result};
+use crate::layer::{resolve, EntryInfo, EntryKind, KeptFile, LayerSummary, Lookup, Tree};
+use crate::model::Descriptor;
+use crate::pkgdb;
+use crate::transport::Source;
+
+/// One image's layers, bottom to top, and the file tree they add up to.
+pub struct Stack<'a> {
+    /// Which stack, for messages: `old base`, `new base`, `the application`.
+    name: &'static str,
+    layers: Vec<StackLayer<'a>>,
+    tree: Tree,
+}
+
+struct StackLayer<'a> {
+    src: &'a dyn Source,
+    desc: &'a Descriptor,
+    summary: Arc<LayerSummary>,
+}
+
+/// A regular file found through a [`Stack`]: where it is, its header and its contents.
+#[derive(Clone, Debug)]
+pub struct Copy {
+    /// The canonical path the lookup led to.
+    pub path: String,
+    /// Its header (for a hard link, the link's own).
+    pub entry: EntryInfo,
+    /// Owner names of its header.
+    pub uname: String,
+    /// Group name of its header.
+    pub gname: String,
+    /// Its bytes.
+    pub content: Vec<u8>,
+    /// The index of the layer (in the stack) that holds it.
+    pub layer: usize,
+    /// For a hard link, the other name of the same file (also to be rewritten).
+    pub hard_link_target: Option<String>,
+    /// The links followed to reach it (`link -> target`).
+    pub via: Vec<String>,
+}
+
+/// What a lookup of a database path in a stack found.
+#[derive(Clone, Debug)]
+pub enum Found {
+    /// A regular file.
+    File(Box<Copy>),
+    /// Nothing there (or a whiteout deleted it).
+    Absent,
+    /// Something else, or a link that cannot be followed: why, in words.
+    Unusable(String),
+}
+
+impl<'a> Stack<'a> {
+    /// `parts` bottom to top: each layer's source, descriptor and summary.
+    pub fn new(
+        name: &'static str,
+        parts: impl IntoIterator<Item = (&'a dyn Source, &'a Descriptor, Arc<LayerSummary>)>,
+    ) -> Stack<'a> {
+        let mut tree = Tree::new();
+        let layers: Vec<StackLayer> = parts
+            .into_iter()
+            .map(|(src, desc, summary)| {
+                tree.apply(&summary.entries);
+                StackLayer { src, desc, summary }
+            })
+            .collect();
+        Stack { name, layers, tree }
+    }
+
+    /// The merged file tree.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// `"{name} layer {digest}"` for the layer at `index`.
+    pub fn layer_name(&self, index: usize) -> String {
+        match self.layers.get(index) {
+            Some(l) => format!("{} layer {}", self.name, l.desc.digest),
+            None => self.name.to_string(),
+        }
+    }
+
+    /// The summary of the layer at `index`.
+    pub fn summary(&self, index: usize) -> Option<&LayerSummary> {
+        self.layers.get(index).map(|l| l.summary.as_ref())
+    }
+
+    /// The source of the layer at `index`.
+    pub fn source(&self, index: usize) -> Option<&'a dyn Source> {
+        self.layers.get(index).map(|l| l.src)
+    }
+
+    /// Looks `path` up and reads the regular file it leads to. A file whose contents the
+    /// summary did not keep (a link led somewhere unusual) is read from its layer again.
+    pub fn file(&self, path: &str, counter: &AtomicU64) -> Result<Found> {
+        let lookup = resolve(&self.tree, path, true);
+        let (found, entry, links) = match &lookup {
+            Lookup::Found {
+                path,
+                entry: Some(e),
+                links,
+            } => (path.clone(), *e, links),
+            Lookup::Found { .. } => return Ok(Found::Unusable(format!("{path} is a directory"))),
+            Lookup::Missing { .. } => return Ok(Found::Absent),
+            other => {
+                return Ok(Found::Unusable(
+                    other.problem(path).unwrap_or_else(|| path.to_string()),
+                ))
+            }
+        };
+        let via = links.iter().map(|l| l.to_string()).collect();
+        let layer = self.tree.layer_of(&found).unwrap_or(0);
+        let (content_path, hard_link_target) = match entry.kind {
+            EntryKind::File => (found.clone(), None),
+            EntryKind::HardLink => {
+                let target = entry.link_target.clone().unwrap_or_default();
+                (target.clone(), Some(target))
+            }
+            other => {
+                return Ok(Found::Unusable(format!(
+                    "{path} leads to {found}, which is a {other:?}, not a regular file"
+                )))
+            }
+        };
+        let summary = &self.layers[layer].summary;
+        let kept = match summary.kept(&found).or_else(|| summary.kept(&content_path)) {
+            Some(k) => k.clone(),
+            None => self
+                .read_again(layer, &content_path, counter)?
+                .ok_or_else(|| {
+                    Error::Corrupt(format!(
+                        "{}: {path} leads to {found}, whose contents are not in {}",
+                        self.layers[layer].src.reference(),
+                        self.layer_name(layer)
+                    ))
+                })?,
+        };
+        Ok(Found::File(Box::new(Copy {
+            path: found,
+            entry: entry.clone(),
+            uname: kept.uname,
+            gname: kept.gname,
+            content: kept.content,
+            layer,
+            hard_link_target,
+            via,
+        })))
+    }
+
+    /// The one exception to reading a layer once: a database a link leads to, outside the
+    /// paths summaries keep. Not cached (only hostile or unusual images get here).
+    fn read_again(
+        &self,
+        layer: usize,
+        path: &str,
+        counter: &AtomicU64,
+    ) -> Result<Option<KeptFile>> {
+        let l = &self.layers[layer];
+        let keep = |p: &str| p == path;
+        let read = super::layers::read_layer(l.src, l.desc, |tar| {
+            crate::layer::summarize(tar, &keep, pkgdb::MAX_DB_SIZE)
+        })?;
+        Ok(read.and_then(|(s, bytes)| {
+            counter.fetch_add(bytes, Ordering::Relaxed);
+            s.kept(path).cloned()
+        }))
+    }
+}
+
+/// Reads the summaries of `layers` in parallel, adding their bytes to `counter`.
+pub fn summaries_of(
+    src: &dyn Source,
+    layers: &[Descriptor],
+    cache: &LayerSummaries,
+    counter: &AtomicU64,
+) -> Result<Vec<Arc<LayerSummary>>> {
+    layers
+        .par_iter()
+        .map(|l| cache.get(src, l, counter))
+        .collect()
+}
