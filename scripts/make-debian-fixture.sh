@@ -6,9 +6,11 @@
 # Usage: scripts/make-debian-fixture.sh OUT_LAYOUT        (run as root)
 #
 # Writes ONE OCI image layout with the tags
-#   base-v1   debootstrap --variant=minbase bookworm (the point release: suite `bookworm` only)
-#   base-v2   base-v1 + one layer: bookworm-security and bookworm-updates added to the apt
-#             sources, `apt-get upgrade` (the patched base; the packages it upgraded are printed)
+#   base-v1   debootstrap --variant=minbase bookworm (the point release, from suite `bookworm`),
+#             its apt sources the three suites Debian's own images list (bookworm,
+#             bookworm-updates, bookworm-security): an earlier build of the same tag
+#   base-v2   base-v1 + one layer: `apt-get update && apt-get upgrade` (the patched base, its
+#             sources.list unchanged; the packages it upgraded are printed)
 #   app       base-v1 + one layer: apt-get install -y --no-install-recommends python3-minimal,
 #             then rm -rf /var/lib/apt/lists/* (as python:slim does). No base.digest annotation.
 #   rebuilt   base-v2 + the same apt-get install, with the app's package versions locked (see
@@ -82,7 +84,9 @@ fixture_begin debian
 # base-v1: debootstrap --variant=minbase bookworm
 
 umoci init --layout "$L"
-debootstrap_base base-v1 "$SUITE" "$MIRROR" "$ARCH" "$T_BASE1"
+SOURCES=$(printf 'deb %s %s main\ndeb %s %s-updates main\ndeb %s %s-security main\n' \
+	"$MIRROR" "$SUITE" "$MIRROR" "$SUITE" "$SECURITY_MIRROR" "$SUITE")
+debootstrap_base base-v1 "$SUITE" "$MIRROR" "$ARCH" "$T_BASE1" "$SOURCES"$'\n'
 
 # ---------------------------------------------------------------------------
 # base-v2: base-v1 + security/updates upgrade
@@ -90,9 +94,7 @@ debootstrap_base base-v1 "$SUITE" "$MIRROR" "$ARCH" "$T_BASE1"
 umoci tag --image "$L:base-v1" base-v2
 umoci unpack --image "$L:base-v2" "$work/b2"
 r=$work/b2/rootfs
-printf 'deb %s %s-updates main\ndeb %s %s-security main\n' \
-	"$MIRROR" "$SUITE" "$SECURITY_MIRROR" "$SUITE" >>"$r/etc/apt/sources.list"
-say "base-v2: apt-get upgrade with $SUITE-security and $SUITE-updates"
+say "base-v2: apt-get upgrade (sources: $SUITE, $SUITE-updates, $SUITE-security, as in base-v1)"
 in_chroot "$r" sh -c 'apt-get update -q && apt-get upgrade -y -q'
 installed "$r" >"$work/base-v2.pkgs"
 how="$SUITE-security + $SUITE-updates"
@@ -109,7 +111,7 @@ if cmp -s "$work/base-v1.pkgs" "$work/base-v2.pkgs"; then
 fi
 apt_tidy "$r"
 repack base-v2 "$work/b2" "$T_BASE2" \
-	"RUN echo 'deb ... $SUITE-updates/-security main' >> /etc/apt/sources.list && apt-get update && apt-get upgrade -y ($how)"
+	"RUN apt-get update && apt-get upgrade -y ($how)"
 umoci config --image "$L:base-v2" --created "$T_BASE2" \
 	--history.created "$T_BASE2" --history.created_by 'CMD ["bash"]' \
 	--history.author "ocipatch fixtures"

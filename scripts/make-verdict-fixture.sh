@@ -10,16 +10,16 @@
 # from its own cache) and adds, in the same OCI layout:
 #   app-tidy      base-v1 + one layer made the way real Dockerfiles do it, one RUN:
 #                   apt-get update && apt-get install -y --no-install-recommends python3-minimal
-#                   && echo 'deb MIRROR bookworm main' > /etc/apt/sources.list   (the SAME bytes
-#                      as base-v1's file: only its mtime changes, so the layer carries a copy)
+#                   && printf '%s\n' 'deb MIRROR bookworm main' … > /etc/apt/sources.list
+#                      (the SAME bytes as the bases' file: only its mtime changes, so the layer
+#                      carries a copy)
 #                   && useradd --system --create-home app   (etc/passwd, group, shadow, gshadow)
 #                   && ldconfig                             (etc/ld.so.cache)
 #                   && rm -rf /var/lib/apt/lists/*
 #                 Cmd: python3 -c 'import ssl, zlib, hashlib; ...' (loads _ssl/_hashlib, i.e.
 #                 libssl.so.3 and libcrypto.so.3 from the app's layer, and the base's libz.so.1).
 #   rebuilt-tidy  base-v2 + the same RUN with the app's package versions locked (as `rebuilt`
-#                 is made): the reference for `rebase app-tidy --onto base-v2`. The same RUN also
-#                 rewrites base-v2's sources.list to the one bookworm line, as a rebuild would.
+#                 is made): the reference for `rebase app-tidy --onto base-v2`.
 #   trixie        debootstrap --variant=minbase trixie (same hygiene as base-v1): the next
 #                 release, whose minbase has OpenSSL (libssl3t64, apt 3) and no GnuTLS.
 #   app-gnutls    base-v1 + apt-get install -y --no-install-recommends wget (adds libpsl5):
@@ -153,15 +153,17 @@ bash "$here/make-debian-fixture.sh" "$L"
 # app-tidy: base-v1 + the tidy RUN; rebuilt-tidy: base-v2 + the same RUN, versions locked
 
 umoci unpack --image "$L:base-v1" "$work/b1"
-src_line=$(cat "$work/b1/rootfs/etc/apt/sources.list")
 cp "$work/b1/rootfs/etc/apt/sources.list" "$work/base-v1.sources.list"
 rm -rf --one-file-system "$work/b1"
-re="^deb [^ ']+ $SUITE main\$"
-[[ $src_line =~ $re ]] ||
-	die "base-v1's sources.list is not the one line 'deb MIRROR $SUITE main': $src_line"
+mapfile -t src_lines <"$work/base-v1.sources.list"
+re="^deb [^ ']+ $SUITE(-updates|-security)? main\$"
+for l in "${src_lines[@]}"; do
+	[[ $l =~ $re ]] || die "base-v1's sources.list has an unexpected line: $l"
+done
 
+# Writes the same lines back (as a Dockerfile that sets its own sources does).
 TIDY_RUN="apt-get update -q && apt-get install -y -q --no-install-recommends ${TIDY_PACKAGES[*]}"
-TIDY_RUN+=" && echo '$src_line' > /etc/apt/sources.list"
+TIDY_RUN+=" && printf '%s\\n'$(printf " '%s'" "${src_lines[@]}") > /etc/apt/sources.list"
 TIDY_RUN+=" && useradd --system --create-home app && ldconfig && rm -rf /var/lib/apt/lists/*"
 TIDY_CMD=(python3 -c 'import ssl, zlib, hashlib; print("ok", ssl.OPENSSL_VERSION, zlib.ZLIB_RUNTIME_VERSION, hashlib.sha256(b"").hexdigest()[:12])')
 

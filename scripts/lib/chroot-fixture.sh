@@ -225,8 +225,8 @@ apt_tidy() { # apt_tidy ROOTFS
 # A new one-layer image TAG in $L: debootstrap --variant=minbase SUITE from MIRROR, like Debian's
 # official images: no host identity, no device nodes (the runtime provides /dev), no apt lists or
 # caches; Cmd bash. Writes $work/TAG.pkgs (installed packages).
-debootstrap_base() { # debootstrap_base TAG SUITE MIRROR ARCH CREATED
-	local tag=$1 suite=$2 mirror=$3 arch=$4 created=$5 r
+debootstrap_base() { # debootstrap_base TAG SUITE MIRROR ARCH CREATED [SOURCES_LIST_TEXT]
+	local tag=$1 suite=$2 mirror=$3 arch=$4 created=$5 sources=${6:-} r
 	umoci new --image "$L:$tag"
 	umoci unpack --image "$L:$tag" "$work/$tag.bundle"
 	say "$tag: debootstrap --variant=minbase $suite from $mirror (a few minutes)"
@@ -239,6 +239,8 @@ debootstrap_base() { # debootstrap_base TAG SUITE MIRROR ARCH CREATED
 	unmount_all # debootstrap's own mounts, if any were left
 	r=$work/$tag.bundle/rootfs
 	rm -f "$r/etc/resolv.conf" "$r/etc/hostname"
+	# As Debian's official images do: the release, its updates and its security suite.
+	[ -z "$sources" ] || printf '%s' "$sources" >"$r/etc/apt/sources.list"
 	[ -z "$(mounts_below)" ] || die "unexpected mounts below $work"
 	find "$r/dev" -mindepth 1 -xdev -delete
 	apt_tidy "$r"

@@ -137,10 +137,8 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
         registry: args.registry.options(),
         safety: if args.safety || args.dry_run || args.strict {
             SafetyScan::On
-        } else if args.json {
-            SafetyScan::Auto
         } else {
-            SafetyScan::Off
+            SafetyScan::Auto
         },
         strict: args.strict,
         package_db: ops::pkgdb::PackageDbOptions {
@@ -359,11 +357,13 @@ fn summary(r: &RebaseReport) -> String {
         }
     }
     for sr in r.safety.iter().flatten() {
-        if sr.is_clean() {
+        if let (Some(o), Some(n)) = (&sr.old_release, &sr.new_release) {
             push_line!(
                 s,
-                "  safety ({}): nothing the new base changed is hidden or removed under the app",
-                sr.platform
+                "  release ({}): {} -> {}",
+                sr.platform,
+                o.label(),
+                n.label()
             );
         }
         for f in sr.findings.iter().filter(|f| f.class == FindingClass::Real) {
@@ -414,7 +414,28 @@ fn summary(r: &RebaseReport) -> String {
         );
         push_line!(s, "  written to {} ({})", r.destination, r.media_type);
     }
+    verdict_lines(&mut s, r);
     s
+}
+
+/// The last lines of the summary: one verdict per platform (`safety: ok`, or the count of
+/// real findings and the first), or why there is none.
+fn verdict_lines(s: &mut String, r: &RebaseReport) {
+    match (&r.safety, &r.safety_skipped) {
+        (Some(reports), _) => {
+            let many = reports.len() > 1;
+            for sr in reports {
+                let platform = if many {
+                    format!(" ({})", sr.platform)
+                } else {
+                    String::new()
+                };
+                push_line!(s, "safety{platform}: {}", sr.verdict());
+            }
+        }
+        (None, Some(why)) => push_line!(s, "safety: not checked: {why}"),
+        (None, None) => {}
+    }
 }
 
 fn package_summary(s: &mut String, db: &PackageDbReport) {

@@ -1,15 +1,22 @@
 //! Rebase safety: what can go wrong when an application's layers, built on an old base, are put
-//! on a new base. Pure: it compares header-only [`Tree`]s and entry lists, never file contents.
+//! on a new base. Pure: it compares [`Tree`]s and entry lists whose regular files carry the
+//! SHA-256 of their contents ([`super::summarize`]); it never reads contents itself.
 //!
 //! Definitions:
 //! - A path is **changed by the new base** when the new base has it and either the old base did
-//!   not (added) or the two headers differ in kind, mode, uid, gid, size, mtime or link target.
-//!   Between two directories only kind, mode, uid and gid count: a directory's mtime and size move
-//!   whenever its contents do, and its contents are judged path by path.
+//!   not (added) or the two differ in kind, mode, uid, gid, link target or contents. A file's
+//!   mtime is not a change (every rebuild of a base moves it), and neither is its size alone:
+//!   when both contents are known they decide, and only entries from a header-only scan fall
+//!   back to size and mtime. Between two directories only kind, mode, uid and gid count: a
+//!   directory's mtime and size move whenever its contents do, and its contents are judged path
+//!   by path.
 //! - [`FindingKind::AppOverwritesChangedFile`]: an application entry (not a whiteout) sits at a
-//!   path the new base changed, so the application's copy hides the new base's. A directory entry
-//!   over a directory only counts when its mode/uid/gid also differ from the new base's (it would
-//!   revert the new base's change).
+//!   path the new base changed, so the application's copy hides the new base's, and the
+//!   application's copy is not the new base's (same contents, and the new base's mode and owner
+//!   or the application's own). When the application's copy is byte for byte the old base's (a
+//!   copy a `chown -R` or `chmod` made), the finding says so: it is exactly the new base's change
+//!   that is lost. A directory entry over a directory only counts when its mode/uid/gid also
+//!   differ from the new base's (it would revert the new base's change).
 //! - [`FindingKind::AppWhiteoutDeletesChangedPath`]: an application whiteout deletes a path the
 //!   new base changed, or a directory under which the new base changed or added paths; an opaque
 //!   marker hides paths the new base changed or added below its directory.
@@ -25,53 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::path;
 use super::{EntryInfo, EntryKind, Tree};
 
-/// What a rebase safety finding is about (see the module's definitions).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum FindingKind {
-    /// The application's entry hides a path the new base changed.
-    AppOverwritesChangedFile,
-    /// The application deletes (or hides under an opaque directory) a path the new base changed.
-    AppWhiteoutDeletesChangedPath,
-    /// The application relies on a path the old base had and the new base does not.
-    AppDependsOnRemovedPath,
-    /// The application changed a package the new base changed too (from the package report;
-    /// `path` is the package name).
-    AppPinsPackage,
-    /// A path ocipatch must read (a package database) leads through a link that cannot be
-    /// followed inside the image: a loop, a target above the root, or nothing.
-    UnresolvablePath,
-    /// An accounts file (`etc/passwd`, `group`, `shadow`, `gshadow`) both the application and
-    /// the new base changed in ways that conflict (the same entry, or one ID for two names).
-    AccountConflict,
-}
-
-/// How much a finding matters. Only `Real` findings fail `--strict`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum FindingClass {
-    /// A package database the rebase reconciled: a note.
-    PackageDb,
-    /// Logs, caches, lock files, backups a tool keeps of its own state: informational.
-    Volatile,
-    /// Anything else: worth a look before shipping. Fails `--strict`.
-    Real,
-}
-
-/// One thing a rebase changes under the application.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Finding {
-    /// What kind of change.
-    pub kind: FindingKind,
-    /// How much it matters.
-    pub class: FindingClass,
-    /// The path in the image (no leading `/`), or the package name for a package finding.
-    pub path: String,
-    /// What differs, for humans.
-    pub detail: String,
-}
+pub use crate::verdict::{Finding, FindingClass, FindingKind};
 
 /// Volatile state: what a build leaves behind that no program relies on. Logs and caches
 /// (`var/log/**`, `var/cache/**`, apt's lists), temporary directories, lock files (`**/lock`,
@@ -131,15 +92,13 @@ pub fn safety_findings(
     }
     found
         .into_iter()
-        .map(|((path, kind), detail)| Finding {
-            kind,
-            class: if is_volatile(&path) {
+        .map(|((path, kind), detail)| {
+            let class = if is_volatile(&path) {
                 FindingClass::Volatile
             } else {
                 FindingClass::Real
-            },
-            path,
-            detail,
+            };
+            Finding::new(kind, class, path, detail)
         })
         .collect()
 }
@@ -183,25 +142,47 @@ impl Bases<'_> {
         let Some(change) = self.change(&e.path) else {
             return;
         };
-        let new = self
-            .new
-            .get(&e.path)
-            .expect("changed paths are in the new base");
+        let Some(new) = self.new.get(&e.path) else {
+            return;
+        };
         if e.kind == EntryKind::Dir && new.kind == EntryKind::Dir && !owner_or_mode_differ(e, new) {
             return;
         }
-        let what = match change {
-            Change::Added => "adds",
-            Change::Changed => "changes",
-        };
-        report(
-            &e.path,
-            FindingKind::AppOverwritesChangedFile,
-            format!(
-                "the new base {what} {}; {at} replaces it with its own {:?}",
-                e.path, e.kind
+        let old = self.old.get(&e.path);
+        if same_contents(e, new) {
+            // The application's copy holds what the new base holds: nothing is hidden, unless
+            // it puts back the old base's mode or owner over a change of the new base's.
+            let reverts =
+                old.is_some_and(|o| owner_or_mode_differ(o, new) && !owner_or_mode_differ(e, o));
+            if reverts {
+                report(
+                    &e.path,
+                    FindingKind::AppOverwritesChangedFile,
+                    format!(
+                        "the new base changes the mode or owner of {}; {at}'s copy has the old base's ({:o} {}:{}, the new base has {:o} {}:{})",
+                        e.path, e.mode, e.uid, e.gid, new.mode, new.uid, new.gid
+                    ),
+                );
+            }
+            return;
+        }
+        let detail = match (change, old) {
+            (Change::Changed, Some(o)) if same_contents(e, o) => format!(
+                "{at}'s copy of {} is the old base's file byte for byte (a copy that a chown or chmod makes), and it now hides the new base's change to it",
+                e.path
             ),
-        );
+            (Change::Added, _) => format!(
+                "the new base adds {}; {at} replaces it with its own {}",
+                e.path,
+                kind_name(e.kind)
+            ),
+            _ => format!(
+                "the new base changes {}; {at} replaces it with its own {}",
+                e.path,
+                kind_name(e.kind)
+            ),
+        };
+        report(&e.path, FindingKind::AppOverwritesChangedFile, detail);
     }
 
     fn check_whiteout(
@@ -294,7 +275,41 @@ fn differs(old: &EntryInfo, new: &EntryInfo) -> bool {
     if old.kind == EntryKind::Dir && new.kind == EntryKind::Dir {
         owner_or_mode_differ(old, new)
     } else {
-        old.fingerprint() != new.fingerprint()
+        owner_or_mode_differ(old, new) || !same_contents(old, new)
+    }
+}
+
+/// A hard link whose contents are known is, for comparing, the regular file it names.
+fn file_kind(e: &EntryInfo) -> EntryKind {
+    match e.kind {
+        EntryKind::HardLink if e.content.is_some() => EntryKind::File,
+        k => k,
+    }
+}
+
+/// Same kind and the same thing inside: contents for files (size and mtime when a header-only
+/// scan did not hash them), target for links, device numbers aside.
+fn same_contents(a: &EntryInfo, b: &EntryInfo) -> bool {
+    if file_kind(a) != file_kind(b) {
+        return false;
+    }
+    match (file_kind(a), &a.content, &b.content) {
+        (EntryKind::File, Some(x), Some(y)) => x == y,
+        (EntryKind::File, _, _) => (a.size, a.mtime) == (b.size, b.mtime),
+        (EntryKind::Symlink | EntryKind::HardLink, _, _) => a.link_target == b.link_target,
+        _ => true,
+    }
+}
+
+fn kind_name(k: EntryKind) -> &'static str {
+    match k {
+        EntryKind::File => "file",
+        EntryKind::Dir => "directory",
+        EntryKind::Symlink => "symbolic link",
+        EntryKind::HardLink => "hard link",
+        EntryKind::Whiteout => "whiteout",
+        EntryKind::OpaqueDir => "opaque marker",
+        EntryKind::Other => "device or FIFO",
     }
 }
 
@@ -464,6 +479,75 @@ mod tests {
             "{}",
             found[0].detail
         );
+    }
+
+    /// A regular file with hashed contents and its own mtime.
+    fn hashed(path: &str, content: &[u8], mtime: u64) -> EntryInfo {
+        EntryInfo {
+            content: Some(crate::model::Digest::of(content)),
+            size: content.len() as u64,
+            mtime,
+            ..file(path, 0)
+        }
+    }
+
+    #[test]
+    fn contents_decide_not_mtimes() {
+        let old = tree(vec![
+            hashed("etc/apt/sources.list", b"deb x bookworm main\n", 1),
+            hashed("etc/ssl/openssl.cnf", b"v1", 1),
+            hashed("usr/bin/su", b"su", 1),
+        ]);
+        let new = tree(vec![
+            hashed("etc/apt/sources.list", b"deb x bookworm main\n", 2),
+            hashed("etc/ssl/openssl.cnf", b"v2", 2),
+            EntryInfo {
+                mode: 0o755, // the update drops setuid
+                ..hashed("usr/bin/su", b"su", 2)
+            },
+        ]);
+        // The app rewrote sources.list with the same bytes; carried a chmod-only copy of
+        // openssl.cnf; and has the new base's contents of su but the old mode.
+        let app = vec![vec![
+            hashed("etc/apt/sources.list", b"deb x bookworm main\n", 3),
+            EntryInfo {
+                mode: 0o600,
+                ..hashed("etc/ssl/openssl.cnf", b"v1", 3)
+            },
+            EntryInfo {
+                mode: 0o644,
+                ..hashed("usr/bin/su", b"su", 3)
+            },
+        ]];
+        let found = safety_findings(&old, &new, &app);
+        assert_eq!(
+            kinds(&found),
+            [
+                ("etc/ssl/openssl.cnf", FindingKind::AppOverwritesChangedFile),
+                ("usr/bin/su", FindingKind::AppOverwritesChangedFile),
+            ]
+        );
+        assert!(
+            found[0]
+                .detail
+                .contains("is the old base's file byte for byte"),
+            "{}",
+            found[0].detail
+        );
+        assert!(
+            found[1].detail.contains("mode or owner"),
+            "{}",
+            found[1].detail
+        );
+        // The app's copy is the new base's: nothing hidden.
+        let app = vec![vec![hashed("etc/ssl/openssl.cnf", b"v2", 9)]];
+        assert!(safety_findings(&old, &new, &app).is_empty());
+        // The app changed it its own way: a conflict, in the usual words.
+        let app = vec![vec![hashed("etc/ssl/openssl.cnf", b"mine", 9)]];
+        let found = safety_findings(&old, &new, &app);
+        assert!(found[0]
+            .detail
+            .contains("the new base changes etc/ssl/openssl.cnf"));
     }
 
     #[test]

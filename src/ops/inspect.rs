@@ -277,8 +277,19 @@ pub fn inspect(
                 if let Some(old) = old.as_ref().and_then(|o| o.for_platform(image.platform())) {
                     let n = old.config.diff_ids.len();
                     if image.config.diff_ids.starts_with(&old.config.diff_ids) {
-                        let mut report =
-                            safety::analyze(src.as_ref(), image, n, old, bs.as_ref(), new)?;
+                        let input = safety::VerdictInput {
+                            image_src: src.as_ref(),
+                            image,
+                            base_len: n,
+                            old_base: old,
+                            new_src: bs.as_ref(),
+                            new_base: new,
+                            db_files: &[],
+                        };
+                        let summaries = super::summaries::LayerSummaries::new(
+                            super::pkgdb::default_cache_dir(),
+                        );
+                        let mut report = safety::analyze(&input, &summaries)?;
                         // A rebase reconciles these (unless --no-package-db).
                         safety::mark_package_databases(&mut report);
                         info.rebase_safety = Some(report);

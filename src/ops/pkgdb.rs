@@ -378,14 +378,9 @@ impl Run<'_> {
             action: DbAction::Unresolvable,
             packages: None,
         });
-        self.findings.push(Finding {
-            kind: FindingKind::UnresolvablePath,
-            class: FindingClass::Real,
-            path: path.to_string(),
-            detail: format!(
+        self.findings.push(Finding::new(FindingKind::UnresolvablePath, FindingClass::Real, path.to_string(), format!(
                 "package database not reconciled: {why}; scanners and the package manager may see a stale database or none"
-            ),
-        });
+            )));
     }
 
     /// The old and new bases' copies of `path`, each looked up in that base alone.
@@ -705,14 +700,9 @@ impl Run<'_> {
                         action: DbAction::NotReconciled,
                         packages: None,
                     });
-                    self.findings.push(Finding {
-                        kind: FindingKind::AppOverwritesChangedFile,
-                        class: FindingClass::Real,
-                        path: file.to_string(),
-                        detail: format!(
+                    self.findings.push(Finding::new(FindingKind::AppOverwritesChangedFile, FindingClass::Real, file.to_string(), format!(
                             "the new base changes {file} and the application's copy hides it; it cannot be merged: {why}"
-                        ),
-                    });
+                        )));
                     continue;
                 }
             };
@@ -729,12 +719,12 @@ impl Run<'_> {
                 packages: None,
             });
             for c in merged.conflicts {
-                self.findings.push(Finding {
-                    kind: FindingKind::AccountConflict,
-                    class: FindingClass::Real,
-                    path: file.to_string(),
-                    detail: c,
-                });
+                self.findings.push(Finding::new(
+                    FindingKind::AccountConflict,
+                    FindingClass::Real,
+                    file.to_string(),
+                    c,
+                ));
             }
             self.write_merged(&app_copy, file, merged.bytes);
         }

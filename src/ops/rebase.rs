@@ -342,6 +342,7 @@ fn plan_all(
         };
         let planned_from = stripped.as_ref().unwrap_or(img);
         let mut db_findings = Vec::new();
+        let mut db_files = Vec::new();
         let mut p = plan::plan_image(
             planned_from.parts(),
             old.parts(),
@@ -372,6 +373,7 @@ fn plan_all(
             db_bytes.image += rec.bytes_read.image;
             db_bytes.new_base += rec.bytes_read.new_base;
             db_findings = rec.findings;
+            db_files = rec.files.clone();
             if let Some(mut report) = rec.report {
                 if !rec.files.is_empty() {
                     let mut blob = Vec::new();
@@ -400,7 +402,16 @@ fn plan_all(
         p.report.manifest_before = img.manifest.digest();
         p.report.unchanged = p.manifest == img.manifest.bytes;
         if scan {
-            let mut report = safety::analyze(image_src, img, base_len, old, new_src, new)?;
+            let input = safety::VerdictInput {
+                image_src,
+                image: img,
+                base_len,
+                old_base: old,
+                new_src,
+                new_base: new,
+                db_files: &db_files,
+            };
+            let mut report = safety::analyze(&input, &bases.layer_cache)?;
             classify_findings(&mut report, p.report.package_db.as_ref());
             report.findings.extend(db_findings);
             safety.push(report);
@@ -751,21 +762,16 @@ fn classify_findings(report: &mut SafetyReport, db: Option<&pkgdb::PackageDbRepo
                 .iter()
                 .any(|f| f.path == d.path && f.class == FindingClass::Real)
         {
-            report.findings.push(crate::layer::Finding {
-                kind: crate::layer::FindingKind::AppOverwritesChangedFile,
-                class: FindingClass::Real,
-                path: d.path.clone(),
-                detail: "the application's rpm database (BerkeleyDB/NDB, not reconciled) hides the new base's: scanners and rpm will see the old base's versions".into(),
-            });
+            report.findings.push(crate::layer::Finding::new(crate::layer::FindingKind::AppOverwritesChangedFile, FindingClass::Real, d.path.clone(), "the application's rpm database (BerkeleyDB/NDB, not reconciled) hides the new base's: scanners and rpm will see the old base's versions"));
         }
     }
     for pin in &db.pinned {
-        report.findings.push(crate::layer::Finding {
-            kind: crate::layer::FindingKind::AppPinsPackage,
-            class: FindingClass::Real,
-            path: pin.package.clone(),
-            detail: pin.to_string(),
-        });
+        report.findings.push(crate::layer::Finding::new(
+            crate::layer::FindingKind::AppPinsPackage,
+            FindingClass::Real,
+            pin.package.clone(),
+            pin.to_string(),
+        ));
     }
 }
 

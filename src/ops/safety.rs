@@ -1,18 +1,27 @@
-//! The rebase safety report: what swapping the base changes under the application.
+//! The rebase safety verdict of one platform: what swapping the base changes under the
+//! application, and whether the result is still what the application was built against.
 //!
-//! Headers only (no file contents), every layer in parallel: the old base's files (the image's
-//! own base layers, which are the old base's by diff ID), the new base's, and the application's
-//! layers go to the pure analysis in `layer::safety_findings`; platform differences between the
-//! two bases are added here.
+//! Every layer of the image and of the new base is read once, through the run's
+//! [`LayerSummaries`] (the package-database step has usually read most of them already), and the
+//! analysis works on the summaries:
+//! - paths the application hides, deletes or relies on ([`crate::layer::safety_findings`],
+//!   comparing contents, not headers);
+//! - the release of each base ([`crate::verdict::release`]);
+//! - os.version / os.features / variant differences between the bases' configs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use super::layers::scan_layers;
 use super::load::Image;
+use super::stack::{summaries_of, Found, Stack};
+use super::summaries::LayerSummaries;
 use crate::error::Result;
-use crate::layer::{safety_findings, Finding, Tree};
+use crate::layer::{safety_findings, EntryInfo, FileEntry, Finding, FindingClass, FindingKind};
 use crate::model::Platform;
+use crate::pkgdb::BytesRead;
 use crate::transport::Source;
+use crate::verdict::{release, ReleaseFacts};
 
 /// The rebase safety report of one platform: what the swap of bases changes under the application.
 #[derive(Clone, Debug, Serialize)]
@@ -23,55 +32,159 @@ pub struct SafetyReport {
     pub findings: Vec<Finding>,
     /// os.version / os.features / variant differences between the old and new base.
     pub platform_changes: Vec<String>,
+    /// The release of the old base (as its files say), when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_release: Option<release::Release>,
+    /// The release of the new base, when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_release: Option<release::Release>,
+    /// Compressed bytes this verdict read, per source, beyond what the package-database step
+    /// had already read (0 when the cache knew every layer).
+    pub bytes_read: BytesRead,
 }
 
 impl SafetyReport {
     /// No real finding (notes on reconciled package databases and volatile state do not count).
     pub fn is_clean(&self) -> bool {
-        self.findings
-            .iter()
-            .all(|f| f.class != crate::layer::FindingClass::Real)
-            && self.platform_changes.is_empty()
+        self.real().next().is_none() && self.platform_changes.is_empty()
+    }
+
+    /// The real findings, in report order.
+    pub fn real(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.class == FindingClass::Real)
+    }
+
+    /// How many things fail `--strict`: real findings and platform changes.
+    pub fn real_count(&self) -> usize {
+        self.real().count() + self.platform_changes.len()
+    }
+
+    /// The one-line verdict: `ok`, or `N real finding(s), first: …`.
+    pub fn verdict(&self) -> String {
+        let first = self
+            .real()
+            .map(|f| format!("{}: {}", f.path, f.detail))
+            .chain(self.platform_changes.iter().map(|c| format!("platform {c}")))
+            .next();
+        match first {
+            None => "ok".into(),
+            Some(first) => format!("{} real finding(s), first: {first}", self.real_count()),
+        }
     }
 }
 
-/// `image` sits on its first `base_len` layers (the old base); `new_base` replaces them.
-pub fn analyze(
-    image_src: &dyn Source,
-    image: &Image,
-    base_len: usize,
-    old_base: &Image,
-    new_src: &dyn Source,
-    new_base: &Image,
-) -> Result<SafetyReport> {
-    let (image_layers, new_layers) = rayon::join(
-        || scan_layers(image_src, &image.manifest.layers),
-        || scan_layers(new_src, &new_base.manifest.layers),
+/// What the verdict of one platform looks at.
+pub struct VerdictInput<'a> {
+    /// Where the image's blobs are.
+    pub image_src: &'a dyn Source,
+    /// The image as it is (an earlier package-database layer stripped).
+    pub image: &'a Image,
+    /// How many of its layers are the old base's.
+    pub base_len: usize,
+    /// The old base.
+    pub old_base: &'a Image,
+    /// Where the new base's blobs are.
+    pub new_src: &'a dyn Source,
+    /// The new base.
+    pub new_base: &'a Image,
+    /// The files of the package-database layer the rebase adds on top (empty: none).
+    pub db_files: &'a [FileEntry],
+}
+
+/// The verdict of one platform (see the module documentation).
+pub fn analyze(input: &VerdictInput, summaries: &LayerSummaries) -> Result<SafetyReport> {
+    let (image_bytes, new_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+    let image_layers = &input.image.manifest.layers;
+    let new_layers = &input.new_base.manifest.layers;
+    let (image_s, new_s) = rayon::join(
+        || summaries_of(input.image_src, image_layers, summaries, &image_bytes),
+        || summaries_of(input.new_src, new_layers, summaries, &new_bytes),
     );
-    let (image_layers, new_layers) = (image_layers?, new_layers?);
-    let mut old_tree = Tree::new();
-    for l in &image_layers[..base_len] {
-        old_tree.apply(l);
+    let (image_s, new_s) = (image_s?, new_s?);
+    let base_len = input.base_len.min(image_s.len());
+    let old = Stack::new(
+        "old base",
+        image_layers[..base_len]
+            .iter()
+            .zip(&image_s)
+            .map(|(d, s)| (input.image_src, d, s.clone())),
+    );
+    let new = Stack::new(
+        "new base",
+        new_layers
+            .iter()
+            .zip(&new_s)
+            .map(|(d, s)| (input.new_src, d, s.clone())),
+    );
+    let app: Vec<Vec<EntryInfo>> = image_s[base_len..]
+        .iter()
+        .map(|s| s.entries.clone())
+        .collect();
+    let mut findings = safety_findings(old.tree(), new.tree(), &app);
+
+    // The release of each base, read through its own layers (os-release is a link on Debian).
+    let old_release = release::detect(&|p: &str| contents(&old, p, &image_bytes));
+    let new_release = release::detect(&|p: &str| contents(&new, p, &new_bytes));
+    match (&old_release, &new_release) {
+        (Some(o), Some(n)) => {
+            if let Some(words) = release::change(o, n) {
+                let mut f = Finding::new(
+                    FindingKind::ReleaseChange,
+                    FindingClass::Real,
+                    n.file.clone(),
+                    words,
+                );
+                f.release = Some(ReleaseFacts {
+                    from: o.clone(),
+                    to: n.clone(),
+                });
+                findings.insert(0, f);
+            }
+        }
+        (Some(o), None) => findings.insert(
+            0,
+            Finding::new(
+                FindingKind::ReleaseChange,
+                FindingClass::Real,
+                o.file.clone(),
+                format!(
+                    "the old base is {}; the new base names no release (no os-release or distribution release file): the application's packages were built for {}",
+                    o.label(),
+                    o.series
+                ),
+            ),
+        ),
+        _ => {}
     }
-    let mut new_tree = Tree::new();
-    for l in &new_layers {
-        new_tree.apply(l);
-    }
-    let findings = safety_findings(&old_tree, &new_tree, &image_layers[base_len..]);
+    let _ = input.db_files;
 
     let mut platform_changes = Vec::new();
     let field = |c: &Image, k: &str| c.config.json.get(k).cloned().unwrap_or_default();
     for key in ["os.version", "os.features", "variant"] {
-        let (a, b) = (field(old_base, key), field(new_base, key));
+        let (a, b) = (field(input.old_base, key), field(input.new_base, key));
         if a != b {
             platform_changes.push(format!("{key}: {a} -> {b}"));
         }
     }
     Ok(SafetyReport {
-        platform: image.platform().clone(),
+        platform: input.image.platform().clone(),
         findings,
         platform_changes,
+        old_release,
+        new_release,
+        bytes_read: BytesRead {
+            image: image_bytes.load(Ordering::Relaxed),
+            new_base: new_bytes.load(Ordering::Relaxed),
+        },
     })
+}
+
+/// The contents of the regular file `path` leads to in `stack`, if any.
+fn contents(stack: &Stack, path: &str, counter: &AtomicU64) -> Option<Vec<u8>> {
+    match stack.file(path, counter) {
+        Ok(Found::File(c)) => Some(c.content),
+        _ => None,
+    }
 }
 
 /// Findings at a package database path ocipatch reconciles become notes: a rebase writes the
@@ -79,7 +192,7 @@ pub fn analyze(
 pub fn mark_package_databases(report: &mut SafetyReport) {
     for f in &mut report.findings {
         if crate::pkgdb::Format::for_path(&f.path).is_some() {
-            f.class = crate::layer::FindingClass::PackageDb;
+            f.class = FindingClass::PackageDb;
         }
     }
 }
