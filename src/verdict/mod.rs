@@ -1,0 +1,3 @@
+//! The rebase safety verdict: pure checks over what the layers hold.
+
+pub mod version;
