@@ -11,7 +11,7 @@
 //! what a rebuild on the new base would have written.
 
 mod apk;
-mod deb822;
+pub(crate) mod deb822;
 mod merge;
 mod report;
 pub mod rpm;

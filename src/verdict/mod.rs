@@ -1,3 +1,4 @@
 //! The rebase safety verdict: pure checks over what the layers hold.
 
+pub mod relations;
 pub mod version;
