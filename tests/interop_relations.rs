@@ -5,8 +5,16 @@
 //! status files for each rule (architectures, Multi-Arch, provides, package states).
 //!
 //! apt reads only the status file given (`-o Dir::State::status=`): no sources, no lists, no
-//! cache written, no lock taken. A missing apt-get or dpkg fails the test (never a skip).
-//! (`dpkg --audit` is no reference here: it reports package states, not relations.)
+//! cache written, no lock taken. (`dpkg --audit` is no reference here: it reports package
+//! states, not relations.)
+//!
+//! `verdict::relations::rpm` is judged by `rpm -Va --nofiles` on a database rpm itself wrote:
+//! packages built with rpmbuild (versioned and file requires, an unmet `>` against a provide
+//! without release, install-time-only requires, conflicts with others and with itself, a rich
+//! dependency) installed into a temporary root with `rpm --root -i --nodeps`.
+//!
+//! A missing apt-get, dpkg, rpm or rpmbuild fails the test (never a skip); the rpm test runs
+//! as root (rpm --root), like the other interop tests.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -474,4 +482,144 @@ fn hand_made_rules_agree_with_apt() {
         relations += agree(label, &text, native).len();
     }
     println!("{relations} broken relations in the hand-made status files: apt-get check and relations::dpkg agree on each");
+}
+
+/// Builds a noarch package with `rpmbuild` (one file, `/usr/share/NAME/file`) with the given
+/// spec header lines.
+fn rpmbuild(top: &Path, name: &str, version: &str, header: &str) {
+    let spec = top.join(format!("SPECS/{name}.spec"));
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: {name}\nVersion: {version}\nRelease: 1\nSummary: {name}\nLicense: MIT\nBuildArch: noarch\n{header}\n\n%description\n{name} (ocipatch relations test)\n\n%install\nmkdir -p %{{buildroot}}/usr/share/{name}\necho {name} > %{{buildroot}}/usr/share/{name}/file\n\n%files\n/usr/share/{name}/file\n"
+        ),
+    )
+    .expect("write spec");
+    let out = Command::new("rpmbuild")
+        .args(["--quiet", "--define"])
+        .arg(format!("_topdir {}", top.display()))
+        .args(["--define", "_binary_payload w9.gzdio", "-bb"])
+        .arg(&spec)
+        .output()
+        .unwrap_or_else(|e| panic!("rpmbuild: {e} (apt-get install -y rpm)"));
+    assert!(
+        out.status.success(),
+        "rpmbuild {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn rpm_relations_agree_with_rpm_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let top = dir.path().join("rpmbuild");
+    for d in ["SPECS", "SOURCES", "BUILD", "RPMS", "SRPMS"] {
+        std::fs::create_dir_all(top.join(d)).unwrap();
+    }
+    rpmbuild(&top, "base", "1.0", "Provides: base-virtual = 2.0, tls");
+    rpmbuild(
+        &top,
+        "app",
+        "1.0",
+        "Requires: base >= 1.0, base-virtual >= 2, base-virtual, base >= 0:1.0, base <= 1.0\nRequires: /usr/share/base/file, (base or nothing)\nRequires(pre): /bin/sh\nRequires(post): missing-at-install-time",
+    );
+    rpmbuild(
+        &top,
+        "broken",
+        "1.0",
+        "Requires: base >= 2.0, missing-thing, /usr/share/nothing, base > 1.0, base-virtual > 2.0-1\nRequires: (missing-a or missing-b)\nProvides: tls2\nConflicts: base < 5, tls2, base-virtual = 2.0",
+    );
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let rpm = |args: &[&str]| {
+        Command::new("rpm")
+            .arg("--root")
+            .arg(&root)
+            .args(["--dbpath", "/var/lib/rpm", "--define", "_db_backend sqlite"])
+            .args(args)
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap_or_else(|e| panic!("rpm: {e} (apt-get install -y rpm)"))
+    };
+    let rpms: Vec<String> = std::fs::read_dir(top.join("RPMS/noarch"))
+        .expect("built packages")
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    let mut install = vec!["-i", "--nodeps", "--noscripts"];
+    install.extend(rpms.iter().map(String::as_str));
+    let out = rpm(&install);
+    assert!(
+        out.status.success(),
+        "rpm -i: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // rpm's verdict: "X is needed by (installed) P", "X conflicts with (installed) P" (a
+    // conflict is listed under both packages; the relation belongs to P).
+    let out = rpm(&["-Va", "--nofiles"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut theirs = BTreeSet::new();
+    for line in text.lines().filter_map(|l| l.strip_prefix('\t')) {
+        let (dep, kind, rest) = if let Some((d, r)) = line.split_once(" is needed by ") {
+            (d, "Requires", r)
+        } else if let Some((d, r)) = line.split_once(" conflicts with ") {
+            (d, "Conflicts", r)
+        } else {
+            panic!("rpm -V line not understood: {line:?}\n{text}");
+        };
+        let nevra = rest.trim_start_matches("(installed) ");
+        theirs.insert((kind.to_string(), dep.to_string(), nevra.to_string()));
+    }
+    let db_path = root.join("var/lib/rpm/rpmdb.sqlite");
+    let wal = root.join("var/lib/rpm/rpmdb.sqlite-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "rpm left transactions in {}",
+        wal.display()
+    );
+    let db = pkgdb::rpm::read(&std::fs::read(&db_path).expect("rpmdb.sqlite")).expect("read rpmdb");
+    // rpm looks for files in its database only, never on disk.
+    let checked = relations::rpm(&db, &|_: &str| false);
+    let mut mine = BTreeSet::new();
+    for p in &checked.problems {
+        let kind = match p.relation {
+            RelationKind::Requires => "Requires",
+            RelationKind::Conflicts => "Conflicts",
+            k => panic!("{k:?} in an rpm database"),
+        };
+        let nevra = format!(
+            "{}-{}.{}",
+            p.package.name, p.package.version, p.package.arch
+        );
+        mine.insert((kind.to_string(), p.wanted.clone(), nevra));
+    }
+    // Rich dependencies are rpm's alone: each one rpm reports must be an unchecked note.
+    let rich: Vec<_> = theirs
+        .iter()
+        .filter(|(_, d, _)| d.starts_with('('))
+        .cloned()
+        .collect();
+    for (_, dep, _) in &rich {
+        assert!(
+            checked.unchecked.iter().any(|u| u.contains(dep.as_str())),
+            "{dep}: {:?}",
+            checked.unchecked
+        );
+        theirs.retain(|(_, d, _)| d != dep);
+    }
+    assert_eq!(
+        theirs,
+        mine,
+        "rpm -Va --nofiles:\n{text}\nrelations::rpm:\n{}",
+        checked
+            .problems
+            .iter()
+            .map(|p| format!("  {p}\n"))
+            .collect::<String>()
+    );
+    assert!(mine.len() >= 5, "{mine:?}");
+    println!(
+        "rpm -Va --nofiles and relations::rpm agree on {} broken relations ({} rich one(s) left to rpm)",
+        mine.len(),
+        rich.len()
+    );
 }
