@@ -413,7 +413,8 @@ fn parse_deb_field(value: &str) -> Vec<(&str, Result<Vec<DebAlt<'_>>, String>)> 
 /// One package of a dpkg status database.
 struct DebPkg<'a> {
     record: &'a Record,
-    /// Its architecture for matching: `all` (and none) is the native one.
+    /// Its architecture for matching; empty for `all` (and none), which match as the native
+    /// one (`DebIndex::arch_of`).
     arch: &'a str,
     multi_arch: MultiArch,
     fields: DebFields,
@@ -634,7 +635,7 @@ fn deb_index<'a>(db: &'a Db, out: &mut Out) -> DebIndex<'a> {
             _ => MultiArch::No,
         };
         let arch = if r.arch.is_empty() || r.arch == "all" {
-            // Resolved below, once `native` is borrowed for good.
+            // `all` (or none) matches as the native architecture: `DebIndex::arch_of`.
             ""
         } else {
             r.arch.as_str()
