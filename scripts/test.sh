@@ -9,7 +9,8 @@
 # is installed from crates.io when missing, as root); FUZZ_SECONDS=0 skips fuzzing.
 #
 # The interop tests drive real clients: skopeo, umoci, oci-image-tool, buildah, docker-registry, htpasswd,
-# openssl, debootstrap, dpkg, rpm and rpmbuild, setcap/getcap (plus pigz and GNU time for the benchmarks). As root, missing ones are installed with
+# openssl, debootstrap, dpkg, apt-get, rpm and rpmbuild, rpm's python bindings (python3-rpm),
+# setcap/getcap (plus pigz and GNU time for the benchmarks). As root, missing ones are installed with
 # apt-get; otherwise the script stops and says what to install. The interop tests must run
 # as root (umoci unpack of files owned by other uids).
 set -euo pipefail
@@ -21,7 +22,7 @@ for arg in "$@"; do
 	case $arg in
 	--release) release=1 ;;
 	-h | --help)
-		sed -n '2,14p' "$0"
+		sed -n '2,15p' "$0"
 		exit 0
 		;;
 	*)
@@ -70,6 +71,14 @@ for tool in skopeo umoci oci-image-tool docker-registry pigz time htpasswd opens
 		missing+=("${pkg_of[$tool]}")
 	fi
 done
+# Not commands: rpm's python bindings (tests/interop_versions.rs asks rpm itself through them;
+# the system python, not a pyenv one on PATH), and apt-get (tests/interop_relations.rs).
+if ! /usr/bin/python3 -c 'import rpm' >/dev/null 2>&1; then
+	missing+=(python3-rpm)
+fi
+if ! type -P apt-get >/dev/null; then
+	missing+=(apt)
+fi
 if ((${#missing[@]})); then
 	if [ "$(id -u)" = 0 ] && type -P apt-get >/dev/null; then
 		echo "installing: ${missing[*]}"

@@ -70,7 +70,8 @@
 //! Arrows only point down: [`ops`] (one function per user operation) → [`plan`] (pure
 //! decisions), [`engine`] (parallel blob hashing and copying), [`transport`] (where images
 //! live), [`pkgdb`] (package databases) → [`model`] (references, digests, media types,
-//! descriptors). [`layer`] builds and reads layer tarballs.
+//! descriptors). [`layer`] builds and reads layer tarballs; [`verdict`] holds the pure checks
+//! of the rebase safety verdict (version order and package relations, per package manager).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

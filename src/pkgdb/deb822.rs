@@ -132,7 +132,7 @@ pub(super) fn dpkg_order(a: &Record, b: &Record, native: &str) -> std::cmp::Orde
 
 /// The native architecture, as dpkg knows it: the architecture of the `dpkg` package itself, or
 /// the most common architecture other than `all`.
-pub(super) fn native_arch<'a>(records: impl Iterator<Item = &'a Record> + Clone) -> String {
+pub(crate) fn native_arch<'a>(records: impl Iterator<Item = &'a Record> + Clone) -> String {
     if let Some(r) = records
         .clone()
         .find(|r| r.name == "dpkg" && !r.arch.is_empty())

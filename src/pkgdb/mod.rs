@@ -12,7 +12,7 @@
 
 pub mod accounts;
 mod apk;
-mod deb822;
+pub(crate) mod deb822;
 mod merge;
 mod report;
 pub mod rpm;

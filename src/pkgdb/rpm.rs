@@ -48,12 +48,27 @@ pub const TAG_PROVIDENAME: u32 = 1047;
 pub const TAG_REQUIREFLAGS: u32 = 1048;
 /// `RPMTAG_REQUIRENAME`: the capabilities a package requires.
 pub const TAG_REQUIRENAME: u32 = 1049;
+/// `RPMTAG_REQUIREVERSION`: the `[E:]V[-R]` of each requirement (empty when unversioned).
+pub const TAG_REQUIREVERSION: u32 = 1050;
+/// `RPMTAG_CONFLICTFLAGS`.
+pub const TAG_CONFLICTFLAGS: u32 = 1053;
 /// `RPMTAG_CONFLICTNAME`.
 pub const TAG_CONFLICTNAME: u32 = 1054;
+/// `RPMTAG_CONFLICTVERSION`.
+pub const TAG_CONFLICTVERSION: u32 = 1055;
 /// `RPMTAG_TRIGGERNAME`.
 pub const TAG_TRIGGERNAME: u32 = 1066;
 /// `RPMTAG_OBSOLETENAME`.
 pub const TAG_OBSOLETENAME: u32 = 1090;
+/// `RPMTAG_FILESTATES`: one byte per file (0 normal, 1 replaced, 2 not installed, 3 net
+/// shared, 4 wrong color, -1 missing).
+pub const TAG_FILESTATES: u32 = 1029;
+/// `RPMTAG_PROVIDEFLAGS`.
+pub const TAG_PROVIDEFLAGS: u32 = 1112;
+/// `RPMTAG_PROVIDEVERSION`.
+pub const TAG_PROVIDEVERSION: u32 = 1113;
+/// `RPMTAG_DIRINDEXES`: for each base name, its directory in [`TAG_DIRNAMES`].
+pub const TAG_DIRINDEXES: u32 = 1116;
 /// `RPMTAG_BASENAMES`: file base names (with [`TAG_DIRNAMES`], the file list).
 pub const TAG_BASENAMES: u32 = 1117;
 /// `RPMTAG_DIRNAMES`: the directories the base names index into.
@@ -277,7 +292,7 @@ pub struct IndexRow {
 
 /// rpm's `isTransientReq`: install-time-only requirements (rpmlib(), pre/post scriptlets,
 /// pretrans/posttrans, keyring) are not indexed.
-fn is_transient_req(flags: u32) -> bool {
+pub(crate) fn is_transient_req(flags: u32) -> bool {
     const PREREQ: u32 = 1 << 6;
     let notpre = |x: u32| x & !PREREQ;
     let install_only = notpre(

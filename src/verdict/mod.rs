@@ -2,7 +2,9 @@
 
 pub mod files;
 mod finding;
+pub mod relations;
 pub mod release;
+pub mod version;
 
 pub use files::is_read;
 pub use finding::{
