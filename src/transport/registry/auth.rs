@@ -42,7 +42,7 @@ impl Credentials {
                 username: u.to_string(),
                 password: p.to_string(),
             }),
-            _ => Err("expected USER:PASSWORD".to_string()),
+            _ => Err("expected USER:PASSWORD, with a user name before the ':'".to_string()),
         }
     }
 
