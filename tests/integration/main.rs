@@ -4,10 +4,13 @@ mod append;
 mod archive;
 mod check;
 mod cli;
+#[path = "../registry/fake.rs"]
+mod fake;
 mod fleet;
 mod harness;
 mod pkgdb;
 mod pkgdb_rpm;
 mod rebase;
 mod safety;
+mod secrets;
 mod verify;
