@@ -39,7 +39,7 @@ fn parse_base(s: &str) -> Result<AppendBase, String> {
 pub struct AppendArgs {
     /// The image to add a layer to (every platform of an index gets it), or `scratch` to
     /// start from an empty image (see --platform)
-    #[arg(value_parser = parse_base)]
+    #[arg(value_parser = super::secrets::quiet(parse_base))]
     pub image: AppendBase,
     /// The platform of a `scratch` image: OS/ARCH[/VARIANT] (default linux/amd64)
     #[arg(long, value_name = "OS/ARCH")]
@@ -54,7 +54,7 @@ pub struct AppendArgs {
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
     /// Where to write the result
-    #[arg(short = 'o', long = "output", value_name = "DEST")]
+    #[arg(short = 'o', long = "output", value_name = "DEST", value_parser = super::secrets::reference())]
     pub dest: Reference,
     /// Keep file owners and exact modes instead of normalising them (uid/gid 0, 0644/0755)
     #[arg(long)]

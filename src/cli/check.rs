@@ -14,13 +14,14 @@ use ocipatch::ops::{self, check::FleetStatus, check::Status};
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// The image whose base to check (several, or --images-from, check a fleet)
-    #[arg(required_unless_present = "images_from", value_name = "IMAGE")]
+    #[arg(required_unless_present = "images_from", value_name = "IMAGE",
+          value_parser = super::secrets::reference())]
     pub images: Vec<Reference>,
     /// A file of image references, one per line (blank lines and # comments ignored)
     #[arg(long, value_name = "FILE")]
     pub images_from: Option<PathBuf>,
     /// The base to compare with (default: the image's base.name annotation)
-    #[arg(long, value_name = "REF")]
+    #[arg(long, value_name = "REF", value_parser = super::secrets::reference())]
     pub base: Option<Reference>,
     /// Fleet: check only the I-th of N parts of the image list (I from 0); the same split as
     /// `rebase --shard`

@@ -10,10 +10,11 @@ use ocipatch::ops::{self, inspect::Role, InspectReport};
 #[derive(Args, Debug)]
 pub struct InspectArgs {
     /// The image to describe
+    #[arg(value_parser = super::secrets::reference())]
     pub image: Reference,
     /// The image's base, to tell base layers from application layers (default: the image's
     /// base.digest annotation, when that base can be found)
-    #[arg(long, value_name = "REF")]
+    #[arg(long, value_name = "REF", value_parser = super::secrets::reference())]
     pub base: Option<Reference>,
     /// Print a machine-readable report on stdout
     #[arg(long)]

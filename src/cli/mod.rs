@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod progress;
 pub mod rebase;
 pub mod registry;
+pub mod secrets;
 pub mod text;
 pub mod verify;
 
@@ -91,14 +92,19 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 /// Prints a clap error (a usage error quotes the argument it refused, which may hold anything)
-/// with control characters escaped; help and version go out as clap writes them. Returns the
-/// exit code.
+/// with control characters escaped and every secret of the command line (`--creds`, what may
+/// be a password in a reference) replaced by `***`; help and version go out as clap writes
+/// them. Returns the exit code.
 pub fn clap_error(e: clap::Error) -> i32 {
     if !e.use_stderr() {
         let _ = e.print();
         return e.exit_code();
     }
-    for line in e.render().to_string().lines() {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let hidden = secrets::in_args(&args);
+    for line in secrets::scrub(&e.render().to_string(), &hidden).lines() {
         text::errln!("{line}");
     }
     e.exit_code()

@@ -19,16 +19,17 @@ use ocipatch::transport::WriteOptions;
 #[derive(Args, Debug)]
 pub struct RebaseArgs {
     /// The image(s) to rebase; several (or --images-from) rebase a fleet in one run
-    #[arg(required_unless_present = "images_from", value_name = "IMAGE")]
+    #[arg(required_unless_present = "images_from", value_name = "IMAGE",
+          value_parser = super::secrets::reference())]
     pub images: Vec<Reference>,
     /// A file of image references, one per line (blank lines and # comments ignored)
     #[arg(long, value_name = "FILE")]
     pub images_from: Option<PathBuf>,
     /// The new base to put under the image's own layers
-    #[arg(long, value_name = "NEW_BASE")]
+    #[arg(long, value_name = "NEW_BASE", value_parser = super::secrets::reference())]
     pub onto: Reference,
     /// The image's current base (default: found via the image's base.digest annotation)
-    #[arg(long, value_name = "OLD_BASE")]
+    #[arg(long, value_name = "OLD_BASE", value_parser = super::secrets::reference())]
     pub from: Option<Reference>,
     /// Where to write the rebased image. For a fleet, a pattern: {name} (layout directory,
     /// archive or repository name), {tag}, {repo} (repository path) and {index} (position,

@@ -10,7 +10,7 @@ use ocipatch::transport::{Credentials, Deadlines, RegistryOptions};
 #[derive(Args, Debug, Clone)]
 pub struct RegistryArgs {
     /// Registry credentials for docker:// references (default: auth files and credential helpers)
-    #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_creds)]
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = super::secrets::quiet(parse_creds))]
     pub creds: Option<Credentials>,
     /// Auth file to read credentials from (default: $REGISTRY_AUTH_FILE,
     /// $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, ~/.docker/config.json)

@@ -11,6 +11,7 @@ use ocipatch::ops;
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// The image to check
+    #[arg(value_parser = super::secrets::reference())]
     pub image: Reference,
     /// Print a machine-readable report on stdout
     #[arg(long)]

@@ -3,8 +3,16 @@
 //! `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME:TAG]`,
 //! `docker://HOST/REPO[:TAG|@DIGEST]`. As in containers/image, the path ends at the first `:`
 //! after the transport, so paths containing `:` are not expressible (skopeo has the same rule).
+//!
+//! A reference never carries credentials. `docker://user:password@host/repo` is refused (they
+//! go in `--creds`, `--authfile` or the auth files), and no message ever shows what may be a
+//! password: any `@` that does not start a valid `sha256:` digest is suspicious, and the text
+//! between the `:` before it and the `@` is shown as `***` (see [`redact`]). Errors hold the
+//! redacted text only.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 use std::path::PathBuf;
 
 use super::Digest;
@@ -63,35 +71,79 @@ pub enum Location {
 }
 
 /// A parsed reference that remembers how the user wrote it (for messages and `base.name`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `Debug` and `Display` show it as [`redact`] does.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Reference {
     written: String,
     /// The parsed location.
     pub location: Location,
 }
 
-/// A reference that cannot be parsed.
+/// A reference that cannot be parsed. It holds the input with what may be a password replaced
+/// by `***` (see [`redact`]), never the input itself: it is safe to print, log and put in a
+/// report.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid image reference {input:?}: {reason}")]
 pub struct ReferenceError {
-    /// The input, as given.
-    pub input: String,
+    input: String,
+    reason: String,
+    credentials: bool,
+}
+
+impl ReferenceError {
+    /// An error about `input` (redacted here: the raw text is not kept), for `reason`, from
+    /// which every part of `input` that may be a password is removed too.
+    pub fn new(input: &str, reason: &str) -> ReferenceError {
+        ReferenceError {
+            input: redact(input).into_owned(),
+            reason: scrub(reason, input),
+            credentials: false,
+        }
+    }
+
+    /// The input, as given, with what may be a password replaced by `***`.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+
     /// What is wrong with it (for unknown transports, a hint at the right syntax).
-    pub reason: String,
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Whether the reference was refused for carrying credentials (a user name or password
+    /// before the registry host).
+    pub fn is_credentials(&self) -> bool {
+        self.credentials
+    }
+}
+
+/// Why a registry reference with userinfo is refused, and where credentials go instead.
+fn userinfo_reason(with_password: bool) -> String {
+    let what = if with_password {
+        "a user name and password"
+    } else {
+        "a user name or token"
+    };
+    format!(
+        "registry references carry no credentials, and this one has {what} before the host; \
+pass them with --creds USER:PASSWORD or --authfile FILE (or log in with skopeo login, podman \
+login or docker login, whose auth files are read)"
+    )
 }
 
 impl Reference {
     /// Parses a reference in skopeo's syntax (`oci:`, `oci-archive:`, `docker-archive:`,
     /// `docker://`). The written form is kept for [`Reference`]'s `Display`.
+    ///
+    /// A `docker://` reference with userinfo (`docker://user:pass@host/repo`,
+    /// `docker://token@host/repo`) is refused, its error showing `docker://user:***@host/repo`.
     pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
-        let err = |reason: &str| ReferenceError {
-            input: input.to_string(),
-            reason: reason.to_string(),
-        };
+        let err = |reason: &str| ReferenceError::new(input, reason);
         let (transport, rest) = input.split_once(':').ok_or_else(|| {
             err(&format!(
                 "expected TRANSPORT:..., e.g. oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]; did you mean {}?",
-                suggest_transport(input)
+                suggest_transport(&redact(input))
             ))
         })?;
         let location = match transport {
@@ -129,12 +181,18 @@ impl Reference {
                 let rest = rest.strip_prefix("//").ok_or_else(|| {
                     err("registry references are written docker://HOST/REPO[:TAG]")
                 })?;
+                if let Some(with_password) = userinfo(rest) {
+                    return Err(ReferenceError {
+                        credentials: true,
+                        ..err(&userinfo_reason(with_password))
+                    });
+                }
                 parse_registry(rest).map_err(|r| err(&r))?
             }
             other => {
                 return Err(err(&format!(
                     "unknown transport {other:?} (known: oci, oci-archive, docker-archive, docker); did you mean {}?",
-                    suggest_transport(input)
+                    suggest_transport(&redact(input))
                 )))
             }
         };
@@ -144,7 +202,8 @@ impl Reference {
         })
     }
 
-    /// The reference exactly as the user wrote it.
+    /// The reference exactly as the user wrote it. For comparisons: messages use `Display`,
+    /// which never shows what may be a password.
     pub fn as_written(&self) -> &str {
         &self.written
     }
@@ -233,18 +292,18 @@ impl Reference {
                     // `{n}` is kept as a short alias (clap renders `{n}` as a line break in help).
                     "index" | "n" => n.to_string(),
                     other => {
-                        return Err(ReferenceError {
-                            input: pattern.to_string(),
-                            reason: format!("unknown placeholder {{{other}}} (known: {{name}}, {{tag}}, {{repo}}, {{index}})"),
-                        })
+                        return Err(ReferenceError::new(
+                            pattern,
+                            &format!("unknown placeholder {{{other}}} (known: {{name}}, {{tag}}, {{repo}}, {{index}})"),
+                        ))
                     }
                 };
                 (v, end + 1)
             } else {
-                return Err(ReferenceError {
-                    input: pattern.to_string(),
-                    reason: "unbalanced brace (write {{ or }} for a literal one)".into(),
-                });
+                return Err(ReferenceError::new(
+                    pattern,
+                    "unbalanced brace (write {{ or }} for a literal one)",
+                ));
             };
             out.push_str(&value);
             rest = &tail[used..];
@@ -376,9 +435,19 @@ impl std::str::FromStr for Shard {
     }
 }
 
+impl fmt::Debug for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Reference")
+            .field(&redact(&self.written))
+            .finish()
+    }
+}
+
+/// The reference as written, except what may be a password (see [`redact`]): the form every
+/// message and report shows.
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.written)
+        f.write_str(&redact(&self.written))
     }
 }
 
@@ -387,6 +456,79 @@ impl std::str::FromStr for Reference {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Reference::parse(s)
     }
+}
+
+/// Where what may be a password lies in `text`: after the first `:` (past any `scheme://`)
+/// and before the last `@` that does not start a valid `sha256:` digest, or the whole userinfo
+/// when there is no `:` (a lone token). `None` when every `@` starts a digest, or none is there.
+fn secret_span(text: &str) -> Option<Range<usize>> {
+    let at = text
+        .match_indices('@')
+        .map(|(i, _)| i)
+        .rev()
+        .find(|&i| text[i + 1..].parse::<Digest>().is_err())?;
+    let start = text[..at].find("://").map_or(0, |i| i + 3);
+    Some(match text[start..at].find(':') {
+        Some(colon) => start + colon + 1..at,
+        None => start..at,
+    })
+}
+
+/// `text` with what may be a password replaced by `***`: `docker://user:***@host/repo:tag`,
+/// `docker://***@host/repo` (a lone user name may be a token). Any `@` not followed by a valid
+/// `sha256:` digest counts, so a password holding `/` or `@` is covered too; text without one
+/// comes back unchanged. For every message that quotes a reference or something that may be
+/// one (an annotation, a pattern, a command-line argument).
+pub fn redact(text: &str) -> Cow<'_, str> {
+    match secret_span(text) {
+        Some(span) => Cow::Owned(format!("{}***{}", &text[..span.start], &text[span.end..])),
+        None => Cow::Borrowed(text),
+    }
+}
+
+/// The part of `text` that [`redact`] hides, if any: what a message quoting `text` in pieces
+/// (or whole) must not contain.
+pub fn secret_part(text: &str) -> Option<&str> {
+    secret_span(text)
+        .map(|s| &text[s])
+        .filter(|s| !s.is_empty())
+}
+
+/// `message` (about `input`) without any piece of what [`redact`] hides in `input`: the whole
+/// secret part, and each of its tails after a `:` (a message may quote a piece that starts
+/// after the transport, such as an archive's image name), longest first.
+fn scrub(message: &str, input: &str) -> String {
+    let Some(secret) = secret_part(input) else {
+        return message.to_string();
+    };
+    let mut out = message.to_string();
+    let tails =
+        std::iter::once(secret).chain(secret.match_indices(':').map(|(i, _)| &secret[i + 1..]));
+    for piece in tails.filter(|p| !p.is_empty()) {
+        out = out.replace(piece, "***");
+    }
+    out
+}
+
+/// Whether a registry reference (after `docker://`) has userinfo, and then whether it has a
+/// password: `Some(true)` for `user:pass@host/…`, `Some(false)` for `token@host/…`. An `@`
+/// before the first `/` is userinfo. After it, the last `@` that starts no valid digest is
+/// userinfo too when a `/` follows it (`user:pa/ss@host/repo`: a password may hold a `/`), and
+/// otherwise a digest written wrong (`repo@sha256:abc`, `repo@latest`), left to the digest
+/// parser.
+fn userinfo(rest: &str) -> Option<bool> {
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    let at = match rest[..host_end].rfind('@') {
+        Some(at) => at,
+        None => {
+            let at = secret_span(rest)?.end;
+            if !rest[at + 1..].contains('/') {
+                return None;
+            }
+            at
+        }
+    };
+    Some(rest[..at].contains(':'))
 }
 
 fn split_path(rest: &str) -> Result<(PathBuf, Option<&str>), &'static str> {
@@ -464,7 +606,8 @@ fn suggest_transport(input: &str) -> String {
 }
 
 fn parse_registry(rest: &str) -> Result<Location, String> {
-    let (name, selector) = if let Some((name, digest)) = rest.split_once('@') {
+    // The digest follows the last `@` (`Reference::parse` refused userinfo before).
+    let (name, selector) = if let Some((name, digest)) = rest.rsplit_once('@') {
         let d: Digest = digest
             .parse()
             .map_err(|e: super::digest::DigestParseError| e.to_string())?;
@@ -725,8 +868,9 @@ mod tests {
             "oci:dir:sha256:abc",
         ] {
             let e = Reference::parse(bad).unwrap_err();
-            assert_eq!(e.input, bad);
-            assert!(!e.reason.is_empty());
+            assert_eq!(e.input(), bad);
+            assert!(!e.reason().is_empty());
+            assert!(!e.is_credentials());
         }
     }
 
@@ -749,6 +893,147 @@ mod tests {
         let arch = Reference::parse("docker-archive:/a/b.tar:example/app:2").unwrap();
         assert_eq!(arch.name(), "app");
         assert_eq!(arch.tag(), "2");
+    }
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn userinfo_in_a_registry_reference_is_refused_and_redacted() {
+        for (input, shown, password) in [
+            (
+                "docker://user:hunter2@host.test/repo:tag",
+                "docker://user:***@host.test/repo:tag",
+                true,
+            ),
+            // A password with `/` or `@`: the host part does not end at the first `/`.
+            (
+                "docker://user:hun/ter2@host.test/repo",
+                "docker://user:***@host.test/repo",
+                true,
+            ),
+            (
+                "docker://user:hun@ter2@host.test/repo:1",
+                "docker://user:***@host.test/repo:1",
+                true,
+            ),
+            (
+                "docker://user:hun:ter2@localhost:5000/repo",
+                "docker://user:***@localhost:5000/repo",
+                true,
+            ),
+            // No password: a lone user name may be a token, so it is not shown either.
+            (
+                "docker://hunter2@host.test/repo:tag",
+                "docker://***@host.test/repo:tag",
+                false,
+            ),
+            (
+                "docker:///user:hunter2@host.test/repo",
+                "docker:///user:***@host.test/repo",
+                true,
+            ),
+        ] {
+            let e = Reference::parse(input).unwrap_err();
+            assert!(e.is_credentials(), "{input}: {e}");
+            assert_eq!(e.input(), shown);
+            let text = format!("{e} {e:?}");
+            assert!(
+                !text.contains("hunter2") && !text.contains("ter2"),
+                "{text}"
+            );
+            assert!(
+                text.contains("--creds") && text.contains("--authfile"),
+                "{text}"
+            );
+            let says_password = e.reason().contains("password before");
+            assert_eq!(says_password, password, "{e}");
+        }
+        // With a digest too: the `@` of the digest is not the one refused.
+        let input = format!("docker://user:hunter2@host.test/repo@{D}");
+        let e = Reference::parse(&input).unwrap_err();
+        assert!(e.is_credentials());
+        assert_eq!(e.input(), format!("docker://user:***@host.test/repo@{D}"));
+    }
+
+    #[test]
+    fn an_at_after_the_repository_is_a_digest() {
+        assert_eq!(
+            loc(&format!("docker://localhost:5000/team/app@{D}")),
+            Location::Registry {
+                host: "localhost:5000".into(),
+                repository: "team/app".into(),
+                selector: Selector::Digest(D.parse().unwrap()),
+            }
+        );
+        // Written wrong, it is a digest error, not userinfo; what is before the `@` is still
+        // not shown (it could be a password, as far as the text tells).
+        for bad in [
+            "docker://host.test/repo@sha256:abc",
+            "docker://host.test/repo@latest",
+        ] {
+            let e = Reference::parse(bad).unwrap_err();
+            assert!(!e.is_credentials(), "{e}");
+            assert!(e.reason().contains("digest"), "{e}");
+        }
+        let e = Reference::parse("docker://localhost:5000/repo@latest").unwrap_err();
+        assert_eq!(e.input(), "docker://localhost:***@latest");
+    }
+
+    #[test]
+    fn redaction_leaves_references_without_a_suspicious_at_alone() {
+        for plain in [
+            "docker://host.test/repo:tag",
+            "oci:/srv/images:app",
+            &format!("docker://host.test/repo:1@{D}"),
+            "",
+        ] {
+            assert_eq!(redact(plain), plain);
+            assert_eq!(secret_part(plain), None);
+        }
+        assert_eq!(redact("user:pw@host/repo"), "user:***@host/repo");
+        assert_eq!(redact("tok@host/repo"), "***@host/repo");
+        assert_eq!(redact("oci-archive:a.tar:x:pw@y"), "oci-archive:***@y");
+        assert_eq!(secret_part("docker://u:pw@h/r"), Some("pw"));
+    }
+
+    #[test]
+    fn no_error_or_display_shows_what_may_be_a_password() {
+        let inputs = [
+            "docker:user:hunter2@host.test/repo",
+            "user:hunter2@host.test/repo:1",
+            "hunter2@host.test/repo:1",
+            "docker-archive:x.tar:user:hunter2@host.test/repo:1",
+            "docker-archive:x.tar:user:hun@ter2@host.test/repo:1",
+            "oci:dir:user:hunter2@x y",
+            "oci-archive:x.tar:user:hunter2@x\u{1}",
+        ];
+        for input in inputs {
+            let e = Reference::parse(input).unwrap_err();
+            let text = format!("{e} {e:?}");
+            assert!(
+                !text.contains("hunter2") && !text.contains("ter2"),
+                "{text}"
+            );
+            let e = Reference::from_base_name(input).unwrap_err();
+            assert!(!format!("{e} {e:?}").contains("ter2"), "{e}");
+        }
+        // A valid name that only looks like one: shown redacted, kept as written.
+        let r = Reference::parse("oci-archive:x.tar:user:hunter2@x").unwrap();
+        assert_eq!(r.to_string(), "oci-archive:***@x");
+        assert!(!format!("{r:?}").contains("hunter2"));
+        assert_eq!(r.as_written(), "oci-archive:x.tar:user:hunter2@x");
+        // base.name annotations and fleet patterns go through the same parser.
+        let e = Reference::from_base_name("user:hunter2@host.test/base:1").unwrap_err();
+        assert!(e.is_credentials() && e.input() == "docker://user:***@host.test/base:1");
+        let img = Reference::parse("oci:x:app").unwrap();
+        for pattern in [
+            "docker://user:hunter2@host.test/{repo}",
+            "docker://user:hunter2@host.test/{nope}",
+            "docker://user:hunter2@host.test/{tag",
+        ] {
+            let e = Reference::expand(pattern, &img, 1).unwrap_err();
+            assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::load::{load, Loaded};
 use super::pkgdb::{base_upgrades, default_cache_dir};
 use super::summaries::LayerSummaries;
 use crate::error::{Error, Result};
-use crate::model::{Digest, Platform, Reference};
+use crate::model::{reference, Digest, Platform, Reference};
 use crate::pkgdb::PackageChange;
 use crate::plan::rebase::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
 use crate::transport::{open_source, RegistryOptions, Source};
@@ -79,12 +79,14 @@ fn base_reference(
         flag: "--base",
         message: format!("{image} has no {ANNOTATION_BASE_NAME} annotation; pass --base REF"),
     })?;
+    // The annotation comes from the image: quoted redacted, as any reference.
     Reference::from_base_name(name).map_err(|e| {
             Error::NeedsFlag {
                 flag: "--base",
                 message: format!(
-                    "{image}: its {ANNOTATION_BASE_NAME} annotation {name:?} is not a usable reference ({}); pass --base REF",
-                    e.reason
+                    "{image}: its {ANNOTATION_BASE_NAME} annotation {:?} is not a usable reference ({}); pass --base REF",
+                    reference::redact(name),
+                    e.reason()
                 ),
             }
         })

@@ -98,7 +98,8 @@ pub fn check_destinations(jobs: &[(Reference, Reference)]) -> Result<()> {
     let mut seen = std::collections::HashMap::new();
     let mut archives = std::collections::HashMap::new();
     for (img, dest) in jobs {
-        if let Some(other) = seen.insert(dest.to_string(), img.to_string()) {
+        // Compared as written: the shown form may hide a part that tells two apart.
+        if let Some(other) = seen.insert(dest.as_written().to_string(), img.to_string()) {
             return Err(Error::Usage(format!(
                 "{other} and {img} would both be written to {dest}; use {{name}}, {{tag}} or {{index}} in -o"
             )));

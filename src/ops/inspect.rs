@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::load::{load, Image, Loaded};
 use super::safety::{self, SafetyReport};
 use crate::error::Result;
-use crate::model::{Digest, Platform, Reference};
+use crate::model::{reference, Digest, Platform, Reference};
 use crate::plan::rebase::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
 use crate::transport::{open_source, RegistryOptions, Source};
 
@@ -215,7 +215,10 @@ fn platform_info(image: &Image, base: Option<(&Image, &'static str)>) -> Platfor
             .and_then(|v| v.as_str())
             .map(str::to_string),
         base_digest_annotation: annotations.get(ANNOTATION_BASE_DIGEST).cloned(),
-        base_name_annotation: annotations.get(ANNOTATION_BASE_NAME).cloned(),
+        // As written by whoever built the image, but never what may be a password in it.
+        base_name_annotation: annotations
+            .get(ANNOTATION_BASE_NAME)
+            .map(|n| reference::redact(n).into_owned()),
         base: base_info,
         total_size: image.manifest.layers.iter().map(|l| l.size).sum(),
         layers,

@@ -15,7 +15,9 @@ use super::write::{write_image, BlobCopy, BlobStats, SharedCopies};
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::layer::{build_files_layer, FindingClass, LayerCompression};
-use crate::model::{Config, Descriptor, Digest, Location, Manifest, Platform, Reference};
+use crate::model::{
+    reference, Config, Descriptor, Digest, Location, Manifest, Platform, Reference,
+};
 use crate::pkgdb::{self, DbLayer};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
 use crate::transport::memory::MemorySource;
@@ -802,8 +804,22 @@ fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
     }
 }
 
+/// `--base-name` goes into the image's annotations, pushed with it wherever it goes: a name
+/// that holds what may be a password (`user:pass@host/repo`) is refused, as in a reference.
+fn check_base_name(opts: &RebaseOptions) -> Result<()> {
+    match &opts.base_name {
+        Some(name) if reference::secret_part(name).is_some() => Err(Error::Usage(format!(
+            "--base-name {:?}: a base name carries no credentials (it is written into the \
+             image); name the base as HOST/REPO:TAG",
+            reference::redact(name)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Rebases one image; `progress` hears about the blobs copied.
 pub fn rebase(opts: &RebaseOptions, progress: &dyn Progress) -> Result<RebaseReport> {
+    check_base_name(opts)?;
     let bases = Bases::open(
         &opts.onto,
         opts.from.as_ref(),
@@ -839,6 +855,7 @@ pub fn rebase_fleet(
     jobs: &[(Reference, Reference)],
     workers: usize,
 ) -> Result<FleetRun> {
+    check_base_name(opts)?;
     super::fleet::check_destinations(jobs)?;
     let session = &opts.registry.session;
     let base_registry = RegistryOptions {

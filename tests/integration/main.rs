@@ -4,6 +4,8 @@ mod append;
 mod archive;
 mod check;
 mod cli;
+#[path = "../registry/fake.rs"]
+mod fake;
 mod fleet;
 mod harness;
 mod pkgdb;
@@ -11,4 +13,5 @@ mod pkgdb_links;
 mod pkgdb_rpm;
 mod rebase;
 mod safety;
+mod secrets;
 mod verify;

@@ -42,7 +42,7 @@ impl Credentials {
                 username: u.to_string(),
                 password: p.to_string(),
             }),
-            _ => Err("expected USER:PASSWORD".to_string()),
+            _ => Err("expected USER:PASSWORD, with a user name before the ':'".to_string()),
         }
     }
 
@@ -240,12 +240,30 @@ fn run_helper(name: &str, host: &str) -> Result<Option<Credentials>, String> {
 }
 
 /// A parsed `WWW-Authenticate` header: `Bearer realm="…",service="…"` or `Basic realm="…"`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `Debug` shows the realm without its query (a registry may put a key there).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Challenge {
     /// `Bearer` or `Basic`, as the registry wrote it (compare case-insensitively).
     pub scheme: String,
     /// The `key="value"` parameters, in order (`realm`, `service`, `scope`, ...).
     pub params: Vec<(String, String)>,
+}
+
+impl fmt::Debug for Challenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params: Vec<(&str, String)> = self
+            .params
+            .iter()
+            .map(|(k, v)| match k.eq_ignore_ascii_case("realm") {
+                true => (k.as_str(), super::secret::shown_url(v)),
+                false => (k.as_str(), v.clone()),
+            })
+            .collect();
+        f.debug_struct("Challenge")
+            .field("scheme", &self.scheme)
+            .field("params", &params)
+            .finish()
+    }
 }
 
 impl Challenge {
@@ -403,6 +421,55 @@ mod tests {
         let e = lookup(&[file], "h.io", "r").unwrap_err();
         assert!(e.contains("auth.json"), "{e}");
         assert!(!e.contains("notbase64-secret"), "{e}");
+    }
+
+    #[test]
+    fn a_challenge_debug_shows_no_realm_query() {
+        let c = Challenge::parse(r#"Bearer realm="https://a.test/t?key=k3y-secret",service="s""#)
+            .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("k3y-secret") && shown.contains("https://a.test/t"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn creds_errors_never_show_the_value() {
+        for bad in ["tokenonly-s3cr3t", ":s3cr3t", ""] {
+            let e = Credentials::parse(bad).unwrap_err();
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
+    }
+
+    #[test]
+    fn auth_file_errors_never_show_auth_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("auth.json");
+        let enc = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+        for contents in [
+            r#"{"auths":{"h.io":{"auth":"s3cr3t-value"#.to_string(),
+            format!(
+                r#"{{"auths":{{"h.io":{{"auth":"{}""#,
+                enc(b"u:s3cr3t-value")
+            ),
+            format!(
+                r#"{{"auths":{{"h.io":{{"auth":"{}"}}}}}}"#,
+                enc(b"s3cr3t-value")
+            ),
+            format!(
+                r#"{{"auths":{{"h.io":{{"auth":"{}"}}}}}}"#,
+                enc(b"\xffs3cr3t-value")
+            ),
+        ] {
+            std::fs::write(&file, &contents).unwrap();
+            let e = lookup(std::slice::from_ref(&file), "h.io", "r").unwrap_err();
+            assert!(
+                !e.contains("s3cr3t") && !e.contains(&enc(b"u:s3cr3t-value")),
+                "{e}"
+            );
+            assert!(e.contains("auth.json"), "{e}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use ureq::http::{self, Method, Response, StatusCode};
 
 use super::auth::{self, Challenge, Credentials};
 use super::body;
+use super::secret::{shown_url, Secrets};
 use crate::error::{Error, Result};
 use crate::transport::RegistryOptions;
 
@@ -156,6 +157,8 @@ struct Connection {
     /// `https://HOST` or, with `--tls-verify=false` and no TLS there, `http://HOST`.
     base: String,
     creds: Option<Credentials>,
+    /// `creds` and every token issued: what no message of this connection may show.
+    secrets: Secrets,
     auth: Mutex<AuthState>,
     deadlines: Deadlines,
     throttle: Throttle,
@@ -357,6 +360,7 @@ impl Connection {
             agent,
             host: host.to_string(),
             base: format!("https://{api}"),
+            secrets: Secrets::new(creds.as_ref()),
             creds,
             auth: Mutex::new(AuthState {
                 challenge: None,
@@ -452,7 +456,7 @@ impl Client {
     ) -> Result<Client> {
         let fail = |message: String| Error::Registry {
             reference: reference.to_string(),
-            message,
+            message: Secrets::new(opts.creds.as_ref()).scrub(&message),
         };
         let creds = match &opts.creds {
             Some(c) => Some(c.clone()),
@@ -483,7 +487,9 @@ impl Client {
                 session: session.clone(),
             });
         }
-        let conn = Connection::open(reference, host, creds, opts, &session).map_err(fail)?;
+        let secrets = Secrets::new(creds.as_ref());
+        let conn = Connection::open(reference, host, creds, opts, &session)
+            .map_err(|message| fail(secrets.scrub(&message)))?;
         let conn = Arc::new(conn);
         pool.insert(key, conn.clone());
         drop(pool);
@@ -583,12 +589,16 @@ impl Client {
                 self.conn.host
             ))
         })?;
+        // The realm is the registry's text, and its query may carry a key: shown without it.
+        let shown_realm = shown_url(realm);
         if let Err(why) = realm_may_be_asked(realm, &self.conn.base, self.conn.creds.is_some()) {
             return Err(self.error_msg(format!(
-                "registry {} names the token realm {realm:?}: {why}",
+                "registry {} names the token realm {shown_realm:?}: {why}",
                 self.conn.host
             )));
         }
+        // What the registry put in the realm's query, a server may echo: a secret too.
+        self.conn.secrets.add_query_of(realm);
         let mut url = realm.to_string();
         let mut sep = if url.contains('?') { '&' } else { '?' };
         if let Some(service) = challenge.param("service") {
@@ -612,7 +622,7 @@ impl Client {
                 }
                 Err(e) => {
                     return Err(self.error_msg(format!(
-                        "cannot get a token from {realm}: {}",
+                        "cannot get a token from {shown_realm}: {}",
                         self.describe(e, 0)
                     )))
                 }
@@ -624,11 +634,17 @@ impl Client {
                     let body = body::read_limited(
                         r,
                         MAX_SMALL_BODY,
-                        format!("the answer of token server {realm}"),
+                        format!("the answer of token server {shown_realm}"),
                         self.deadline(0),
                     )
                     .map_err(|e| self.error_msg(format!("cannot read the token: {e}")))?;
                     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    // Every token in the answer is a secret from now on, used or not.
+                    for key in ["token", "access_token", "refresh_token"] {
+                        if let Some(t) = json.get(key).and_then(Value::as_str) {
+                            self.conn.secrets.add(t);
+                        }
+                    }
                     return json
                         .get("token")
                         .or_else(|| json.get("access_token"))
@@ -636,7 +652,7 @@ impl Client {
                         .filter(|t| !t.is_empty())
                         .map(str::to_string)
                         .ok_or_else(|| {
-                            self.error_msg(format!("the token server {realm} sent no token"))
+                            self.error_msg(format!("the token server {shown_realm} sent no token"))
                         });
                 }
                 Ok(r) => {
@@ -645,12 +661,14 @@ impl Client {
                     } else {
                         "authentication required (no credentials: use --creds or an auth file)"
                     };
-                    return Err(self.status_error(&format!("{what}: token server {realm}"), r));
+                    return Err(
+                        self.status_error(&format!("{what}: token server {shown_realm}"), r)
+                    );
                 }
             }
         }
         Err(self.error_msg(format!(
-            "token server {realm} kept failing (last status {})",
+            "token server {shown_realm} kept failing (last status {})",
             last.map_or_else(|| "none".into(), |s| s.to_string())
         )))
     }
@@ -709,15 +727,18 @@ impl Client {
             };
             let next = redirect_target(&url, location).map_err(|why| {
                 self.error_msg(format!(
-                    "{method} {}: refused the registry's redirect to {location:?}: {why}",
-                    strip_query(&url)
+                    "{method} {}: refused the registry's redirect to {:?}: {why}",
+                    shown_url(&url),
+                    shown_url(location)
                 ))
             })?;
+            // A pre-signed storage URL's signature is a credential for that blob.
+            self.conn.secrets.add_query_of(&next);
             url = next;
         }
         Err(self.error_msg(format!(
             "{method} {}: more than {MAX_REDIRECTS} redirects",
-            strip_query(&url)
+            shown_url(&url)
         )))
     }
 
@@ -747,7 +768,7 @@ impl Client {
                 Err(e) => {
                     return Err(self.error_msg(format!(
                         "{method} {}: {}",
-                        strip_query(url),
+                        shown_url(url),
                         self.describe(e, expected)
                     )))
                 }
@@ -877,7 +898,7 @@ impl Client {
             Ok(r) if retry_status(r.status()) && !body.replayable() => {
                 let status = r.status();
                 Err(SendFailure {
-                    error: self.status_error(&format!("{method} {}", strip_query(url)), r),
+                    error: self.status_error(&format!("{method} {}", shown_url(url)), r),
                     transient: retry_status(status),
                 })
             }
@@ -886,18 +907,19 @@ impl Client {
                 transient: transient(&e),
                 error: self.error_msg(format!(
                     "{method} {}: {}",
-                    strip_query(url),
+                    shown_url(url),
                     self.describe(e, bytes)
                 )),
             }),
         }
     }
 
-    /// A registry error naming this client's reference.
+    /// A registry error naming this client's reference. The message is scrubbed of this
+    /// connection's secrets (see `Secrets::scrub`): it may quote what the registry said.
     pub fn error_msg(&self, message: String) -> Error {
         Error::Registry {
             reference: self.reference.clone(),
-            message,
+            message: self.conn.secrets.scrub(&message),
         }
     }
 
@@ -905,10 +927,18 @@ impl Client {
     pub fn status_error(&self, what: &str, resp: Response<ureq::Body>) -> Error {
         self.error_msg(format!("{what}: {}", answer(resp)))
     }
+
+    /// The registry's answer as [`Client::status_error`] words it (status, first error code
+    /// and message), scrubbed of this connection's secrets: some registries echo the request,
+    /// its `Authorization` header included.
+    pub fn answer(&self, resp: Response<ureq::Body>) -> String {
+        self.conn.secrets.scrub(&answer(resp))
+    }
 }
 
-/// The status and, from the distribution error body, the first error's code and message.
-pub fn answer(resp: Response<ureq::Body>) -> String {
+/// The status and, from the distribution error body, the first error's code and message: the
+/// registry's own text, unscrubbed (callers go through `Client::answer` or `status_error`).
+fn answer(resp: Response<ureq::Body>) -> String {
     let status = resp.status();
     let auth_hint = if status == StatusCode::UNAUTHORIZED {
         " (check the credentials: --creds, --authfile or the auth files)"
@@ -928,16 +958,15 @@ pub fn answer(resp: Response<ureq::Body>) -> String {
     format!("registry answered {status}{detail}{auth_hint}")
 }
 
-/// The registry's `?_state=` tokens and our digests make URLs long and say nothing to a person.
-fn strip_query(url: &str) -> &str {
-    url.split_once('?').map_or(url, |(u, _)| u)
-}
-
-/// A transport error as one line (ureq's own wording, which never includes headers).
+/// A transport error as one line (ureq's own wording, which never includes headers), except
+/// for the errors whose wording quotes the whole URL, query and userinfo included: the caller
+/// names the URL as `shown_url` shows it.
 pub fn describe(e: ureq::Error) -> String {
     match e {
         ureq::Error::HostNotFound => "host not found (DNS resolution failed)".to_string(),
         ureq::Error::Io(io) => io.to_string(),
+        ureq::Error::BadUri(_) => "not a usable URL".to_string(),
+        ureq::Error::RequireHttpsOnly(_) => "only https is allowed".to_string(),
         other => other.to_string(),
     }
 }
@@ -1048,6 +1077,18 @@ mod tests {
         assert!(throttling(StatusCode::TOO_MANY_REQUESTS));
         assert!(throttling(StatusCode::SERVICE_UNAVAILABLE));
         assert!(!throttling(StatusCode::BAD_GATEWAY));
+    }
+
+    #[test]
+    fn transport_errors_that_quote_a_url_are_reworded() {
+        let url = "http://u:s3cr3t@r.test/x?sig=s3cr3t";
+        for e in [
+            ureq::Error::BadUri(format!("{url} is missing host")),
+            ureq::Error::RequireHttpsOnly(url.into()),
+        ] {
+            let shown = describe(e);
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod secret;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
@@ -136,7 +137,7 @@ impl RegistrySource {
             Selector::Digest(d) => format!("manifest {d}"),
         };
         if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(Err(client::answer(resp)));
+            return Ok(Err(self.client.answer(resp)));
         }
         if !resp.status().is_success() {
             return Err(self
