@@ -125,7 +125,7 @@ pub fn detect(read: &dyn Fn(&str) -> Option<Vec<u8>>) -> Option<Release> {
         .into_iter()
         .find_map(|f| {
             let fields = parse_os_release(&text(f)?);
-            fields.iter().any(|(k, _)| k == "ID").then(|| (f, fields))
+            fields.iter().any(|(k, _)| k == "ID").then_some((f, fields))
         });
     let get = |fields: &[(String, String)], key: &str| {
         fields
