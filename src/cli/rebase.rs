@@ -358,14 +358,18 @@ fn summary(r: &RebaseReport) -> String {
         }
     }
     for sr in r.safety.iter().flatten() {
-        if let (Some(o), Some(n)) = (&sr.old_release, &sr.new_release) {
-            push_line!(
+        match (&sr.old_release, &sr.new_release) {
+            (Some(o), Some(n)) if o.label() == n.label() => {
+                push_line!(s, "  release ({}): {}", sr.platform, n.label())
+            }
+            (Some(o), Some(n)) => push_line!(
                 s,
                 "  release ({}): {} -> {}",
                 sr.platform,
                 o.label(),
                 n.label()
-            );
+            ),
+            _ => {}
         }
         for f in sr.findings.iter().filter(|f| f.class == FindingClass::Real) {
             push_line!(s, "  safety ({}): {}: {}", sr.platform, f.path, f.detail);

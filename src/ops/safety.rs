@@ -17,11 +17,12 @@ use super::load::Image;
 use super::stack::{summaries_of, Found, Stack};
 use super::summaries::LayerSummaries;
 use crate::error::Result;
+use crate::layer::{resolve, Lookup};
 use crate::layer::{safety_findings, EntryInfo, FileEntry, Finding, FindingClass, FindingKind};
 use crate::model::Platform;
-use crate::pkgdb::BytesRead;
+use crate::pkgdb::{self, BytesRead, Format};
 use crate::transport::Source;
-use crate::verdict::{release, ReleaseFacts};
+use crate::verdict::{relations, release, ReleaseFacts};
 
 /// The rebase safety report of one platform: what the swap of bases changes under the application.
 #[derive(Clone, Debug, Serialize)]
@@ -32,6 +33,9 @@ pub struct SafetyReport {
     pub findings: Vec<Finding>,
     /// os.version / os.features / variant differences between the old and new base.
     pub platform_changes: Vec<String>,
+    /// What the verdict could not check, and why (a relation it does not evaluate, a database
+    /// that does not parse).
+    pub notes: Vec<String>,
     /// The release of the old base (as its files say), when it names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_release: Option<release::Release>,
@@ -51,7 +55,9 @@ impl SafetyReport {
 
     /// The real findings, in report order.
     pub fn real(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.class == FindingClass::Real)
+        self.findings
+            .iter()
+            .filter(|f| f.class == FindingClass::Real)
     }
 
     /// How many things fail `--strict`: real findings and platform changes.
@@ -64,7 +70,11 @@ impl SafetyReport {
         let first = self
             .real()
             .map(|f| format!("{}: {}", f.path, f.detail))
-            .chain(self.platform_changes.iter().map(|c| format!("platform {c}")))
+            .chain(
+                self.platform_changes
+                    .iter()
+                    .map(|c| format!("platform {c}")),
+            )
             .next();
         match first {
             None => "ok".into(),
@@ -156,7 +166,36 @@ pub fn analyze(input: &VerdictInput, summaries: &LayerSummaries) -> Result<Safet
         ),
         _ => {}
     }
-    let _ = input.db_files;
+    let result = Stack::new(
+        "result",
+        new_layers
+            .iter()
+            .zip(&new_s)
+            .map(|(d, s)| (input.new_src, d, s.clone()))
+            .chain(
+                image_layers[base_len..]
+                    .iter()
+                    .zip(&image_s[base_len..])
+                    .map(|(d, s)| (input.image_src, d, s.clone())),
+            ),
+    );
+    let image = Stack::new(
+        "image",
+        image_layers
+            .iter()
+            .zip(&image_s)
+            .map(|(d, s)| (input.image_src, d, s.clone())),
+    );
+    let views = Views {
+        image: &image,
+        new: &new,
+        result: &result,
+        db_files: input.db_files,
+        image_bytes: &image_bytes,
+        new_bytes: &new_bytes,
+    };
+    let mut notes = Vec::new();
+    findings.extend(views.relation_findings(&mut notes));
 
     let mut platform_changes = Vec::new();
     let field = |c: &Image, k: &str| c.config.json.get(k).cloned().unwrap_or_default();
@@ -170,6 +209,7 @@ pub fn analyze(input: &VerdictInput, summaries: &LayerSummaries) -> Result<Safet
         platform: input.image.platform().clone(),
         findings,
         platform_changes,
+        notes,
         old_release,
         new_release,
         bytes_read: BytesRead {
@@ -177,6 +217,133 @@ pub fn analyze(input: &VerdictInput, summaries: &LayerSummaries) -> Result<Safet
             new_base: new_bytes.load(Ordering::Relaxed),
         },
     })
+}
+
+/// The stacks the checks of the result look at.
+struct Views<'a> {
+    /// The image as it is: old base + application layers.
+    image: &'a Stack<'a>,
+    /// The new base alone.
+    new: &'a Stack<'a>,
+    /// The new base + the application layers, under the package-database layer's files.
+    result: &'a Stack<'a>,
+    db_files: &'a [FileEntry],
+    image_bytes: &'a AtomicU64,
+    new_bytes: &'a AtomicU64,
+}
+
+/// The package databases whose relations are checked.
+#[derive(Clone, Copy)]
+enum DbKind {
+    Dpkg,
+    Apk,
+    Rpm,
+}
+
+impl DbKind {
+    /// The relation problems of one database file (`None`: it does not parse). rpm's file
+    /// requirements are looked up in `stack`.
+    fn relations(self, bytes: &[u8], stack: &Stack) -> Option<relations::Checked> {
+        match self {
+            DbKind::Dpkg => Some(relations::dpkg(
+                &pkgdb::parse(Format::DpkgStatus, bytes).ok()?,
+            )),
+            DbKind::Apk => Some(relations::apk(
+                &pkgdb::parse(Format::ApkInstalled, bytes).ok()?,
+            )),
+            DbKind::Rpm => {
+                let db = pkgdb::rpm::read(bytes).ok()?;
+                let tree = stack.tree();
+                Some(relations::rpm(&db, &|f: &str| {
+                    let f = f.trim_start_matches('/');
+                    matches!(resolve(tree, f, true), Lookup::Found { entry: Some(_), .. })
+                }))
+            }
+        }
+    }
+}
+
+/// A relation problem, for telling new ones from those the image or the new base already had.
+type ProblemKey = (String, String, relations::RelationKind, String);
+
+fn key(p: &relations::Problem) -> ProblemKey {
+    (
+        p.package.name.clone(),
+        p.package.arch.clone(),
+        p.relation,
+        p.wanted.clone(),
+    )
+}
+
+impl Views<'_> {
+    /// A file of the result: the package-database layer's copy when it writes one there.
+    fn result_file(&self, path: &str) -> Option<Vec<u8>> {
+        let target = match resolve(self.result.tree(), path, true) {
+            Lookup::Found { path, .. } => path,
+            _ => path.to_string(),
+        };
+        if let Some(f) = self.db_files.iter().find(|f| f.path == target) {
+            return Some(f.content.clone());
+        }
+        contents(self.result, path, self.image_bytes)
+    }
+
+    /// The relations of the merged package databases that the rebase breaks: problems of the
+    /// result that neither the image as it was nor the new base alone has.
+    fn relation_findings(&self, notes: &mut Vec<String>) -> Vec<Finding> {
+        let checks = [
+            (Format::DpkgStatus.path(), DbKind::Dpkg),
+            (Format::ApkInstalled.path(), DbKind::Apk),
+        ]
+        .into_iter()
+        .chain(
+            pkgdb::RpmDbKind::PATHS
+                .iter()
+                .filter(|(_, k)| *k == pkgdb::RpmDbKind::Sqlite)
+                .map(|(p, _)| (*p, DbKind::Rpm)),
+        );
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (path, check) in checks {
+            let Some(result) = self.result_file(path) else {
+                continue;
+            };
+            if !seen.insert(crate::model::Digest::of(&result)) {
+                continue; // two paths, one database (a link)
+            }
+            let Some(after) = check.relations(&result, self.result) else {
+                notes.push(format!(
+                    "/{path}: the result's database does not parse, so its package relations were not checked"
+                ));
+                continue;
+            };
+            let known: std::collections::HashSet<ProblemKey> =
+                [(self.image, self.image_bytes), (self.new, self.new_bytes)]
+                    .into_iter()
+                    .filter_map(|(stack, counter)| {
+                        check.relations(&contents(stack, path, counter)?, stack)
+                    })
+                    .flat_map(|c| c.problems.iter().map(key).collect::<Vec<_>>())
+                    .collect();
+            for u in after.unchecked {
+                notes.push(format!("/{path}: not checked: {u}"));
+            }
+            for p in after.problems {
+                if known.contains(&key(&p)) {
+                    continue;
+                }
+                let mut f = Finding::new(
+                    FindingKind::PackageRelation,
+                    FindingClass::Real,
+                    p.package.name.clone(),
+                    p.to_string(),
+                );
+                f.relation = Some(p);
+                out.push(f);
+            }
+        }
+        out
+    }
 }
 
 /// The contents of the regular file `path` leads to in `stack`, if any.

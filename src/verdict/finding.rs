@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::relations::Problem;
 use super::release::Release;
 
 /// What a finding is about.
@@ -68,32 +69,6 @@ pub struct ReleaseFacts {
     pub to: Release,
 }
 
-/// A package and its version.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PackageVersion {
-    /// The package name.
-    pub package: String,
-    /// Its version.
-    pub version: String,
-    /// Its architecture; empty when the database has none.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub arch: String,
-}
-
-/// The facts of a [`FindingKind::PackageRelation`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RelationFacts {
-    /// The package whose relation fails.
-    pub package: PackageVersion,
-    /// The relation: `depends`, `pre-depends`, `breaks`, `conflicts`, `requires`…
-    pub relation: String,
-    /// The relation as the database writes it (`libssl3 (< 3.5.9-1~deb13u1)`).
-    pub wanted: String,
-    /// The installed packages it is about: for a dependency, those of the right name whose
-    /// version does not satisfy it (empty: none installed); for a conflict, those it matches.
-    pub found: Vec<PackageVersion>,
-}
-
 /// The facts of the loader findings ([`FindingKind::UnresolvedLibrary`],
 /// [`FindingKind::MissingSymbolVersion`], [`FindingKind::MissingInterpreter`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -129,7 +104,7 @@ pub struct Finding {
     pub release: Option<ReleaseFacts>,
     /// [`FindingKind::PackageRelation`]: the package, the relation and the other package.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub relation: Option<RelationFacts>,
+    pub relation: Option<Problem>,
     /// The loader findings: the binary, the library and the version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadFacts>,

@@ -7,6 +7,4 @@ pub mod release;
 pub mod version;
 
 pub use files::is_read;
-pub use finding::{
-    Finding, FindingClass, FindingKind, LoadFacts, PackageVersion, RelationFacts, ReleaseFacts,
-};
+pub use finding::{Finding, FindingClass, FindingKind, LoadFacts, ReleaseFacts};
