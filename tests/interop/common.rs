@@ -500,3 +500,41 @@ pub fn assert_same_tree(left_name: &str, left: &Tree, right_name: &str, right: &
         diff.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// running an unpacked image
+
+/// Runs `argv` in a chroot of `rootfs` as the image's entrypoint would run: in a private mount
+/// namespace (`unshare --mount`, so nothing stays mounted when it ends) with /proc and a small
+/// private /dev (null, zero, full, random, urandom, tty), `PATH` of a Debian image, a clean
+/// environment. Returns the run whatever its exit code.
+pub fn chroot_run(rootfs: &Path, argv: &[&str]) -> Run {
+    let r = rootfs.display().to_string();
+    let script = r#"set -e
+r=$1; shift
+mount -t proc proc "$r/proc"
+mount -t tmpfs -o mode=0755,size=4m ocipatch-dev "$r/dev"
+mknod -m 666 "$r/dev/null" c 1 3
+mknod -m 666 "$r/dev/zero" c 1 5
+mknod -m 666 "$r/dev/full" c 1 7
+mknod -m 666 "$r/dev/random" c 1 8
+mknod -m 666 "$r/dev/urandom" c 1 9
+mknod -m 666 "$r/dev/tty" c 5 0
+exec chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C "$@""#;
+    for dir in ["proc", "dev"] {
+        fs::create_dir_all(rootfs.join(dir)).expect("mount point");
+    }
+    run(cmd("unshare")
+        .args([
+            "--mount",
+            "--fork",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            &r,
+        ])
+        .args(argv))
+}
