@@ -7,6 +7,7 @@
 //! Run as root (umoci unpack without --rootless; the images hold files owned by uid 1000).
 
 #[path = "interop/common.rs"]
+#[allow(dead_code)] // shared with the other interop binaries
 mod common;
 
 use std::collections::BTreeMap;

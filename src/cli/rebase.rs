@@ -292,7 +292,7 @@ fn fleet(
             report.images.iter().map(|e| f(e).len()).max().unwrap_or(0)
         };
         let (wi, wd) = (w(|e| &e.image).max(5), w(|e| &e.destination).max(11));
-        outln!("{:wi$}  {:wd$}  RESULT", "IMAGE", "DESTINATION");
+        outln!("{:wi$}  {:wd$}  RESULT  SAFETY", "IMAGE", "DESTINATION");
         for e in &report.images {
             let result = match (&e.report, &e.error) {
                 (Some(r), _) if r.dry_run => format!("{} (dry run)", r.digest),
@@ -301,7 +301,19 @@ fn fleet(
                 (None, Some(err)) => format!("FAILED: {err}"),
                 (None, None) => unreachable!("an entry has a report or an error"),
             };
-            outln!("{:wi$}  {:wd$}  {result}", e.image, e.destination);
+            let safety = match e.report.as_ref().map(|r| (&r.safety, &r.safety_skipped)) {
+                Some((Some(reports), _)) => {
+                    let real: usize = reports.iter().map(|r| r.real_count()).sum();
+                    if real == 0 {
+                        "ok".to_string()
+                    } else {
+                        format!("{real} real finding(s)")
+                    }
+                }
+                Some((None, Some(_))) => "not checked".to_string(),
+                _ => "-".to_string(),
+            };
+            outln!("{:wi$}  {:wd$}  {result}  {safety}", e.image, e.destination);
         }
     }
     if !args.quiet {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::load::{load, Image, Loaded};
-use super::safety::{self, SafetyReport};
+use super::safety::SafetyReport;
 use crate::error::Result;
 use crate::model::{reference, Digest, Platform, Reference};
 use crate::plan::rebase::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
@@ -245,14 +245,13 @@ pub fn inspect(
     let src = open_source(reference, registry)?;
     let root = src.root()?;
     let loaded = load(src.as_ref(), &root)?;
-    let (base_src, explicit) = match base {
+    let explicit = match base {
         Some(b) => {
             let bs = open_source(b, registry)?;
             let d = bs.root()?;
-            let l = load(bs.as_ref(), &d)?;
-            (Some(bs), Some(l))
+            Some(load(bs.as_ref(), &d)?)
         }
-        None => (None, None),
+        None => None,
     };
     let mut notes = Vec::new();
     let mut platforms = Vec::new();
@@ -267,40 +266,34 @@ pub fn inspect(
                 image.platform()
             ));
         }
-        let mut info = platform_info(image, base_image);
+        let info = platform_info(image, base_image);
         if info.base.as_ref().is_some_and(|b| !b.matches) {
             notes.push(format!(
                 "{}: the image's layers do not start with the base's ({} layers): it is not built on this base",
                 image.platform(),
                 base_image.map_or(0, |(b, _)| b.config.diff_ids.len())
             ));
-            // --base is a candidate new base: preview what a rebase onto it would change.
-            if let (Some(bs), Some((new, _))) = (&base_src, base_image) {
-                let old = annotated_base(image, &[src.as_ref(), bs.as_ref()], registry, &mut notes);
-                if let Some(old) = old.as_ref().and_then(|o| o.for_platform(image.platform())) {
-                    let n = old.config.diff_ids.len();
-                    if image.config.diff_ids.starts_with(&old.config.diff_ids) {
-                        let input = safety::VerdictInput {
-                            image_src: src.as_ref(),
-                            image,
-                            base_len: n,
-                            old_base: old,
-                            new_src: bs.as_ref(),
-                            new_base: new,
-                            db_files: &[],
-                        };
-                        let summaries = super::summaries::LayerSummaries::new(
-                            super::pkgdb::default_cache_dir(),
-                        );
-                        let mut report = safety::analyze(&input, &summaries)?;
-                        // A rebase reconciles these (unless --no-package-db).
-                        safety::mark_package_databases(&mut report);
-                        info.rebase_safety = Some(report);
-                    }
-                }
-            }
         }
         platforms.push(info);
+    }
+    // --base is a candidate new base: preview what a rebase onto it would say, exactly as
+    // `rebase --dry-run` says it (package databases reconciled, the whole verdict).
+    if let Some(candidate) = base {
+        if platforms
+            .iter()
+            .any(|p| p.base.as_ref().is_some_and(|b| !b.matches))
+        {
+            match super::rebase::preview(reference, candidate, registry) {
+                Ok(reports) => {
+                    for r in reports {
+                        if let Some(p) = platforms.iter_mut().find(|p| p.platform == r.platform) {
+                            p.rebase_safety = Some(r);
+                        }
+                    }
+                }
+                Err(e) => notes.push(format!("no preview of a rebase onto {candidate}: {e}")),
+            }
+        }
     }
     notes.dedup();
     let other_entries = match &loaded {

@@ -817,6 +817,30 @@ fn check_base_name(opts: &RebaseOptions) -> Result<()> {
     }
 }
 
+/// The safety verdict a rebase of `image` onto `onto` would give, per platform: a
+/// `rebase --dry-run` (old base from the image's base.digest annotation, package databases
+/// reconciled) that writes nothing.
+pub fn preview(
+    image: &Reference,
+    onto: &Reference,
+    registry: &RegistryOptions,
+) -> Result<Vec<SafetyReport>> {
+    let opts = RebaseOptions {
+        image: image.clone(),
+        onto: onto.clone(),
+        from: None,
+        dest: image.clone(),
+        base_name: None,
+        dry_run: true,
+        safety: SafetyScan::On,
+        strict: false,
+        registry: registry.clone(),
+        package_db: PackageDbOptions::default(),
+        write: WriteOptions::default(),
+    };
+    Ok(rebase(&opts, &Silent)?.safety.unwrap_or_default())
+}
+
 /// Rebases one image; `progress` hears about the blobs copied.
 pub fn rebase(opts: &RebaseOptions, progress: &dyn Progress) -> Result<RebaseReport> {
     check_base_name(opts)?;

@@ -353,13 +353,3 @@ fn contents(stack: &Stack, path: &str, counter: &AtomicU64) -> Option<Vec<u8>> {
         _ => None,
     }
 }
-
-/// Findings at a package database path ocipatch reconciles become notes: a rebase writes the
-/// merged database on top (see `ops::pkgdb`).
-pub fn mark_package_databases(report: &mut SafetyReport) {
-    for f in &mut report.findings {
-        if crate::pkgdb::Format::for_path(&f.path).is_some() {
-            f.class = FindingClass::PackageDb;
-        }
-    }
-}
