@@ -84,5 +84,6 @@ pub mod ops;
 pub mod pkgdb;
 pub mod plan;
 pub mod transport;
+pub mod verdict;
 
 pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! ld.so and ldconfig, modelled over a file-system view.

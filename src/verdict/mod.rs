@@ -1,0 +1,4 @@
+//! The rebase safety verdict: pure checks over small per-layer summaries.
+
+pub mod elf;
+pub mod ldso;
