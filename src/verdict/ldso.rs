@@ -1,1 +1,0 @@
-//! ld.so and ldconfig, modelled over a file-system view.
