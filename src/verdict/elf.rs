@@ -282,6 +282,13 @@ impl ElfScanner {
         }
     }
 
+    /// `true` once further bytes cannot change what [`finish`](Self::finish) returns (not
+    /// ELF, failed, or everything needed kept): a caller that reads only for the summary may
+    /// stop.
+    pub fn is_done(&self) -> bool {
+        matches!(self.stage, Stage::NotElf | Stage::Failed(_) | Stage::Done)
+    }
+
     /// After the last chunk. `Ok(None)`: not an ELF file. `Err`: an ELF file we cannot summarise
     /// (truncated, lying offsets, over a cap), with a reason.
     pub fn finish(self) -> Result<Option<ElfInfo>, ElfError> {

@@ -65,15 +65,18 @@ pub struct Platform {
     pub dst_lib: String,
     /// What `$PLATFORM` expands to (`AT_PLATFORM`).
     pub dst_platform: String,
+    /// The standard program interpreter (`/lib64/ld-linux-x86-64.so.2`): the loader already
+    /// in memory when a library without `PT_INTERP` is loaded.
+    pub interp: Option<String>,
 }
 
-/// (machine, class, triplet, AT_PLATFORM) of the architectures modelled by name.
-const KNOWN: &[(u16, ElfClass, &str, &str)] = &[
-    (EM_X86_64, ElfClass::Elf64, "x86_64-linux-gnu", "x86_64"),
-    (EM_AARCH64, ElfClass::Elf64, "aarch64-linux-gnu", "aarch64"),
-    (EM_386, ElfClass::Elf32, "i386-linux-gnu", "i686"),
-    (EM_X86_64, ElfClass::Elf32, "x86_64-linux-gnux32", "x86_64"),
-    (EM_ARM, ElfClass::Elf32, "arm-linux-gnueabihf", "v7l"),
+/// (machine, class, triplet, AT_PLATFORM, interpreter) of the architectures modelled by name.
+const KNOWN: &[(u16, ElfClass, &str, &str, &str)] = &[
+    (EM_X86_64, ElfClass::Elf64, "x86_64-linux-gnu", "x86_64", "/lib64/ld-linux-x86-64.so.2"),
+    (EM_AARCH64, ElfClass::Elf64, "aarch64-linux-gnu", "aarch64", "/lib/ld-linux-aarch64.so.1"),
+    (EM_386, ElfClass::Elf32, "i386-linux-gnu", "i686", "/lib/ld-linux.so.2"),
+    (EM_X86_64, ElfClass::Elf32, "x86_64-linux-gnux32", "x86_64", "/libx32/ld-linux-x32.so.2"),
+    (EM_ARM, ElfClass::Elf32, "arm-linux-gnueabihf", "v7l", "/lib/ld-linux-armhf.so.3"),
 ];
 
 impl Platform {
@@ -82,7 +85,8 @@ impl Platform {
     pub fn for_machine(view: &dyn View, machine: u16, class: ElfClass) -> Platform {
         let known = KNOWN
             .iter()
-            .find(|(m, c, _, _)| *m == machine && *c == class);
+            .find(|k| k.0 == machine && k.1 == class);
+        let interp = known.map(|k| k.4.to_owned());
         let triplet = known.map(|k| k.2).filter(|t| {
             [format!("/lib/{t}"), format!("/usr/lib/{t}")]
                 .iter()
@@ -105,6 +109,7 @@ impl Platform {
                     ldconfig_dirs: dirs,
                     dst_lib: t.to_owned(),
                     dst_platform: at_platform,
+                    interp,
                 }
             }
             None => {
@@ -143,6 +148,7 @@ impl Platform {
                     ldconfig_dirs,
                     dst_lib: dst_lib.to_owned(),
                     dst_platform: at_platform,
+                    interp,
                 }
             }
         }

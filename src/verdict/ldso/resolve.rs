@@ -333,7 +333,12 @@ impl<'v> Checker<'v> {
         }];
         let flavour = info.interp.as_deref().map_or(self.flavour, Libc::of_interp);
         let mut interp_at = None;
-        if let Some(interp) = &info.interp {
+        // A library without PT_INTERP is loaded by a program: its loader is already there.
+        let implicit = match (&info.interp, flavour) {
+            (None, Libc::Glibc) => platform.interp.clone(),
+            _ => None,
+        };
+        if let Some(interp) = info.interp.as_ref().or(implicit.as_ref()) {
             match resolve_spelled(self.view, interp) {
                 Resolved::File(real) => {
                     if let Some(rinfo) = self.view.elf(&real) {
@@ -350,6 +355,7 @@ impl<'v> Checker<'v> {
                         });
                     }
                 }
+                _ if implicit.is_some() => {}
                 _ => {
                     problems.push(LoadProblem::MissingInterpreter {
                         binary: path.to_owned(),

@@ -1,0 +1,554 @@
+//! The loader model (ocipatch::verdict::ldso) against the real glibc tools, on the Debian 12
+//! fixture images (scripts/make-debian-fixture.sh, unpacked with umoci):
+//!
+//! 1. `cache_entries` + `write_cache` give the bytes `ldconfig -r ROOTFS` writes, and the
+//!    entries of the image's own `etc/ld.so.cache`;
+//! 2. for every dynamically linked ELF file in the tree, what `ld.so --list` (run in a chroot
+//!    of the tree) loads is what the model loads, path for path, and neither finds a problem;
+//! 3. with a library deleted, the files the model says fail are exactly those `ld.so --list`
+//!    reports "not found" for; with a library rebuilt without a version a program needs, both
+//!    name the version; with libc's newest versions hidden, the model names the highest left.
+//!
+//! Run as root (umoci unpack, chroot). Fails when umoci, ldconfig, chroot or gcc are missing.
+
+#[path = "interop/common.rs"]
+#[allow(dead_code)] // shared with the other interop binaries
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+use ocipatch::verdict::elf::{ElfInfo, ElfKind, ElfScanner};
+use ocipatch::verdict::ldso::{
+    cache_entries, read_cache, write_cache, CacheEntry, CacheOptions, Checker, Libc,
+    LoadProblem, NodeKind, Resolved, View,
+};
+
+const TOOLS: &[&str] = &[
+    "umoci",
+    "skopeo",
+    "debootstrap",
+    "chroot",
+    "dpkg-query",
+    "tar",
+    "ldconfig",
+    "gcc",
+];
+
+enum DNode {
+    File(Option<ElfInfo>, Option<Vec<u8>>),
+    Dir,
+    Symlink(String),
+    Other,
+}
+
+/// A [`View`] over an unpacked root file system: walked once with std::fs, every regular ELF
+/// file summarised with [`ElfScanner`] (fed in 64 KiB reads), symlinks resolved inside the
+/// root.
+struct DirView {
+    nodes: BTreeMap<String, DNode>,
+    /// ELF files the scanner could not summarise, with the reason.
+    unreadable: Vec<(String, String)>,
+}
+
+impl DirView {
+    fn new(root: &Path) -> DirView {
+        let mut v = DirView {
+            nodes: BTreeMap::new(),
+            unreadable: Vec::new(),
+        };
+        v.walk(root, "");
+        v
+    }
+
+    fn walk(&mut self, root: &Path, rel: &str) {
+        let dir = root.join(rel);
+        let Ok(rd) = fs::read_dir(&dir) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let meta = fs::symlink_metadata(e.path()).unwrap();
+            let ft = meta.file_type();
+            if ft.is_symlink() {
+                let t = fs::read_link(e.path()).unwrap();
+                self.nodes
+                    .insert(path, DNode::Symlink(t.to_string_lossy().into_owned()));
+            } else if ft.is_dir() {
+                self.nodes.insert(path.clone(), DNode::Dir);
+                self.walk(root, &path);
+            } else if ft.is_file() {
+                let elf = self.scan(&e.path(), meta.size(), &path);
+                let text = (path.starts_with("etc/ld.so.conf") || path.starts_with("etc/ld-musl-"))
+                    .then(|| fs::read(e.path()).unwrap());
+                self.nodes.insert(path, DNode::File(elf, text));
+            } else {
+                self.nodes.insert(path, DNode::Other);
+            }
+        }
+    }
+
+    fn scan(&mut self, file: &Path, size: u64, rel: &str) -> Option<ElfInfo> {
+        let mut f = fs::File::open(file).ok()?;
+        let mut s = ElfScanner::new(size);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            s.feed(&buf[..n]);
+            if s.is_done() {
+                break;
+            }
+        }
+        match s.finish() {
+            Ok(info) => info,
+            Err(e) => {
+                self.unreadable.push((rel.to_owned(), e.reason));
+                None
+            }
+        }
+    }
+
+    fn elf_mut(&mut self, path: &str) -> &mut ElfInfo {
+        match self.nodes.get_mut(path) {
+            Some(DNode::File(Some(info), _)) => info,
+            _ => panic!("{path} is not an ELF file in the view"),
+        }
+    }
+
+    /// Regular ELF files the loader would run or load: dynamic, executable or shared object.
+    fn dynamic_elf_files(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter_map(|(p, n)| match n {
+                DNode::File(Some(info), _)
+                    if info.dynamic
+                        && matches!(info.kind, ElfKind::Executable | ElfKind::SharedObject) =>
+                {
+                    Some(p.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl View for DirView {
+    fn resolve(&self, path: &str) -> Resolved {
+        let mut pending: Vec<String> = path.split('/').rev().map(str::to_owned).collect();
+        let mut cur: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = pending.pop() {
+            if c.is_empty() || c == "." {
+                continue;
+            }
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            cur.push(c);
+            let key = cur.join("/");
+            match self.nodes.get(&key) {
+                None | Some(DNode::Other) => return Resolved::Missing,
+                Some(DNode::Dir) => {}
+                Some(DNode::File(..)) => {
+                    return if pending.iter().all(|p| p.is_empty() || p == ".") {
+                        Resolved::File(key)
+                    } else {
+                        Resolved::Missing
+                    };
+                }
+                Some(DNode::Symlink(t)) => {
+                    hops += 1;
+                    if hops > 40 {
+                        return Resolved::Broken("too many levels of symbolic links".into());
+                    }
+                    cur.pop();
+                    if t.starts_with('/') {
+                        cur.clear();
+                    }
+                    pending.extend(t.split('/').rev().map(str::to_owned));
+                }
+            }
+        }
+        Resolved::Dir(cur.join("/"))
+    }
+
+    fn list(&self, dir: &str) -> Vec<(String, NodeKind)> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        self.nodes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(k, n)| {
+                let rest = &k[prefix.len()..];
+                (!rest.is_empty() && !rest.contains('/')).then(|| {
+                    let kind = match n {
+                        DNode::File(..) => NodeKind::File,
+                        DNode::Dir => NodeKind::Dir,
+                        DNode::Symlink(_) => NodeKind::Symlink,
+                        DNode::Other => NodeKind::Other,
+                    };
+                    (rest.to_owned(), kind)
+                })
+            })
+            .collect()
+    }
+
+    fn elf(&self, path: &str) -> Option<&ElfInfo> {
+        match self.nodes.get(path) {
+            Some(DNode::File(Some(i), _)) => Some(i),
+            _ => None,
+        }
+    }
+
+    fn text(&self, path: &str) -> Option<&[u8]> {
+        match self.nodes.get(path) {
+            Some(DNode::File(_, Some(t))) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// The fixture layout, built (or copied from its cache) once per test binary.
+fn fixture() -> &'static Path {
+    static LAYOUT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, images) = LAYOUT.get_or_init(|| {
+        require_tools(TOOLS);
+        let dir = tempfile::Builder::new()
+            .prefix("ocipatch-ldso.")
+            .tempdir()
+            .unwrap();
+        let images = dir.path().join("images");
+        run_ok(
+            cmd("bash")
+                .arg(repo_root().join("scripts/make-debian-fixture.sh"))
+                .arg(&images),
+        );
+        (dir, images)
+    });
+    images
+}
+
+/// `umoci unpack` of a fixture tag into a fresh temp dir; returns (guard, rootfs).
+fn unpack(tag: &str) -> (tempfile::TempDir, PathBuf) {
+    let layout = fixture();
+    let dir = tempfile::Builder::new()
+        .prefix("ocipatch-ldso-rootfs.")
+        .tempdir()
+        .unwrap();
+    let bundle = dir.path().join("bundle");
+    run_ok(
+        cmd("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(umoci_ref(layout, tag))
+            .arg(&bundle),
+    );
+    let rootfs = bundle.join("rootfs");
+    (dir, rootfs)
+}
+
+/// What the real loader says about one file: the `name => path` lines of `ld.so --list` in
+/// order, the names it did not find, and the `version ... not found` errors.
+#[derive(Debug, Default)]
+struct Listed {
+    loaded: Vec<(String, String)>,
+    not_found: BTreeSet<String>,
+    /// (version, required by)
+    versions: BTreeSet<(String, String)>,
+    status_ok: bool,
+}
+
+fn ld_so_list(rootfs: &Path, file: &str) -> Listed {
+    let out = Command::new("chroot")
+        .arg(rootfs)
+        .arg("/lib64/ld-linux-x86-64.so.2")
+        .arg("--list")
+        .arg(format!("/{file}"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let mut l = Listed {
+        status_ok: out.status.success(),
+        ..Listed::default()
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let t = line.trim();
+        if let Some((name, rest)) = t.split_once(" => ") {
+            if rest.starts_with("not found") {
+                l.not_found.insert(name.to_owned());
+            } else {
+                let path = rest.split(" (").next().unwrap_or(rest).to_owned();
+                l.loaded.push((name.to_owned(), path));
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned()
+        + &String::from_utf8_lossy(&out.stderr);
+    for line in text.lines() {
+        // "/usr/bin/x: /lib/.../libv.so.1: version `V_2' not found (required by /usr/bin/x)"
+        if let Some(at) = line.find("version `") {
+            let rest = &line[at + 9..];
+            let version = rest.split('\'').next().unwrap_or_default().to_owned();
+            let by = rest
+                .split("(required by ")
+                .nth(1)
+                .map(|r| r.trim_end_matches(')').trim_start_matches('/').to_owned())
+                .unwrap_or_default();
+            l.versions.insert((version, by));
+        }
+    }
+    l
+}
+
+fn ldconfig_generator() -> String {
+    let cache = read_cache(&fs::read("/etc/ld.so.cache").unwrap()).unwrap();
+    cache.generator.expect("the host's ld.so.cache names its generator")
+}
+
+fn listing(cache_file: &Path) -> String {
+    let out = Command::new("ldconfig")
+        .arg("-p")
+        .arg("-C")
+        .arg(cache_file)
+        .output()
+        .unwrap();
+    // The first line names the file.
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_once('\n').map_or("", |(_, rest)| rest).to_owned()
+}
+
+/// (1) The cache bytes, for the base and for the app image (which adds libraries).
+#[test]
+fn write_cache_is_byte_identical_to_ldconfig() {
+    for tag in ["base-v1", "app"] {
+        let (_guard, rootfs) = unpack(tag);
+        let view = DirView::new(&rootfs);
+        assert!(
+            view.unreadable.is_empty(),
+            "{tag}: ELF files the scanner could not read: {:?}",
+            view.unreadable
+        );
+        let ours_entries = cache_entries(&view);
+        assert!(ours_entries.len() > 50, "{tag}: {} entries", ours_entries.len());
+        // The image's own cache, written by the image's ldconfig when it was built.
+        let image_cache = read_cache(&fs::read(rootfs.join("etc/ld.so.cache")).unwrap()).unwrap();
+        assert_eq!(
+            image_cache.entries, ours_entries,
+            "{tag}: the model differs from the image's own etc/ld.so.cache"
+        );
+        // The host's ldconfig on the tree (-X: do not touch the links).
+        run_ok(
+            cmd("ldconfig")
+                .arg("-r")
+                .arg(&rootfs)
+                .arg("-X")
+                .arg("-C")
+                .arg("/etc/ld.so.cache.ocipatch-test"),
+        );
+        let theirs_path = rootfs.join("etc/ld.so.cache.ocipatch-test");
+        let theirs = fs::read(&theirs_path).unwrap();
+        let ours = write_cache(
+            &ours_entries,
+            &CacheOptions {
+                generator: Some(ldconfig_generator()),
+                big_endian: false,
+            },
+        );
+        let ours_path = rootfs.join("etc/ld.so.cache.ours");
+        fs::write(&ours_path, &ours).unwrap();
+        assert_eq!(
+            listing(&ours_path),
+            listing(&theirs_path),
+            "{tag}: `ldconfig -p` lists the caches differently"
+        );
+        assert!(ours == theirs, "{tag}: same listing, different bytes");
+        eprintln!("{tag}: {} entries, {} bytes, byte-identical", ours_entries.len(), ours.len());
+    }
+}
+
+/// The loader model's verdict and load order for every dynamic ELF file of the tree, compared
+/// with `ld.so --list`. Returns the number of files compared.
+fn compare_with_ld_so(rootfs: &Path, view: &DirView, cache: &[CacheEntry]) -> usize {
+    let checker = Checker::new(view, cache, Libc::Glibc);
+    let mut compared = 0;
+    let mut disagreements = Vec::new();
+    for file in view.dynamic_elf_files() {
+        if file.ends_with("ld-linux-x86-64.so.2") {
+            continue; // the loader itself
+        }
+        let real = ld_so_list(rootfs, &file);
+        let problems = checker.check(&file);
+        let ours_not_found: BTreeSet<String> = problems
+            .iter()
+            .filter_map(|p| match p {
+                LoadProblem::UnresolvedLibrary { soname, .. } => Some(soname.clone()),
+                _ => None,
+            })
+            .collect();
+        let ours_versions: BTreeSet<(String, String)> = problems
+            .iter()
+            .filter_map(|p| match p {
+                LoadProblem::MissingVersion {
+                    version, binary, ..
+                } => Some((version.clone(), binary.clone())),
+                _ => None,
+            })
+            .collect();
+        let interp = checker
+            .load_order(&file)
+            .into_iter()
+            .filter(|(opened, _)| opened != "/lib64/ld-linux-x86-64.so.2")
+            .map(|(opened, _)| opened)
+            .collect::<Vec<_>>();
+        let theirs: Vec<String> = real.loaded.iter().map(|(_, p)| p.clone()).collect();
+        if ours_not_found != real.not_found
+            || ours_versions != real.versions
+            || (real.not_found.is_empty() && interp != theirs)
+        {
+            disagreements.push(format!(
+                "{file}:\n  ld.so: loads {theirs:?}, not found {:?}, versions {:?}\n  model: loads {interp:?}, problems {problems:?}",
+                real.not_found, real.versions
+            ));
+        }
+        compared += 1;
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{} of {compared} files disagree:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+    compared
+}
+
+/// (2) Every dynamic ELF file of the app image: same objects, same order, no problems.
+#[test]
+fn resolution_agrees_with_ld_so_list() {
+    let (_guard, rootfs) = unpack("app");
+    let view = DirView::new(&rootfs);
+    let cache = read_cache(&fs::read(rootfs.join("etc/ld.so.cache")).unwrap())
+        .unwrap()
+        .entries;
+    let checker = Checker::new(&view, &cache, Libc::Glibc);
+    let files = view.dynamic_elf_files();
+    let started = std::time::Instant::now();
+    let with_problems: Vec<_> = files.iter().filter(|f| !checker.check(f).is_empty()).collect();
+    let elapsed = started.elapsed();
+    assert!(with_problems.is_empty(), "{with_problems:?}");
+    let n = compare_with_ld_so(&rootfs, &view, &cache);
+    assert!(n > 100, "only {n} dynamic ELF files");
+    eprintln!("{n} ELF files agree with ld.so --list; the model checked them all in {elapsed:?}");
+}
+
+/// (3a) A deleted library: the same files fail, for the same name.
+#[test]
+fn a_deleted_library_fails_the_same_files_as_ld_so() {
+    let (_guard, rootfs) = unpack("base-v1");
+    let gnu = rootfs.join("usr/lib/x86_64-linux-gnu");
+    let mut removed = 0;
+    for e in fs::read_dir(&gnu).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with("libz.so.1") {
+            fs::remove_file(e.path()).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed > 0, "the base has no libz.so.1");
+    let view = DirView::new(&rootfs);
+    // The image's cache still lists libz.so.1, as ld.so sees it.
+    let cache = read_cache(&fs::read(rootfs.join("etc/ld.so.cache")).unwrap())
+        .unwrap()
+        .entries;
+    let checker = Checker::new(&view, &cache, Libc::Glibc);
+    let failing: BTreeSet<String> = view
+        .dynamic_elf_files()
+        .into_iter()
+        .filter(|f| {
+            checker.check(f).iter().any(|p| {
+                matches!(p, LoadProblem::UnresolvedLibrary { soname, .. } if soname == "libz.so.1")
+            })
+        })
+        .collect();
+    assert!(!failing.is_empty(), "nothing in the base needs libz.so.1");
+    compare_with_ld_so(&rootfs, &view, &cache);
+    eprintln!("{} files fail without libz.so.1: {failing:?}", failing.len());
+}
+
+/// (3b) A library rebuilt without a version a program needs: both loaders name it; and libc
+/// with its newest versions hidden gives the highest one left.
+#[test]
+fn a_missing_version_is_named_like_ld_so_names_it() {
+    let (_guard, rootfs) = unpack("base-v1");
+    let work = rootfs.join("opt/vtest");
+    fs::create_dir_all(&work).unwrap();
+    let w = |name: &str, text: &str| fs::write(work.join(name), text).unwrap();
+    w("v.c", "int v1(void) { return 1; }\nint v2(void) { return 2; }\n");
+    w("v1.c", "int v1(void) { return 1; }\n");
+    w("new.map", "V_1 { global: v1; local: *; };\nV_2 { global: v2; } V_1;\n");
+    w("old.map", "V_1 { global: v1; local: *; };\n");
+    w("app.c", "int v1(void); int v2(void);\nint main(void) { return v1() + v2(); }\n");
+    let gcc = |args: &[&str]| {
+        run_ok(cmd("gcc").current_dir(&work).args(args));
+    };
+    gcc(&["-shared", "-fPIC", "-Wl,-soname,libv.so.1", "-Wl,--version-script=new.map", "v.c", "-o", "libv.so.1"]);
+    gcc(&["app.c", "-o", "app", "-L.", "-l:libv.so.1", "-Wl,-rpath,/opt/vtest"]);
+    // Swap in the old library, which has no V_2.
+    gcc(&["-shared", "-fPIC", "-Wl,-soname,libv.so.1", "-Wl,--version-script=old.map", "v1.c", "-o", "libv.so.1"]);
+    let mut view = DirView::new(&rootfs);
+    let cache = read_cache(&fs::read(rootfs.join("etc/ld.so.cache")).unwrap())
+        .unwrap()
+        .entries;
+    let problems = Checker::new(&view, &cache, Libc::Glibc).check("opt/vtest/app");
+    assert_eq!(
+        problems,
+        [LoadProblem::MissingVersion {
+            binary: "opt/vtest/app".into(),
+            library: "opt/vtest/libv.so.1".into(),
+            soname: "libv.so.1".into(),
+            version: "V_2".into(),
+            highest: Some("V_1".into()),
+        }]
+    );
+    let real = ld_so_list(&rootfs, "opt/vtest/app");
+    assert_eq!(
+        real.versions,
+        BTreeSet::from([("V_2".to_owned(), "opt/vtest/app".to_owned())])
+    );
+    // libc.so.6 without GLIBC_2.34 and later: every program using __libc_start_main@GLIBC_2.34
+    // fails, and the message names GLIBC_2.33 as the highest left.
+    let libc = "usr/lib/x86_64-linux-gnu/libc.so.6";
+    let info = view.elf_mut(libc);
+    let before = info.defines.len();
+    info.defines.retain(|d| {
+        !matches!(d.as_str(), "GLIBC_2.34" | "GLIBC_2.35" | "GLIBC_2.36")
+    });
+    assert_eq!(info.defines.len(), before - 3);
+    let checker = Checker::new(&view, &cache, Libc::Glibc);
+    let p = checker.check("usr/bin/ls");
+    assert!(
+        p.iter().any(|p| matches!(p, LoadProblem::MissingVersion { version, highest: Some(h), library, .. }
+            if version == "GLIBC_2.34" && h == "GLIBC_2.33" && library == libc)),
+        "{p:?}"
+    );
+    let shown = p.iter().find(|p| matches!(p, LoadProblem::MissingVersion { version, .. } if version == "GLIBC_2.34")).unwrap().to_string();
+    assert_eq!(
+        shown,
+        "usr/bin/ls needs GLIBC_2.34 (from libc.so.6); usr/lib/x86_64-linux-gnu/libc.so.6 defines up to GLIBC_2.33"
+    );
+}
