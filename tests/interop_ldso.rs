@@ -3,10 +3,11 @@
 //!
 //! 1. `cache_entries` + `write_cache` give the bytes `ldconfig -r ROOTFS` writes, and the
 //!    entries of the image's own `etc/ld.so.cache`;
-//! 2. for every dynamically linked ELF file in the tree, what `ld.so --list` (run in a chroot
-//!    of the tree) loads is what the model loads, path for path, and neither finds a problem;
-//! 3. with a library deleted, the files the model says fail are exactly those `ld.so --list`
-//!    reports "not found" for; with a library rebuilt without a version a program needs, both
+//! 2. for every dynamically linked ELF file in the tree, what `ld.so` lists (ldd's
+//!    `LD_TRACE_LOADED_OBJECTS=1`, in a chroot of the tree) is what the model loads, path for
+//!    path, and neither finds a problem;
+//! 3. with a library deleted, the files the model says fail are exactly those `ld.so` reports
+//!    "not found" for; with a library rebuilt without a version a program needs, both
 //!    name the version; with libc's newest versions hidden, the model names the highest left.
 //!
 //! Run as root (umoci unpack, chroot). Fails when umoci, ldconfig, chroot or gcc are missing.
@@ -26,8 +27,8 @@ use std::sync::OnceLock;
 use common::*;
 use ocipatch::verdict::elf::{ElfInfo, ElfKind, ElfScanner};
 use ocipatch::verdict::ldso::{
-    cache_entries, read_cache, write_cache, CacheEntry, CacheOptions, Checker, Libc,
-    LoadProblem, NodeKind, Resolved, View,
+    cache_entries, read_cache, write_cache, CacheEntry, CacheOptions, Checker, Libc, LoadProblem,
+    NodeKind, Resolved, View,
 };
 
 const TOOLS: &[&str] = &[
@@ -271,23 +272,22 @@ struct Listed {
     not_found: BTreeSet<String>,
     /// (version, required by)
     versions: BTreeSet<(String, String)>,
-    status_ok: bool,
 }
 
 fn ld_so_list(rootfs: &Path, file: &str) -> Listed {
+    // What ldd does (`ld.so --list` stops at the first missing library instead); the variable
+    // is set inside the chroot, not for the host's chroot binary.
     let out = Command::new("chroot")
         .arg(rootfs)
+        .arg("/usr/bin/env")
+        .arg("LD_TRACE_LOADED_OBJECTS=1")
         .arg("/lib64/ld-linux-x86-64.so.2")
-        .arg("--list")
         .arg(format!("/{file}"))
         .env_clear()
-        .env("PATH", "/usr/bin:/bin")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .output()
         .unwrap();
-    let mut l = Listed {
-        status_ok: out.status.success(),
-        ..Listed::default()
-    };
+    let mut l = Listed::default();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let t = line.trim();
         if let Some((name, rest)) = t.split_once(" => ") {
@@ -299,8 +299,8 @@ fn ld_so_list(rootfs: &Path, file: &str) -> Listed {
             }
         }
     }
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     for line in text.lines() {
         // "/usr/bin/x: /lib/.../libv.so.1: version `V_2' not found (required by /usr/bin/x)"
         if let Some(at) = line.find("version `") {
@@ -319,7 +319,9 @@ fn ld_so_list(rootfs: &Path, file: &str) -> Listed {
 
 fn ldconfig_generator() -> String {
     let cache = read_cache(&fs::read("/etc/ld.so.cache").unwrap()).unwrap();
-    cache.generator.expect("the host's ld.so.cache names its generator")
+    cache
+        .generator
+        .expect("the host's ld.so.cache names its generator")
 }
 
 fn listing(cache_file: &Path) -> String {
@@ -331,7 +333,9 @@ fn listing(cache_file: &Path) -> String {
         .unwrap();
     // The first line names the file.
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_once('\n').map_or("", |(_, rest)| rest).to_owned()
+    text.split_once('\n')
+        .map_or("", |(_, rest)| rest)
+        .to_owned()
 }
 
 /// (1) The cache bytes, for the base and for the app image (which adds libraries).
@@ -346,7 +350,11 @@ fn write_cache_is_byte_identical_to_ldconfig() {
             view.unreadable
         );
         let ours_entries = cache_entries(&view);
-        assert!(ours_entries.len() > 50, "{tag}: {} entries", ours_entries.len());
+        assert!(
+            ours_entries.len() > 50,
+            "{tag}: {} entries",
+            ours_entries.len()
+        );
         // The image's own cache, written by the image's ldconfig when it was built.
         let image_cache = read_cache(&fs::read(rootfs.join("etc/ld.so.cache")).unwrap()).unwrap();
         assert_eq!(
@@ -379,7 +387,11 @@ fn write_cache_is_byte_identical_to_ldconfig() {
             "{tag}: `ldconfig -p` lists the caches differently"
         );
         assert!(ours == theirs, "{tag}: same listing, different bytes");
-        eprintln!("{tag}: {} entries, {} bytes, byte-identical", ours_entries.len(), ours.len());
+        eprintln!(
+            "{tag}: {} entries, {} bytes, byte-identical",
+            ours_entries.len(),
+            ours.len()
+        );
     }
 }
 
@@ -388,6 +400,7 @@ fn write_cache_is_byte_identical_to_ldconfig() {
 fn compare_with_ld_so(rootfs: &Path, view: &DirView, cache: &[CacheEntry]) -> usize {
     let checker = Checker::new(view, cache, Libc::Glibc);
     let mut compared = 0;
+    let mut lines = 0;
     let mut disagreements = Vec::new();
     for file in view.dynamic_elf_files() {
         if file.ends_with("ld-linux-x86-64.so.2") {
@@ -418,17 +431,19 @@ fn compare_with_ld_so(rootfs: &Path, view: &DirView, cache: &[CacheEntry]) -> us
             .map(|(opened, _)| opened)
             .collect::<Vec<_>>();
         let theirs: Vec<String> = real.loaded.iter().map(|(_, p)| p.clone()).collect();
-        if ours_not_found != real.not_found
-            || ours_versions != real.versions
-            || (real.not_found.is_empty() && interp != theirs)
-        {
+        if ours_not_found != real.not_found || ours_versions != real.versions || interp != theirs {
             disagreements.push(format!(
                 "{file}:\n  ld.so: loads {theirs:?}, not found {:?}, versions {:?}\n  model: loads {interp:?}, problems {problems:?}",
                 real.not_found, real.versions
             ));
         }
         compared += 1;
+        lines += theirs.len();
     }
+    assert!(
+        lines > compared,
+        "ld.so --list printed only {lines} `=>` lines for {compared} files"
+    );
     assert!(
         disagreements.is_empty(),
         "{} of {compared} files disagree:\n{}",
@@ -449,7 +464,10 @@ fn resolution_agrees_with_ld_so_list() {
     let checker = Checker::new(&view, &cache, Libc::Glibc);
     let files = view.dynamic_elf_files();
     let started = std::time::Instant::now();
-    let with_problems: Vec<_> = files.iter().filter(|f| !checker.check(f).is_empty()).collect();
+    let with_problems: Vec<_> = files
+        .iter()
+        .filter(|f| !checker.check(f).is_empty())
+        .collect();
     let elapsed = started.elapsed();
     assert!(with_problems.is_empty(), "{with_problems:?}");
     let n = compare_with_ld_so(&rootfs, &view, &cache);
@@ -487,7 +505,10 @@ fn a_deleted_library_fails_the_same_files_as_ld_so() {
         .collect();
     assert!(!failing.is_empty(), "nothing in the base needs libz.so.1");
     compare_with_ld_so(&rootfs, &view, &cache);
-    eprintln!("{} files fail without libz.so.1: {failing:?}", failing.len());
+    eprintln!(
+        "{} files fail without libz.so.1: {failing:?}",
+        failing.len()
+    );
 }
 
 /// (3b) A library rebuilt without a version a program needs: both loaders name it; and libc
@@ -498,18 +519,50 @@ fn a_missing_version_is_named_like_ld_so_names_it() {
     let work = rootfs.join("opt/vtest");
     fs::create_dir_all(&work).unwrap();
     let w = |name: &str, text: &str| fs::write(work.join(name), text).unwrap();
-    w("v.c", "int v1(void) { return 1; }\nint v2(void) { return 2; }\n");
+    w(
+        "v.c",
+        "int v1(void) { return 1; }\nint v2(void) { return 2; }\n",
+    );
     w("v1.c", "int v1(void) { return 1; }\n");
-    w("new.map", "V_1 { global: v1; local: *; };\nV_2 { global: v2; } V_1;\n");
+    w(
+        "new.map",
+        "V_1 { global: v1; local: *; };\nV_2 { global: v2; } V_1;\n",
+    );
     w("old.map", "V_1 { global: v1; local: *; };\n");
-    w("app.c", "int v1(void); int v2(void);\nint main(void) { return v1() + v2(); }\n");
+    w(
+        "app.c",
+        "int v1(void); int v2(void);\nint main(void) { return v1() + v2(); }\n",
+    );
     let gcc = |args: &[&str]| {
         run_ok(cmd("gcc").current_dir(&work).args(args));
     };
-    gcc(&["-shared", "-fPIC", "-Wl,-soname,libv.so.1", "-Wl,--version-script=new.map", "v.c", "-o", "libv.so.1"]);
-    gcc(&["app.c", "-o", "app", "-L.", "-l:libv.so.1", "-Wl,-rpath,/opt/vtest"]);
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libv.so.1",
+        "-Wl,--version-script=new.map",
+        "v.c",
+        "-o",
+        "libv.so.1",
+    ]);
+    gcc(&[
+        "app.c",
+        "-o",
+        "app",
+        "-L.",
+        "-l:libv.so.1",
+        "-Wl,-rpath,/opt/vtest",
+    ]);
     // Swap in the old library, which has no V_2.
-    gcc(&["-shared", "-fPIC", "-Wl,-soname,libv.so.1", "-Wl,--version-script=old.map", "v1.c", "-o", "libv.so.1"]);
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libv.so.1",
+        "-Wl,--version-script=old.map",
+        "v1.c",
+        "-o",
+        "libv.so.1",
+    ]);
     let mut view = DirView::new(&rootfs);
     let cache = read_cache(&fs::read(rootfs.join("etc/ld.so.cache")).unwrap())
         .unwrap()
@@ -535,18 +588,25 @@ fn a_missing_version_is_named_like_ld_so_names_it() {
     let libc = "usr/lib/x86_64-linux-gnu/libc.so.6";
     let info = view.elf_mut(libc);
     let before = info.defines.len();
-    info.defines.retain(|d| {
-        !matches!(d.as_str(), "GLIBC_2.34" | "GLIBC_2.35" | "GLIBC_2.36")
-    });
+    info.defines
+        .retain(|d| !matches!(d.as_str(), "GLIBC_2.34" | "GLIBC_2.35" | "GLIBC_2.36"));
     assert_eq!(info.defines.len(), before - 3);
     let checker = Checker::new(&view, &cache, Libc::Glibc);
     let p = checker.check("usr/bin/ls");
     assert!(
-        p.iter().any(|p| matches!(p, LoadProblem::MissingVersion { version, highest: Some(h), library, .. }
-            if version == "GLIBC_2.34" && h == "GLIBC_2.33" && library == libc)),
+        p.iter().any(
+            |p| matches!(p, LoadProblem::MissingVersion { version, highest: Some(h), library, .. }
+            if version == "GLIBC_2.34" && h == "GLIBC_2.33" && library == libc)
+        ),
         "{p:?}"
     );
-    let shown = p.iter().find(|p| matches!(p, LoadProblem::MissingVersion { version, .. } if version == "GLIBC_2.34")).unwrap().to_string();
+    let shown = p
+        .iter()
+        .find(
+            |p| matches!(p, LoadProblem::MissingVersion { version, .. } if version == "GLIBC_2.34"),
+        )
+        .unwrap()
+        .to_string();
     assert_eq!(
         shown,
         "usr/bin/ls needs GLIBC_2.34 (from libc.so.6); usr/lib/x86_64-linux-gnu/libc.so.6 defines up to GLIBC_2.33"

@@ -72,20 +72,48 @@ pub struct Platform {
 
 /// (machine, class, triplet, AT_PLATFORM, interpreter) of the architectures modelled by name.
 const KNOWN: &[(u16, ElfClass, &str, &str, &str)] = &[
-    (EM_X86_64, ElfClass::Elf64, "x86_64-linux-gnu", "x86_64", "/lib64/ld-linux-x86-64.so.2"),
-    (EM_AARCH64, ElfClass::Elf64, "aarch64-linux-gnu", "aarch64", "/lib/ld-linux-aarch64.so.1"),
-    (EM_386, ElfClass::Elf32, "i386-linux-gnu", "i686", "/lib/ld-linux.so.2"),
-    (EM_X86_64, ElfClass::Elf32, "x86_64-linux-gnux32", "x86_64", "/libx32/ld-linux-x32.so.2"),
-    (EM_ARM, ElfClass::Elf32, "arm-linux-gnueabihf", "v7l", "/lib/ld-linux-armhf.so.3"),
+    (
+        EM_X86_64,
+        ElfClass::Elf64,
+        "x86_64-linux-gnu",
+        "x86_64",
+        "/lib64/ld-linux-x86-64.so.2",
+    ),
+    (
+        EM_AARCH64,
+        ElfClass::Elf64,
+        "aarch64-linux-gnu",
+        "aarch64",
+        "/lib/ld-linux-aarch64.so.1",
+    ),
+    (
+        EM_386,
+        ElfClass::Elf32,
+        "i386-linux-gnu",
+        "i686",
+        "/lib/ld-linux.so.2",
+    ),
+    (
+        EM_X86_64,
+        ElfClass::Elf32,
+        "x86_64-linux-gnux32",
+        "x86_64",
+        "/libx32/ld-linux-x32.so.2",
+    ),
+    (
+        EM_ARM,
+        ElfClass::Elf32,
+        "arm-linux-gnueabihf",
+        "v7l",
+        "/lib/ld-linux-armhf.so.3",
+    ),
 ];
 
 impl Platform {
     /// The platform of native objects with this machine and class, laid out as the view's
     /// directories suggest (Debian multiarch or upstream).
     pub fn for_machine(view: &dyn View, machine: u16, class: ElfClass) -> Platform {
-        let known = KNOWN
-            .iter()
-            .find(|k| k.0 == machine && k.1 == class);
+        let known = KNOWN.iter().find(|k| k.0 == machine && k.1 == class);
         let interp = known.map(|k| k.4.to_owned());
         let triplet = known.map(|k| k.2).filter(|t| {
             [format!("/lib/{t}"), format!("/usr/lib/{t}")]
