@@ -250,11 +250,12 @@ fn system_libraries_agree_with_readelf() {
     assert_eq!(libc.machine, 62);
 }
 
-/// A scratch directory for objects built by the tests.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ocipatch-elf-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory for objects built by the tests, removed when dropped.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ocipatch-elf-{name}."))
+        .tempdir()
+        .unwrap()
 }
 
 fn run(cmd: &mut Command) {
@@ -268,7 +269,8 @@ fn run(cmd: &mut Command) {
 
 #[test]
 fn built_objects_agree_with_readelf() {
-    let dir = scratch("built");
+    let tmp = scratch("built");
+    let dir = tmp.path();
     let src = dir.join("t.c");
     std::fs::write(
         &src,
@@ -364,7 +366,8 @@ fn built_objects_agree_with_readelf() {
 /// scripts/test.sh installs). Skipped, saying so, when they are missing.
 #[test]
 fn big_endian_objects_agree_with_readelf() {
-    let dir = scratch("be");
+    let tmp = scratch("be");
+    let dir = tmp.path();
     for (prefix, class) in [
         ("s390x-linux-gnu", ElfClass::Elf64),
         ("powerpc-linux-gnu", ElfClass::Elf32),

@@ -243,16 +243,11 @@ pub fn cache_entries_for(view: &dyn View, platform: &Platform) -> Vec<CacheEntry
                     let newer = (!is_link && d.is_link)
                         || (is_link == d.is_link && libcmp(&d.name, &name) == Ordering::Less);
                     if newer {
-                        if d.flag != flag {
-                            if d.flag == FLAG_ELF
-                                && (flag == FLAG_ELF_LIBC5 || flag == FLAG_ELF_LIBC6)
-                            {
-                                d.flag = flag;
-                            } else if (d.flag == FLAG_ELF_LIBC5 || d.flag == FLAG_ELF_LIBC6)
-                                && flag == FLAG_ELF
-                            {
-                                d.flag = flag;
-                            }
+                        // A libc5/libc6 type and a plain ELF one: the later one wins.
+                        let libc = |f: i32| f == FLAG_ELF_LIBC5 || f == FLAG_ELF_LIBC6;
+                        if (d.flag == FLAG_ELF && libc(flag)) || (libc(d.flag) && flag == FLAG_ELF)
+                        {
+                            d.flag = flag;
                         }
                         d.name = name;
                         d.is_link = is_link;
@@ -447,7 +442,7 @@ pub fn read_cache(bytes: &[u8]) -> Result<CacheFile, CacheError> {
     }
     let mut generator = None;
     let ext = rd32(32)? as usize;
-    if ext != 0 && ext % 4 == 0 && rd32(ext).ok() == Some(EXTENSION_MAGIC) {
+    if ext != 0 && ext.is_multiple_of(4) && rd32(ext).ok() == Some(EXTENSION_MAGIC) {
         let count = rd32(ext + 4)? as usize;
         for k in 0..count.min(64) {
             let s = ext + 8 + k * 16;

@@ -77,7 +77,12 @@ fn parse_file(view: &dyn View, file: &str, depth: usize, st: &mut State) {
             for pattern in line[8..].split([' ', '\t']).filter(|p| !p.is_empty()) {
                 include(view, file, pattern, depth, st);
             }
-        } else if line.len() >= 5 && line[..5].eq_ignore_ascii_case("hwcap") && blank_after(5) {
+        } else if line
+            .as_bytes()
+            .get(..5)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"hwcap"))
+            && blank_after(5)
+        {
             continue;
         } else {
             add_dir(line, &format!("{file}:{}", i + 1), &mut st.out);

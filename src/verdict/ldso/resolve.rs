@@ -252,6 +252,9 @@ enum Candidate {
     Absent,
 }
 
+/// A search: (name, labelled directories, NODEFLIB, machine, 64-bit).
+type SearchKey = (String, Vec<String>, bool, u16, bool);
+
 /// Checks binaries of one image, memoising per (name, search context) across them.
 pub struct Checker<'v> {
     view: &'v dyn View,
@@ -259,7 +262,7 @@ pub struct Checker<'v> {
     flavour: Libc,
     platforms: RefCell<HashMap<(u16, bool), Platform>>,
     candidates: RefCell<HashMap<(String, u16, bool), Candidate>>,
-    searches: RefCell<HashMap<(String, Vec<String>, bool, u16, bool), Found>>,
+    searches: RefCell<HashMap<SearchKey, Found>>,
     musl_path: RefCell<HashMap<String, Vec<String>>>,
 }
 
