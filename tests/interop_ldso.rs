@@ -612,3 +612,75 @@ fn a_missing_version_is_named_like_ld_so_names_it() {
         "usr/bin/ls needs GLIBC_2.34 (from libc.so.6); usr/lib/x86_64-linux-gnu/libc.so.6 defines up to GLIBC_2.33"
     );
 }
+
+/// (1b) A small tree of built libraries, not laid out like Debian: a 32-bit library without
+/// libc (flags "ELF"), a development `.so` link, a library without a soname, a directory typed
+/// with `=libc6` and listed twice through a symlink; also the compat format, which carries the
+/// same entries after an old-format table.
+#[test]
+fn write_cache_matches_ldconfig_on_a_built_tree() {
+    require_tools(&["ldconfig", "gcc"]);
+    let tmp = tempfile::Builder::new()
+        .prefix("ocipatch-ldso-built.")
+        .tempdir()
+        .unwrap();
+    let root = tmp.path().join("root");
+    for d in ["etc", "lib", "usr/lib", "opt/typed", "src"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let src = root.join("src");
+    fs::write(src.join("a.c"), "int a(void) { return 1; }\n").unwrap();
+    let gcc = |args: &[&str], out: &str| {
+        run_ok(
+            cmd("gcc")
+                .current_dir(&src)
+                .args(["-shared", "-fPIC", "-nostdlib"])
+                .args(args)
+                .arg("a.c")
+                .arg("-o")
+                .arg(root.join(out)),
+        );
+    };
+    gcc(&["-Wl,-soname,liba.so.2"], "lib/liba.so.2.0.1");
+    std::os::unix::fs::symlink("liba.so.2.0.1", root.join("lib/liba.so.2")).unwrap();
+    std::os::unix::fs::symlink("liba.so.2.0.1", root.join("lib/liba.so")).unwrap();
+    gcc(&[], "lib/libnosoname.so.7");
+    gcc(&["-m32", "-Wl,-soname,lib32.so.1"], "usr/lib/lib32.so.1");
+    gcc(&["-Wl,-soname,libt.so.3"], "opt/typed/libt.so.3");
+    std::os::unix::fs::symlink("typed", root.join("opt/again")).unwrap();
+    fs::write(
+        root.join("etc/ld.so.conf"),
+        "/usr/lib\n/opt/typed=libc6\n/opt/again/ # the same directory\n",
+    )
+    .unwrap();
+    let view = DirView::new(&root);
+    let entries = cache_entries(&view);
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.key == "lib32.so.1" && e.flags == 1),
+        "{entries:?}"
+    );
+    assert!(entries.iter().any(|e| e.key == "liba.so"), "{entries:?}");
+    run_ok(cmd("ldconfig").arg("-r").arg(&root).arg("-X"));
+    let theirs = fs::read(root.join("etc/ld.so.cache")).unwrap();
+    let ours = write_cache(
+        &entries,
+        &CacheOptions {
+            generator: Some(ldconfig_generator()),
+            big_endian: false,
+        },
+    );
+    let ours_path = root.join("etc/ours.cache");
+    fs::write(&ours_path, &ours).unwrap();
+    assert_eq!(listing(&ours_path), listing(&root.join("etc/ld.so.cache")));
+    assert!(ours == theirs, "same listing, different bytes");
+    run_ok(cmd("ldconfig").arg("-r").arg(&root).arg("-X").args([
+        "-c",
+        "compat",
+        "-C",
+        "/etc/compat.cache",
+    ]));
+    let compat = read_cache(&fs::read(root.join("etc/compat.cache")).unwrap()).unwrap();
+    assert_eq!(compat.entries, entries);
+}

@@ -183,7 +183,8 @@ impl Platform {
     }
 
     /// The platform of the image's C library: the `libc.so.6` (or musl loader) in the usual
-    /// places, else the first ELF shared object in them. `None` for an image without one.
+    /// places, else the first ELF library in `lib`, `lib64`, `usr/lib`, `usr/lib64` (by
+    /// name). `None` for an image without one.
     pub fn detect(view: &dyn View) -> Option<Platform> {
         let mut candidates: Vec<String> = KNOWN
             .iter()
@@ -204,14 +205,26 @@ impl Platform {
                 }
             }
         }
-        for dir in ["lib", "usr/lib"] {
-            if let Resolved::Dir(d) = view.resolve(dir) {
-                for (name, _) in view.list(&d) {
-                    if name.starts_with("ld-musl-") || name.starts_with("libc.") {
-                        if let Resolved::File(p) = view.resolve(&format!("{d}/{name}")) {
-                            if let Some(info) = view.elf(&p) {
-                                return Some(Platform::for_machine(view, info.machine, info.class));
-                            }
+        // No glibc: the musl loader, else the first ELF library in the usual places.
+        for musl_only in [true, false] {
+            for dir in ["lib", "lib64", "usr/lib", "usr/lib64"] {
+                let Resolved::Dir(d) = view.resolve(dir) else {
+                    continue;
+                };
+                let mut names = view.list(&d);
+                names.sort_by(|a, b| a.0.cmp(&b.0));
+                for (name, _) in names {
+                    let wanted = if musl_only {
+                        name.starts_with("ld-musl-")
+                    } else {
+                        name.starts_with("lib") || name.starts_with("ld-")
+                    };
+                    if !wanted {
+                        continue;
+                    }
+                    if let Resolved::File(p) = view.resolve(&format!("{d}/{name}")) {
+                        if let Some(info) = view.elf(&p) {
+                            return Some(Platform::for_machine(view, info.machine, info.class));
                         }
                     }
                 }
