@@ -9,7 +9,8 @@
 //! 3. when the object has no `DT_RUNPATH`: the `DT_RPATH` of the object, of the object that
 //!    loaded it, and so on up to the executable (an object with a `DT_RUNPATH` has no
 //!    `DT_RPATH`, as `get-dynamic-info.h` drops it);
-//! 4. the object's own `DT_RUNPATH`;
+//! 4. `LD_LIBRARY_PATH` (see [`Checker::with_library_path`]), then the object's own
+//!    `DT_RUNPATH`;
 //! 5. unless the object has `DF_1_NODEFLIB`: `ld.so.cache` (entries with the flags this
 //!    platform's loader accepts, first match), then the platform's default directories.
 //!
@@ -21,12 +22,12 @@
 //! without version definitions satisfies any.
 //!
 //! musl (`load_library` in `ldso/dynlink.c`): its own names (`libc.so`, `libpthread.so`, ...)
-//! are the loader itself; `DT_RUNPATH`, else `DT_RPATH`, of the object and of every object up
-//! the loader chain; then the lines of `etc/ld-musl-ARCH.path`, else `/lib:/usr/local/lib:
+//! are the loader itself; `LD_LIBRARY_PATH`; `DT_RUNPATH`, else `DT_RPATH`, of the object and of
+//! every object up the loader chain; then the lines of `etc/ld-musl-ARCH.path`, else `/lib:/usr/local/lib:
 //! /usr/lib`. No cache, no symbol versions, no class check.
 //!
-//! Not modelled: `LD_LIBRARY_PATH` and `LD_PRELOAD` (they live in the image config, not the
-//! file system), `etc/ld.so.preload`, hwcap subdirectories, an empty search-path element
+//! `LD_LIBRARY_PATH` comes from the image configuration: [`Checker::with_library_path`]
+//! (glibc: after the `DT_RPATH`s; musl: first). Not modelled: `LD_PRELOAD`, `etc/ld.so.preload`, hwcap subdirectories, an empty search-path element
 //! (the working directory), and setuid restrictions. Relative paths are taken relative to the
 //! root, the usual working directory of a container.
 
@@ -264,6 +265,7 @@ pub struct Checker<'v> {
     candidates: RefCell<HashMap<(String, u16, bool), Candidate>>,
     searches: RefCell<HashMap<SearchKey, Found>>,
     musl_path: RefCell<HashMap<String, Vec<String>>>,
+    library_path: Vec<String>,
 }
 
 impl<'v> Checker<'v> {
@@ -278,7 +280,20 @@ impl<'v> Checker<'v> {
             candidates: RefCell::default(),
             searches: RefCell::default(),
             musl_path: RefCell::default(),
+            library_path: Vec::new(),
         }
+    }
+
+    /// The `LD_LIBRARY_PATH` the image's configuration sets (`Env`), searched after `DT_RPATH`
+    /// and before `DT_RUNPATH` (glibc) or first (musl). Elements are separated by
+    /// `:` (glibc also accepts `;`); empty ones (the working directory) are ignored.
+    pub fn with_library_path(mut self, value: &str) -> Checker<'v> {
+        self.library_path = value
+            .split([':', ';'])
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned)
+            .collect();
+        self
     }
 
     fn platform(&self, info: &ElfInfo) -> Platform {
@@ -393,7 +408,7 @@ impl<'v> Checker<'v> {
                         let Some(linfo) = self.view.elf(&real) else {
                             continue;
                         };
-                        let mut names = vec![name];
+                        let mut names = vec![name, opened.clone()];
                         names.extend(linfo.soname.iter().cloned());
                         let origin = parent_abs_spelled(&opened);
                         objs.push(Obj {
@@ -503,11 +518,14 @@ impl<'v> Checker<'v> {
                             break;
                         }
                     }
-                } else {
+                }
+                push_all("LD_LIBRARY_PATH", &objs[0], &self.library_path);
+                if !obj.info.runpath.is_empty() {
                     push_all("RUNPATH", obj, &obj.info.runpath);
                 }
             }
             Libc::Musl => {
+                push_all("LD_LIBRARY_PATH", &objs[0], &self.library_path);
                 let mut at = Some(by);
                 let mut hops = 0;
                 while let Some(k) = at {

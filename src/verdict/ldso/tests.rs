@@ -534,3 +534,28 @@ fn read_cache_survives_hostile_bytes() {
     assert!(read_cache(b"glibc-ld.so.cache1.1").is_err());
     assert!(read_cache(b"").is_err());
 }
+
+#[test]
+fn ld_library_path_comes_between_rpath_and_runpath() {
+    let mut v = MemView::debian();
+    v.put_elf("opt/env/libe.so.1", ElfBuilder::lib("libe.so.1").build())
+        .put_elf("opt/rp/libe.so.1", ElfBuilder::lib("libe.so.1").build())
+        .put_elf("usr/bin/e", ElfBuilder::exe(&["libe.so.1"]).build())
+        .put_elf(
+            "usr/bin/r",
+            ElfBuilder::exe(&["libe.so.1"]).rpath(&["/opt/rp"]).build(),
+        )
+        .put_elf(
+            "usr/bin/u",
+            ElfBuilder::exe(&["libe.so.1"])
+                .runpath(&["/opt/rp"])
+                .build(),
+        );
+    assert!(!no_cache(&v, "usr/bin/e").is_empty());
+    let c = Checker::new(&v, &[], Libc::Glibc).with_library_path("/opt/env::");
+    assert_eq!(c.check("usr/bin/e"), []);
+    let first = |bin: &str| c.load_order(bin)[1].1.clone();
+    assert_eq!(first("usr/bin/e"), "opt/env/libe.so.1");
+    assert_eq!(first("usr/bin/r"), "opt/rp/libe.so.1"); // RPATH before LD_LIBRARY_PATH
+    assert_eq!(first("usr/bin/u"), "opt/env/libe.so.1"); // LD_LIBRARY_PATH before RUNPATH
+}
