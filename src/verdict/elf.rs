@@ -35,6 +35,9 @@ pub const MAX_SEGMENT: u64 = 4 << 20;
 pub const MAX_BUFFERED: u64 = 32 << 20;
 /// The most version definitions, version needs or auxiliary entries of one need read.
 pub const MAX_VERSION_ENTRIES: usize = 4096;
+/// The most bytes of strings one summary holds (names, paths, versions together): a hostile
+/// file could otherwise point thousands of entries at one long string.
+pub const MAX_SUMMARY_BYTES: usize = 1 << 20;
 /// How much is kept after a version section found late (its size is not in the dynamic section).
 const LATE_VERSION_BYTES: u64 = 1 << 20;
 
@@ -354,6 +357,7 @@ impl ElfScanner {
             None => self.bytes_from(strtab_off),
         }
         .ok_or_else(|| reason("the dynamic string table was not kept"))?;
+        let produced = std::cell::Cell::new(0usize);
         let string = |index: u64| -> Result<String, ElfError> {
             let start = usize::try_from(index)
                 .ok()
@@ -364,6 +368,12 @@ impl ElfScanner {
                 .iter()
                 .position(|&b| b == 0)
                 .ok_or_else(|| reason("a string runs past the string table"))?;
+            produced.set(produced.get() + len + 1);
+            if produced.get() > MAX_SUMMARY_BYTES {
+                return fail(format!(
+                    "the summary's strings pass the {MAX_SUMMARY_BYTES} byte cap"
+                ));
+            }
             Ok(String::from_utf8_lossy(&tail[..len]).into_owned())
         };
         info.dynamic = true;

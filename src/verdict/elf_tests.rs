@@ -670,3 +670,20 @@ fn string_table_after_the_dynamic_section() {
         assert_eq!(info.needed, ["libfoo.so.1"]);
     }
 }
+
+/// Thousands of DT_NEEDED entries naming one long string: an error, not gigabytes.
+#[test]
+fn many_entries_naming_one_long_string_are_capped() {
+    let n = 20_000u64;
+    let tail_at = 64 + 2 * 56 + (n + 2 + 1) * 16;
+    let mut strtab = vec![0u8];
+    strtab.extend(std::iter::repeat_n(b'x', 200_000));
+    strtab.push(0);
+    let mut entries = vec![(5i64, tail_at), (10, strtab.len() as u64)];
+    entries.extend((0..n).map(|_| (1i64, 1u64)));
+    let f = handmade(&entries, &strtab);
+    let t = Instant::now();
+    let e = scan_whole(&f).unwrap_err();
+    assert!(e.reason.contains("cap"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
