@@ -152,7 +152,8 @@ fn is_prelink_temp(name: &str) -> bool {
 }
 
 /// The cache entries `ldconfig` would write for the view, on the platform of the image's C
-/// library ([`Platform::detect`]); empty when there is none.
+/// library ([`Platform::detect`]); empty when there is none. Meaningful for glibc images only
+/// (musl has no `ldconfig` and no cache).
 pub fn cache_entries(view: &dyn View) -> Vec<CacheEntry> {
     match Platform::detect(view) {
         Some(p) => cache_entries_for(view, &p),

@@ -253,8 +253,10 @@ enum Candidate {
     Absent,
 }
 
-/// A search: (name, labelled directories, NODEFLIB, machine, 64-bit).
-type SearchKey = (String, Vec<String>, bool, u16, bool);
+/// A search: (name, labelled directories, NODEFLIB, machine, 64-bit, loader).
+type SearchKey = (String, Vec<String>, bool, u16, bool, Libc);
+/// A candidate file: (view path, machine, 64-bit, loader).
+type CandidateKey = (String, u16, bool, Libc);
 
 /// Checks binaries of one image, memoising per (name, search context) across them.
 pub struct Checker<'v> {
@@ -262,7 +264,7 @@ pub struct Checker<'v> {
     cache: &'v [CacheEntry],
     flavour: Libc,
     platforms: RefCell<HashMap<(u16, bool), Platform>>,
-    candidates: RefCell<HashMap<(String, u16, bool), Candidate>>,
+    candidates: RefCell<HashMap<CandidateKey, Candidate>>,
     searches: RefCell<HashMap<SearchKey, Found>>,
     musl_path: RefCell<HashMap<String, Vec<String>>>,
     library_path: Vec<String>,
@@ -551,6 +553,7 @@ impl<'v> Checker<'v> {
             nodeflib,
             platform.machine,
             platform.class == crate::verdict::elf::ElfClass::Elf64,
+            flavour,
         );
         if let Some(f) = self.searches.borrow().get(&key) {
             return f.clone();
@@ -636,6 +639,7 @@ impl<'v> Checker<'v> {
             view_path(spelled),
             platform.machine,
             platform.class == crate::verdict::elf::ElfClass::Elf64,
+            flavour,
         );
         if let Some(c) = self.candidates.borrow().get(&key) {
             return c.clone();

@@ -559,3 +559,30 @@ fn ld_library_path_comes_between_rpath_and_runpath() {
     assert_eq!(first("usr/bin/r"), "opt/rp/libe.so.1"); // RPATH before LD_LIBRARY_PATH
     assert_eq!(first("usr/bin/u"), "opt/env/libe.so.1"); // LD_LIBRARY_PATH before RUNPATH
 }
+
+/// One checker, a glibc and a musl binary asking for the same name: the memo keeps them apart.
+#[test]
+fn the_memo_keeps_glibc_and_musl_searches_apart() {
+    let mut v = MemView::debian();
+    v.put_elf(
+        "lib/ld-musl-x86_64.so.1",
+        ElfBuilder::lib("libc.musl-x86_64.so.1").build(),
+    )
+    .put_elf(
+        "usr/lib/libm2.so.1",
+        ElfBuilder::lib("libm2.so.1").class32().build(),
+    )
+    .put_elf("usr/bin/g", ElfBuilder::exe(&["libm2.so.1"]).build())
+    .put_elf(
+        "usr/bin/m",
+        ElfBuilder::bare()
+            .needed(&["libm2.so.1"])
+            .interp("/lib/ld-musl-x86_64.so.1")
+            .build(),
+    );
+    let c = Checker::new(&v, &[], Libc::Glibc);
+    // glibc skips the 32-bit file; musl takes the first file it finds.
+    assert!(!c.check("usr/bin/g").is_empty());
+    assert_eq!(c.check("usr/bin/m"), []);
+    assert!(!c.check("usr/bin/g").is_empty());
+}
