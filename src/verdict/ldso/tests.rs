@@ -565,7 +565,7 @@ fn ld_library_path_comes_between_rpath_and_runpath() {
 fn the_memo_keeps_glibc_and_musl_searches_apart() {
     let mut v = MemView::debian();
     v.put_elf(
-        "lib/ld-musl-x86_64.so.1",
+        "usr/lib/ld-musl-x86_64.so.1",
         ElfBuilder::lib("libc.musl-x86_64.so.1").build(),
     )
     .put_elf(
