@@ -687,3 +687,24 @@ fn many_entries_naming_one_long_string_are_capped() {
     assert!(e.reason.contains("cap"), "{e}");
     assert!(t.elapsed() < Duration::from_secs(2));
 }
+
+/// A reader may stop once the scanner is done: the summary is the same as from the whole file.
+#[test]
+fn is_done_means_the_rest_changes_nothing() {
+    let mut s = ElfScanner::new(100);
+    s.feed(b"#!/bin/sh");
+    assert!(s.is_done());
+    assert_eq!(s.finish(), Ok(None));
+    let data = std::fs::read("/lib/x86_64-linux-gnu/libc.so.6").unwrap();
+    let mut s = ElfScanner::new(data.len() as u64);
+    let mut fed = 0;
+    for chunk in data.chunks(4096) {
+        if s.is_done() {
+            break;
+        }
+        s.feed(chunk);
+        fed += chunk.len();
+    }
+    assert!(fed < data.len(), "libc's summary needs its whole file?");
+    assert_eq!(s.finish().unwrap(), scan_whole(&data).unwrap());
+}
