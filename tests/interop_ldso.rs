@@ -290,7 +290,13 @@ fn ld_so_list(rootfs: &Path, file: &str) -> Listed {
     let mut l = Listed::default();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let t = line.trim();
-        if let Some((name, rest)) = t.split_once(" => ") {
+        if t.starts_with('/') && !t.contains(" => ") {
+            // A dependency named by path (and the interpreter): "/path (0x...)".
+            let path = t.split(" (").next().unwrap_or(t).to_owned();
+            if path != "/lib64/ld-linux-x86-64.so.2" {
+                l.loaded.push((path.clone(), path));
+            }
+        } else if let Some((name, rest)) = t.split_once(" => ") {
             if rest.starts_with("not found") {
                 l.not_found.insert(name.to_owned());
             } else {
@@ -683,4 +689,158 @@ fn write_cache_matches_ldconfig_on_a_built_tree() {
     ]));
     let compat = read_cache(&fs::read(root.join("etc/compat.cache")).unwrap()).unwrap();
     assert_eq!(compat.entries, entries);
+}
+
+/// (2b) The search rules, built into the tree and judged by the real loader: an inherited
+/// `$ORIGIN` RPATH, a RUNPATH that is not inherited, NODEFLIB, a 32-bit candidate skipped
+/// earlier in the path, `$LIB` (not `$PLATFORM`: glibc 2.36 makes it depend on the CPU), and a
+/// DT_NEEDED with a slash.
+#[test]
+fn search_rules_agree_with_ld_so() {
+    let (_guard, rootfs) = unpack("base-v1");
+    let o = rootfs.join("opt/o");
+    for d in ["src", "bin", "lib", "lib32", "lib/x86_64-linux-gnu"] {
+        fs::create_dir_all(o.join(d)).unwrap();
+    }
+    let src = o.join("src");
+    let w = |name: &str, text: &str| fs::write(src.join(name), text).unwrap();
+    w("o1.c", "int o2(void);\nint o1(void) { return o2(); }\n");
+    w("o2.c", "int o2(void) { return 2; }\n");
+    w("o3.c", "int o3(void) { return 3; }\n");
+    w(
+        "main1.c",
+        "int o1(void);\nint main(void) { return o1(); }\n",
+    );
+    w(
+        "main2.c",
+        "int o2(void);\nint main(void) { return o2(); }\n",
+    );
+    w(
+        "main3.c",
+        "int o3(void);\nint main(void) { return o3(); }\n",
+    );
+    w(
+        "mainz.c",
+        "int zlibVersion(void);\nint main(void) { return !zlibVersion(); }\n",
+    );
+    let gcc = |args: &[&str]| {
+        run_ok(cmd("gcc").current_dir(&src).args(args));
+    };
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libo2.so",
+        "o2.c",
+        "-o",
+        "../lib/libo2.so",
+    ]);
+    gcc(&[
+        "-m32",
+        "-shared",
+        "-fPIC",
+        "-nostdlib",
+        "-Wl,-soname,libo2.so",
+        "o2.c",
+        "-o",
+        "../lib32/libo2.so",
+    ]);
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libo1.so",
+        "o1.c",
+        "-L../lib",
+        "-l:libo2.so",
+        "-o",
+        "../lib/libo1.so",
+    ]);
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libo3.so",
+        "o3.c",
+        "-o",
+        "../lib/x86_64-linux-gnu/libo3.so",
+    ]);
+    // The linker must not record the build-time paths; -rpath-link finds libo2 at link time.
+    let link = "-Wl,-rpath-link,../lib";
+    gcc(&[
+        "main1.c",
+        "-o",
+        "../bin/rp",
+        "-L../lib",
+        "-l:libo1.so",
+        link,
+        "-Wl,--disable-new-dtags,-rpath,$ORIGIN/../lib",
+    ]);
+    gcc(&[
+        "main1.c",
+        "-o",
+        "../bin/ru",
+        "-L../lib",
+        "-l:libo1.so",
+        link,
+        "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib",
+    ]);
+    gcc(&[
+        "main2.c",
+        "-o",
+        "../bin/wc",
+        "-L../lib",
+        "-l:libo2.so",
+        "-Wl,--disable-new-dtags,-rpath,/opt/o/lib32:/opt/o/lib",
+    ]);
+    gcc(&[
+        "main3.c",
+        "-o",
+        "../bin/tok",
+        "-L../lib/x86_64-linux-gnu",
+        "-l:libo3.so",
+        "-Wl,--disable-new-dtags,-rpath,/opt/o/$LIB",
+    ]);
+    gcc(&[
+        "mainz.c",
+        "-o",
+        "../bin/nd",
+        "-Wl,-z,nodefaultlib",
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+    ]);
+    // A soname with a slash becomes a DT_NEEDED path.
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,/opt/o/lib/libo2s.so",
+        "o2.c",
+        "-o",
+        "../lib/libo2s.so",
+    ]);
+    gcc(&["main2.c", "-o", "../bin/slash", "../lib/libo2s.so"]);
+    fs::remove_dir_all(&src).unwrap();
+    let view = DirView::new(&rootfs);
+    assert!(view.elf("opt/o/bin/nd").is_some_and(|i| i.nodeflib));
+    assert!(view
+        .elf("opt/o/bin/slash")
+        .is_some_and(|i| i.needed.contains(&"/opt/o/lib/libo2s.so".to_owned())));
+    let cache = read_cache(&fs::read(rootfs.join("etc/ld.so.cache")).unwrap())
+        .unwrap()
+        .entries;
+    let checker = Checker::new(&view, &cache, Libc::Glibc);
+    let unresolved = |bin: &str| -> Vec<String> {
+        checker
+            .check(bin)
+            .into_iter()
+            .filter_map(|p| match p {
+                LoadProblem::UnresolvedLibrary { soname, .. } => Some(soname),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(unresolved("opt/o/bin/rp"), Vec::<String>::new());
+    assert_eq!(unresolved("opt/o/bin/ru"), ["libo2.so"]);
+    assert_eq!(unresolved("opt/o/bin/nd"), ["libz.so.1", "libc.so.6"]);
+    assert_eq!(unresolved("opt/o/bin/wc"), Vec::<String>::new());
+    assert_eq!(unresolved("opt/o/bin/tok"), Vec::<String>::new());
+    assert_eq!(unresolved("opt/o/bin/slash"), Vec::<String>::new());
+    // And the real loader agrees on these and on every other file of the tree.
+    compare_with_ld_so(&rootfs, &view, &cache);
 }

@@ -63,7 +63,9 @@ pub struct Platform {
     pub ldconfig_dirs: Vec<String>,
     /// What `$LIB` expands to.
     pub dst_lib: String,
-    /// What `$PLATFORM` expands to (`AT_PLATFORM`).
+    /// What `$PLATFORM` expands to: `AT_PLATFORM` (glibc 2.26 to 2.36 on x86-64 replace it
+    /// with `haswell` or `xeon_phi` on Intel CPUs with those features, which a model of the
+    /// image cannot know).
     pub dst_platform: String,
     /// The standard program interpreter (`/lib64/ld-linux-x86-64.so.2`): the loader already
     /// in memory when a library without `PT_INTERP` is loaded.
@@ -135,7 +137,8 @@ impl Platform {
                     triplet: Some(t.to_owned()),
                     default_dirs: dirs.clone(),
                     ldconfig_dirs: dirs,
-                    dst_lib: t.to_owned(),
+                    // Debian builds with DL_DST_LIB = "lib/TRIPLET".
+                    dst_lib: format!("lib/{t}"),
                     dst_platform: at_platform,
                     interp,
                 }

@@ -170,14 +170,14 @@ fn lib_and_platform_tokens_expand_for_the_platform() {
             .build(),
     )
     .put_elf(
-        "opt/x86_64-linux-gnu/x86_64/libt.so",
+        "opt/lib/x86_64-linux-gnu/x86_64/libt.so",
         ElfBuilder::lib("libt.so").build(),
     );
     assert_eq!(no_cache(&v, "usr/bin/tok"), []);
     // A name with a slash is a path, with tokens expanded.
     v.put_elf(
         "usr/bin/direct",
-        ElfBuilder::exe(&["$ORIGIN/../../opt/x86_64-linux-gnu/x86_64/libt.so"]).build(),
+        ElfBuilder::exe(&["$ORIGIN/../../opt/lib/x86_64-linux-gnu/x86_64/libt.so"]).build(),
     );
     assert_eq!(no_cache(&v, "usr/bin/direct"), []);
 }
