@@ -844,3 +844,27 @@ fn search_rules_agree_with_ld_so() {
     // And the real loader agrees on these and on every other file of the tree.
     compare_with_ld_so(&rootfs, &view, &cache);
 }
+
+/// `read_cache` on this machine's own `/etc/ld.so.cache` lists what `ldconfig -p` lists, in the
+/// same order.
+#[test]
+fn read_cache_lists_what_ldconfig_p_lists() {
+    require_tools(&["ldconfig"]);
+    let cache = read_cache(&fs::read("/etc/ld.so.cache").unwrap()).unwrap();
+    let theirs: Vec<(String, String)> = listing(Path::new("/etc/ld.so.cache"))
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let (key, rest) = l.split_once(" (")?;
+            let (_, path) = rest.split_once(" => ")?;
+            Some((key.to_owned(), path.to_owned()))
+        })
+        .collect();
+    let ours: Vec<(String, String)> = cache
+        .entries
+        .iter()
+        .map(|e| (e.key.clone(), e.path.clone()))
+        .collect();
+    assert!(ours.len() > 10);
+    assert_eq!(ours, theirs);
+}
