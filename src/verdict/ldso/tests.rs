@@ -586,3 +586,74 @@ fn the_memo_keeps_glibc_and_musl_searches_apart() {
     assert_eq!(c.check("usr/bin/m"), []);
     assert!(!c.check("usr/bin/g").is_empty());
 }
+
+#[test]
+fn platforms_follow_the_image_architecture() {
+    let with_machine = |machine: u16, class32: bool| {
+        let mut b = ElfBuilder::lib("libc.so.6");
+        if class32 {
+            b = b.class32();
+        }
+        b.0.machine = machine;
+        b
+    };
+    // aarch64, Debian layout.
+    let mut v = MemView::new();
+    v.link("lib", "usr/lib")
+        .put_elf(
+            "usr/lib/aarch64-linux-gnu/libc.so.6",
+            with_machine(183, false).build(),
+        )
+        .put_elf("usr/lib/aarch64-linux-gnu/libx.so.1", {
+            let mut b = ElfBuilder::lib("libx.so.1");
+            b.0.machine = 183;
+            b.build()
+        });
+    let p = Platform::detect(&v).unwrap();
+    assert_eq!(p.triplet.as_deref(), Some("aarch64-linux-gnu"));
+    assert_eq!(p.default_dirs[0], "/lib/aarch64-linux-gnu");
+    assert_eq!(p.interp.as_deref(), Some("/lib/ld-linux-aarch64.so.1"));
+    let e = cache_entries(&v);
+    assert!(e.iter().all(|e| e.flags == 0x0a03), "{e:?}");
+    assert!(p.accepts_cache_flags(0x0a03) && !p.accepts_cache_flags(0x0303));
+    // i386, Debian layout: plain ELF libraries are libc6 when they need libc.so.6.
+    let mut v = MemView::new();
+    v.put_elf(
+        "usr/lib/i386-linux-gnu/libc.so.6",
+        with_machine(3, true).build(),
+    )
+    .put_elf("usr/lib/i386-linux-gnu/liby.so.2", {
+        let mut b = ElfBuilder::lib("liby.so.2")
+            .class32()
+            .needed(&["libc.so.6"]);
+        b.0.machine = 3;
+        b.build()
+    })
+    .put_elf(
+        "usr/lib/i386-linux-gnu/libplain.so.1",
+        ElfBuilder::lib("libplain.so.1").class32().build(),
+    );
+    let p = Platform::detect(&v).unwrap();
+    assert_eq!(p.dst_lib, "lib/i386-linux-gnu");
+    let flags: Vec<(String, i32)> = cache_entries(&v)
+        .into_iter()
+        .map(|e| (e.key, e.flags))
+        .collect();
+    assert!(flags.contains(&("liby.so.2".to_owned(), 3)), "{flags:?}");
+    assert!(
+        flags.contains(&("libplain.so.1".to_owned(), 1)),
+        "{flags:?}"
+    );
+    assert!(p.accepts_cache_flags(1) && p.accepts_cache_flags(3));
+    // Another architecture, upstream layout (riscv64 in /lib64): the generic rules.
+    let mut v = MemView::new();
+    v.put_elf("usr/lib64/libc.so.6", with_machine(243, false).build())
+        .link("lib64", "usr/lib64");
+    let p = Platform::detect(&v).unwrap();
+    assert_eq!(p.triplet, None);
+    assert_eq!(p.default_dirs, ["/lib64", "/usr/lib64"]);
+    assert_eq!(p.dst_lib, "lib64");
+    let e = cache_entries(&v);
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].flags, e[0].path.as_str()), (1, "/lib64/libc.so.6"));
+}
