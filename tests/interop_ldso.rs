@@ -225,24 +225,28 @@ impl View for DirView {
     }
 }
 
-/// The fixture layout, built (or copied from its cache) once per test binary.
+/// The fixture layout, built (or copied from its cache) once, under cargo's temp dir for
+/// integration tests (a static's temp dir would never be dropped), and reused by later runs.
 fn fixture() -> &'static Path {
-    static LAYOUT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, images) = LAYOUT.get_or_init(|| {
+    static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
         require_tools(TOOLS);
-        let dir = tempfile::Builder::new()
-            .prefix("ocipatch-ldso.")
-            .tempdir()
-            .unwrap();
-        let images = dir.path().join("images");
-        run_ok(
-            cmd("bash")
-                .arg(repo_root().join("scripts/make-debian-fixture.sh"))
-                .arg(&images),
-        );
-        (dir, images)
-    });
-    images
+        // Keyed by the script, as the script keys its own cache.
+        let script = repo_root().join("scripts/make-debian-fixture.sh");
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(fs::read(&script).unwrap()))
+        };
+        let images = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("ldso-fixture-{}", &digest[..16]))
+            .join("images");
+        if !images.join("index.json").is_file() {
+            let _ = fs::remove_dir_all(&images);
+            fs::create_dir_all(images.parent().unwrap()).unwrap();
+            run_ok(cmd("bash").arg(&script).arg(&images));
+        }
+        images
+    })
 }
 
 /// `umoci unpack` of a fixture tag into a fresh temp dir; returns (guard, rootfs).
