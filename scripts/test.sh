@@ -11,7 +11,9 @@
 # The interop tests drive real clients: skopeo, umoci, oci-image-tool, buildah, docker-registry, htpasswd,
 # openssl, debootstrap, dpkg, apt-get, rpm and rpmbuild, rpm's python bindings (python3-rpm),
 # setcap/getcap, jq (the fixture scripts), unshare and ldconfig (running results in a chroot),
-# readelf (the ELF reader's tests) (plus pigz and GNU time for the benchmarks). As root, missing ones are installed with
+# readelf, gcc and the s390x and powerpc cross binutils (big-endian ELF objects for the ELF
+# scanner's tests) (plus pigz and GNU time for the benchmarks). As root, missing ones are
+# installed with
 # apt-get; otherwise the script stops and says what to install. The interop tests must run
 # as root (umoci unpack of files owned by other uids).
 set -euo pipefail
@@ -67,11 +69,14 @@ declare -A pkg_of=(
 	[unshare]=util-linux
 	[readelf]=binutils
 	[ldconfig]=libc-bin
+	[gcc]=gcc
+	[s390x-linux-gnu-ld]=binutils-s390x-linux-gnu
+	[powerpc-linux-gnu-ld]=binutils-powerpc-linux-gnu
 )
 missing=()
 for tool in skopeo umoci oci-image-tool docker-registry pigz time htpasswd openssl buildah \
 	debootstrap dpkg-query chroot mountpoint tar basenc rpm rpmbuild man setcap getcap bash \
-	jq unshare readelf ldconfig; do
+	jq unshare readelf ldconfig gcc s390x-linux-gnu-ld powerpc-linux-gnu-ld; do
 	# type -P: a file on PATH (bash's `time` keyword does not count)
 	if ! type -P "$tool" >/dev/null; then
 		missing+=("${pkg_of[$tool]}")

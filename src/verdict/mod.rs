@@ -1,7 +1,9 @@
-//! The rebase safety verdict: pure checks over what the layers hold.
+//! The rebase safety verdict: pure checks over small per-layer summaries.
 
+pub mod elf;
 pub mod files;
 mod finding;
+pub mod ldso;
 pub mod relations;
 pub mod release;
 pub mod version;
