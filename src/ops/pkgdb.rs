@@ -733,11 +733,11 @@ fn reconcile_rpm(
             stack.layers[stack.layers.len() - n].digest
         ),
     };
-    let fail = |src: &dyn Source, path: &str, whence: String, e: String| {
+    let fail = |src: &dyn Source, path: &str, whence: String, e: &dyn std::fmt::Display| {
         Error::NeedsFlag {
         flag: "--no-package-db",
         message: format!(
-            "{}: rpm database /{path} in {whence}: {e}; fix the image or pass --no-package-db to skip reconciling package databases",
+            "{}: rpm database /{path} in {whence}: {e}; fix the image, or pass --no-package-db to rebase without reconciling it",
             src.reference()
         ),
     }
@@ -799,24 +799,24 @@ fn reconcile_rpm(
                     src,
                     &wal,
                     whence,
-                    "the write-ahead log is not empty (the database was not closed cleanly)".into(),
+                    &"the write-ahead log is not empty (the database was not closed cleanly)",
                 ));
             }
         }
         let app_db = pkgdb::rpm::read(content(&app_copy))
-            .map_err(|e| fail(input.image_src, path, where_app(path), e))?;
+            .map_err(|e| fail(input.image_src, path, where_app(path), &e))?;
         let old_db = old_copy
             .as_ref()
             .map(|c| pkgdb::rpm::read(content(c)))
             .transpose()
-            .map_err(|e| fail(input.image_src, path, old_where, e))?;
+            .map_err(|e| fail(input.image_src, path, old_where, &e))?;
         let new_db = new_copy
             .as_ref()
             .map(|c| pkgdb::rpm::read(content(c)))
             .transpose()
-            .map_err(|e| fail(input.new_src, path, new_where, e))?;
+            .map_err(|e| fail(input.new_src, path, new_where, &e))?;
         let merged = pkgdb::rpm::merge(old_db.as_ref(), new_db.as_ref(), &app_db)
-            .map_err(|e| fail(input.image_src, path, where_app(path), e))?;
+            .map_err(|e| fail(input.image_src, path, where_app(path), &e))?;
         out.changed |= !merged.same_as_app;
         report.databases.push(DbFile {
             path: path.to_string(),
