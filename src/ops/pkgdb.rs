@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::layer::{pick_files, FileEntry, Picked, PickedKind};
+use crate::layer::{pick_files, FileEntry, LayerError, Picked, PickedKind};
 use crate::model::{Descriptor, Digest};
 use crate::pkgdb::{
     self, BytesRead, DbAction, DbFile, Format, PackageChange, PackageDbReport, Pin,
@@ -263,11 +263,28 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Streams one layer, keeps its database entries; `super::layers::read_layer` checks the
 /// blob's digest and size (the whole blob is read) before anyone trusts or caches them.
+/// A database over the size cap is refused as one that does not parse: `--no-package-db`
+/// skips the step.
 fn read_layer(src: &dyn Source, desc: &Descriptor, counter: &AtomicU64) -> Result<Vec<Picked>> {
+    let mut too_large = None;
     let read = super::layers::read_layer(src, desc, |tar| {
-        pick_files(tar, &pkgdb::is_watched, &hides, pkgdb::MAX_DB_SIZE)
-    })?;
-    Ok(match read {
+        pick_files(tar, &pkgdb::is_watched, &hides, pkgdb::MAX_DB_SIZE).inspect_err(|e| {
+            if let LayerError::FileTooLarge { path, size, limit } = e {
+                too_large = Some((path.clone(), *size, *limit));
+            }
+        })
+    });
+    if let Some((path, size, limit)) = too_large {
+        return Err(Error::NeedsFlag {
+            flag: "--no-package-db",
+            message: format!(
+                "{}: package database /{path} in layer {} is {size} bytes, more than the {limit} bytes ocipatch reads of one; pass --no-package-db to rebase without reconciling it",
+                src.reference(),
+                desc.digest
+            ),
+        });
+    }
+    Ok(match read? {
         Some((picked, bytes)) => {
             counter.fetch_add(bytes, Ordering::Relaxed);
             picked
@@ -455,7 +472,7 @@ fn unparsable(src: &dyn Source, path: &str, whence: &str, e: pkgdb::ParseError) 
     Error::NeedsFlag {
         flag: "--no-package-db",
         message: format!(
-            "{}: /{path} in {whence} does not parse: {e}; fix the image or pass --no-package-db to skip reconciling package databases",
+            "{}: /{path} in {whence} does not parse: {e}; fix the image, or pass --no-package-db to rebase without reconciling it",
             src.reference()
         ),
     }
