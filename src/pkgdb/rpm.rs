@@ -1587,6 +1587,21 @@ mod tests {
             "the database has a table \"Futurename\" that rpm does not create; ocipatch reads \
              only the tables and indexes rpm 4.16-4.20 creates, and runs no SQL from an image"
         );
+        // A schema row forged to hold what does not parse.
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(RPM_SCHEMA).unwrap();
+        c.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, false)
+            .unwrap();
+        c.execute_batch(
+            "PRAGMA writable_schema = ON; \
+             INSERT INTO sqlite_master VALUES ('table', 'x', 'x', 5, 'garbage');",
+        )
+        .unwrap();
+        let e = err(&c.serialize(MAIN_DB).unwrap());
+        assert!(
+            matches!(&e, RpmDbError::Corrupt { detail } if detail.starts_with("its schema does not parse")),
+            "{e:?}"
+        );
         // Not rpm's at all.
         let other = db_with_schema(
             "CREATE TABLE 'Name' (key TEXT); CREATE TABLE Packages2 (blob)",

@@ -15,7 +15,8 @@
 //! holds exactly [`SchemaObject::stored_sql`] for each object, and the check compares the text
 //! byte for byte. That is the whole defence against SQL in an image: any difference (a CHECK, a
 //! DEFAULT, a generated column, another type) is a refusal, decided from `sqlite_master` alone,
-//! before any statement touches a table of the database. [`check`] only words the refusal.
+//! before any statement touches a table of the database (the columns [`check`] asks sqlite
+//! for, from the parsed schema, only word a refusal).
 
 use super::rpm::{
     RpmDbError, INDEXES, TAG_GROUP, TAG_INSTALLTID, TAG_NAME, TAG_SHA1HEADER, TAG_SIGMD5,
