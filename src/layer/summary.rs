@@ -41,6 +41,9 @@ pub struct LayerSummary {
     /// The contents of the regular files (or hard links to them) that `keep` selected, in
     /// layer order.
     pub kept: Vec<KeptFile>,
+    /// Files `keep` selected that are over the limit: hashed, not kept (path, size). Whoever
+    /// needs one says so; the summary itself stays usable.
+    pub oversized: Vec<(String, u64)>,
 }
 
 impl LayerSummary {
@@ -52,8 +55,8 @@ impl LayerSummary {
 
 const CHUNK: usize = 64 << 10;
 
-/// Streams `tar` (decompressed) once. Files for which `keep(path)` holds are kept whole; one
-/// over `limit` bytes is an error (a database that big is not one ocipatch can reconcile).
+/// Streams `tar` (decompressed) once. Files for which `keep(path)` holds are kept whole, up to
+/// `limit` bytes; a bigger one is listed in [`LayerSummary::oversized`] instead.
 pub fn summarize(
     tar: impl Read,
     keep: &dyn Fn(&str) -> bool,
@@ -79,14 +82,11 @@ pub fn summarize(
         let wanted = kind != EntryKind::Whiteout && kind != EntryKind::OpaqueDir && keep(&path);
         match raw.entry_type {
             EntryType::Regular | EntryType::Continuous => {
-                if wanted && raw.size > limit {
-                    return Err(LayerError::FileTooLarge {
-                        path: path.clone(),
-                        size: raw.size,
-                        limit,
-                    });
+                let mut kept =
+                    (wanted && raw.size <= limit).then(|| Vec::with_capacity(raw.size as usize));
+                if wanted && kept.is_none() {
+                    out.oversized.push((path.clone(), raw.size));
                 }
-                let mut kept = wanted.then(|| Vec::with_capacity(raw.size as usize));
                 let mut hash = Sha256::new();
                 loop {
                     let n = match data.read(&mut buf) {
@@ -97,13 +97,7 @@ pub fn summarize(
                     };
                     hash.update(&buf[..n]);
                     if let Some(k) = kept.as_mut() {
-                        if k.len() as u64 + n as u64 > limit {
-                            return Err(LayerError::FileTooLarge {
-                                path: path.clone(),
-                                size: raw.size,
-                                limit,
-                            });
-                        }
+                        // The tar crate stops an entry at its header's size: never past limit.
                         k.extend_from_slice(&buf[..n]);
                     }
                 }

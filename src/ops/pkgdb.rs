@@ -289,12 +289,25 @@ struct Run<'a> {
     any_change: bool,
 }
 
+/// A database over the size cap of what a layer summary keeps (`pkgdb::MAX_DB_SIZE`).
+fn too_large(src: &dyn Source, stack: &Stack, path: &str, size: u64, layer: usize) -> Error {
+    Error::NeedsFlag {
+        flag: "--no-package-db",
+        message: format!(
+            "{}: package database /{path} in {} is {size} bytes, more than the {} bytes ocipatch reads of one; pass --no-package-db to rebase without reconciling it",
+            src.reference(),
+            stack.layer_name(layer),
+            pkgdb::MAX_DB_SIZE
+        ),
+    }
+}
+
 /// A database that does not parse: never write a wrong one; `--no-package-db` skips the step.
 fn unparsable(src: &dyn Source, path: &str, whence: &str, e: impl std::fmt::Display) -> Error {
     Error::NeedsFlag {
         flag: "--no-package-db",
         message: format!(
-            "{}: /{path} in {whence} does not parse: {e}; pass --no-package-db to rebase without reconciling it",
+            "{}: /{path} in {whence} does not parse: {e}; fix the image, or pass --no-package-db to rebase without reconciling it",
             src.reference()
         ),
     }
@@ -367,6 +380,17 @@ impl Run<'_> {
                 self.unresolvable(path, why);
                 Ok(AppCopy::Done)
             }
+            Found::TooLarge {
+                path: at,
+                size,
+                layer,
+            } => Err(too_large(
+                self.input.image_src,
+                &stacks.image,
+                &at,
+                size,
+                layer,
+            )),
         }
     }
 
@@ -385,15 +409,18 @@ impl Run<'_> {
 
     /// The old and new bases' copies of `path`, each looked up in that base alone.
     fn base_copies(&self, path: &str) -> Result<(Option<Copy>, Option<Copy>)> {
-        let one = |stack: &Stack, counter: &AtomicU64| -> Result<Option<Copy>> {
+        let one = |stack: &Stack, src: &dyn Source, counter: &AtomicU64| -> Result<Option<Copy>> {
             Ok(match stack.file(path, counter)? {
                 Found::File(c) => Some(*c),
+                Found::TooLarge { path, size, layer } => {
+                    return Err(too_large(src, stack, &path, size, layer))
+                }
                 _ => None,
             })
         };
         Ok((
-            one(&self.stacks.old, self.image_bytes)?,
-            one(&self.stacks.new, self.new_bytes)?,
+            one(&self.stacks.old, self.input.image_src, self.image_bytes)?,
+            one(&self.stacks.new, self.input.new_src, self.new_bytes)?,
         ))
     }
 
@@ -571,11 +598,11 @@ impl Run<'_> {
     /// NDB are refused (reported as not reconciled when the new base changed them, which also
     /// leaves the shadowed-file safety finding real, so `--strict` fails).
     fn rpm(&mut self) -> Result<()> {
-        let fail = |src: &dyn Source, path: &str, whence: String, e: String| {
+        let fail = |src: &dyn Source, path: &str, whence: String, e: &dyn std::fmt::Display| {
             Error::NeedsFlag {
             flag: "--no-package-db",
             message: format!(
-                "{}: rpm database /{path} in {whence}: {e}; pass --no-package-db to rebase without reconciling it",
+                "{}: rpm database /{path} in {whence}: {e}; fix the image, or pass --no-package-db to rebase without reconciling it",
                 src.reference()
             ),
         }
@@ -615,30 +642,30 @@ impl Run<'_> {
                             src,
                             &wal,
                             stack.layer_name(c.layer),
-                            "the write-ahead log is not empty (the database was not closed cleanly)".into(),
+                            &"the write-ahead log is not empty (the database was not closed cleanly)",
                         ));
                     }
                 }
             }
             let (image_src, new_src) = (self.input.image_src, self.input.new_src);
             let app_db = pkgdb::rpm::read(&app_copy.content)
-                .map_err(|e| fail(image_src, path, self.app_layer_name(&app_copy), e))?;
+                .map_err(|e| fail(image_src, path, self.app_layer_name(&app_copy), &e))?;
             let old_db = match &old_copy {
                 Some(c) => Some(
                     pkgdb::rpm::read(&c.content)
-                        .map_err(|e| fail(image_src, path, stacks.old.layer_name(c.layer), e))?,
+                        .map_err(|e| fail(image_src, path, stacks.old.layer_name(c.layer), &e))?,
                 ),
                 None => None,
             };
             let new_db = match &new_copy {
                 Some(c) => Some(
                     pkgdb::rpm::read(&c.content)
-                        .map_err(|e| fail(new_src, path, stacks.new.layer_name(c.layer), e))?,
+                        .map_err(|e| fail(new_src, path, stacks.new.layer_name(c.layer), &e))?,
                 ),
                 None => None,
             };
             let merged = pkgdb::rpm::merge(old_db.as_ref(), new_db.as_ref(), &app_db)
-                .map_err(|e| fail(image_src, path, self.app_layer_name(&app_copy), e))?;
+                .map_err(|e| fail(image_src, path, self.app_layer_name(&app_copy), &e))?;
             self.any_change |= !merged.same_as_app;
             self.report.databases.push(DbFile {
                 path: path.to_string(),

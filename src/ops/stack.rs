@@ -58,6 +58,15 @@ pub enum Found {
     Absent,
     /// Something else, or a link that cannot be followed: why, in words.
     Unusable(String),
+    /// A regular file over the size cap of what summaries keep.
+    TooLarge {
+        /// The canonical path the lookup led to.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The index of the layer that holds it.
+        layer: usize,
+    },
 }
 
 impl<'a> Stack<'a> {
@@ -133,6 +142,17 @@ impl<'a> Stack<'a> {
             }
         };
         let summary = &self.layers[layer].summary;
+        if let Some((_, size)) = summary
+            .oversized
+            .iter()
+            .find(|(p, _)| *p == found || *p == content_path)
+        {
+            return Ok(Found::TooLarge {
+                path: found,
+                size: *size,
+                layer,
+            });
+        }
         let kept = match summary.kept(&found).or_else(|| summary.kept(&content_path)) {
             Some(k) => k.clone(),
             None => self

@@ -203,6 +203,7 @@ impl LayerSummaries {
         Ok(LayerSummary {
             entries: cached.entries,
             kept,
+            oversized: cached.oversized,
         })
     }
 
@@ -233,6 +234,7 @@ impl LayerSummaries {
         let body = serde_json::to_vec(&CachedRef {
             entries: &summary.entries,
             kept,
+            oversized: &summary.oversized,
         })
         .map_err(io::Error::other)?;
         let mut bytes = header_line(digest, &Digest::of(&body)).into_bytes();
@@ -259,12 +261,14 @@ fn split_entry(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 struct Cached {
     entries: Vec<EntryInfo>,
     kept: Vec<CachedKept>,
+    oversized: Vec<(String, u64)>,
 }
 
 #[derive(Serialize)]
 struct CachedRef<'a> {
     entries: &'a [EntryInfo],
     kept: Vec<CachedKept>,
+    oversized: &'a [(String, u64)],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -333,6 +337,7 @@ mod tests {
                 uname: "root".into(),
                 gname: "root".into(),
             }],
+            oversized: vec![("etc/ld.so.cache".into(), 1 << 30)],
         }
     }
 

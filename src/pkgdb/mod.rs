@@ -17,6 +17,7 @@ mod merge;
 mod report;
 pub mod rpm;
 pub mod rpmheader;
+pub mod rpmschema;
 
 use std::fmt;
 

@@ -6,24 +6,44 @@
 //! the new base's; changed by the application only -> the application's; both -> the
 //! application's and a [`Pin`].
 //!
-//! The result is a fresh database with the application's schema (the tables and indexes rpm
-//! created, in rpm's own SQL), the chosen headers numbered 1..n in `Packages`, and every index
-//! table rebuilt from the headers as rpm's `tag2index` (lib/rpmdb.c, rpm 4.16-4.20) builds it:
-//! `key` = the tag's value, `hnum` = the package number, `idx` = the index in the tag's array.
+//! A database from an image is data, never code. sqlite runs what a file's schema says
+//! (views, triggers, CHECK and DEFAULT expressions, generated columns), so an input is opened
+//! in memory read-only, with `trusted_schema` off, defensive mode on, views and triggers off,
+//! no extension loading, `PRAGMA query_only`, an authorizer that lets statements read only
+//! what ocipatch reads, tight sqlite limits, and a bound on the work of every statement
+//! ([`WORK_PER_PAGE`]). Its schema must be exactly what rpm creates ([`super::rpmschema`]),
+//! checked from `sqlite_master` before any statement touches one of its tables: a database
+//! with anything else is refused, naming it.
+//!
+//! The result is a fresh database with rpm's own schema, created by ocipatch as rpm creates it
+//! (rpm's SQL, rpm's order; never SQL from an input), the chosen headers numbered 1..n in
+//! `Packages`, and every index table rebuilt from the headers as rpm's `tag2index`
+//! (lib/rpmdb.c, rpm 4.16-4.20) builds it: `key` = the tag's value, `hnum` = the package
+//! number, `idx` = the index in the tag's array.
 //!
 //! PURE: bytes in, bytes out; sqlite runs in memory (`sqlite3_deserialize`). Memory: the three
 //! input databases and the output are each held once in memory, so at most about four times the
 //! size cap ([`super::MAX_DB_SIZE`]).
 //!
-//! Reproducible: fixed page size (4096), `VACUUM`, rollback-journal header (no WAL), no
-//! timestamps; the same inputs give the same bytes.
+//! Reproducible: fixed page size (4096), every table filled in order and every index built
+//! after its table is full (compact b-trees, no free pages: what `VACUUM` would give, without
+//! its reordering of `sqlite_master`), rollback-journal header (no WAL), no timestamps; the
+//! same inputs give the same bytes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use rusqlite::config::DbConfig;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{params, Connection, MAIN_DB};
+use rusqlite::{ffi, params, Connection, ErrorCode, MAIN_DB};
 
 use super::rpmheader::{self, Header, Value};
+use super::rpmschema::{self, Column, Kind, MasterRow};
 use super::{PackageChange, PackageEntry, Pin};
 
 /// `RPMSIGTAG_MD5`: MD5 of header and payload (in the signature region of an installed header).
@@ -115,10 +135,7 @@ pub const INDEXES: [(&str, u32, bool); 18] = [
     ("Enhancename", TAG_ENHANCENAME, true),
 ];
 
-/// Tables sqlite itself keeps (AUTOINCREMENT, `PRAGMA optimize`). The statistics are not
-/// carried over: rpm's next `PRAGMA optimize` recomputes them.
-const SQLITE_TABLES: [&str; 3] = ["sqlite_sequence", "sqlite_stat1", "sqlite_stat4"];
-
+/// sqlite pages of the written database (rpm's default and sqlite's).
 const PAGE_SIZE: u32 = 4096;
 
 /// One installed package.
@@ -138,147 +155,586 @@ pub struct Package {
     pub header: Header,
 }
 
-/// A database as read: its packages in `hnum` order, and its schema (rpm's SQL, in order).
+/// A database as read: its packages in `hnum` order.
 #[derive(Clone, Debug)]
 pub struct RpmDb {
     /// In `hnum` order.
     pub packages: Vec<Package>,
-    schema: Vec<(String, String, String)>,
     /// How this database's `Installtid` keys are encoded (rpm writes the host's byte order).
-    big_endian_tid: bool,
+    pub big_endian_tid: bool,
 }
 
-fn sql_err(e: rusqlite::Error) -> String {
-    format!("sqlite: {e}")
+/// Why an rpm database cannot be read or written, in words; the caller names the file and
+/// the layer. sqlite's own error, when there is one, is the source, never the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpmDbError {
+    /// The bytes are not an SQLite 3 database file.
+    #[error("it is not an SQLite 3 database (no \"SQLite format 3\" header)")]
+    NotSqlite,
+
+    /// sqlite finds the file damaged: pages that do not form a database, rows that break
+    /// rpm's NOT NULL rules, a schema that does not parse.
+    #[error("the file is damaged: {detail}")]
+    Corrupt {
+        /// What is damaged, in words.
+        detail: String,
+    },
+
+    /// The schema has what rpm 4.16-4.20 does not create: a view, a trigger, another table,
+    /// index or column, another definition of one of rpm's.
+    #[error(
+        "the database has {what}; ocipatch reads only the tables and indexes rpm 4.16-4.20 creates, and runs no SQL from an image"
+    )]
+    ForeignSchema {
+        /// The object, in words (`a view "Installtid"`, `a trigger "t" on "Packages"`,
+        /// `a column "x" of table Packages that rpm does not create`).
+        what: String,
+    },
+
+    /// No `Packages` table.
+    #[error("it has no Packages table: not an rpm database")]
+    NotRpm,
+
+    /// A statement needed more work than the bound ocipatch gives it ([`WORK_PER_PAGE`]).
+    #[error(
+        "sqlite was stopped while {during}: more than {limit} steps, the bound for a file of this size (reading an rpm database takes far fewer)"
+    )]
+    TooMuchWork {
+        /// What ocipatch was reading.
+        during: &'static str,
+        /// The bound, in sqlite virtual-machine instructions.
+        limit: u64,
+    },
+
+    /// A package's header blob does not parse, or lacks what an index row needs.
+    #[error("package #{hnum}{}: {reason}", .package.as_ref().map(|p| format!(" ({p})")).unwrap_or_default())]
+    Header {
+        /// Its number in the database it came from.
+        hnum: i64,
+        /// `name-[epoch:]version-release.arch`, when the header parsed that far.
+        package: Option<String>,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A file-trigger name without the trigger index rpm pairs it with.
+    #[error("tag {tag} has no matching trigger index (tag {index_tag})")]
+    TriggerIndex {
+        /// The name tag.
+        tag: u32,
+        /// The index tag it needs.
+        index_tag: u32,
+    },
+
+    /// ocipatch's guard on an input database (an authorizer) stopped one of ocipatch's own
+    /// statements from using what ocipatch does not read: a bug in ocipatch, or a way around
+    /// the schema check.
+    #[error("ocipatch's guard stopped a statement while {during}: it would have used {what}")]
+    Denied {
+        /// What ocipatch was reading.
+        during: &'static str,
+        /// What the statement would have used (`function "load_extension"`).
+        what: String,
+    },
+
+    /// sqlite failed otherwise (out of memory, a value over a limit, a bug in ocipatch).
+    #[error("sqlite failed while {during}: {}", in_words(.source))]
+    Sqlite {
+        /// What ocipatch was doing.
+        during: &'static str,
+        /// sqlite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
 }
 
-/// Opens database bytes in memory, read-only. A WAL-mode header is read as rollback mode: only
-/// the main file is read (a pending `-wal` is refused by the caller).
-fn open(bytes: &[u8]) -> Result<Connection, String> {
-    if bytes.len() < 100 || !bytes.starts_with(b"SQLite format 3\0") {
-        return Err("not an SQLite 3 database".into());
-    }
-    let mut copy = bytes.to_vec();
-    copy[18] = 1;
-    copy[19] = 1;
-    let mut conn = Connection::open_in_memory().map_err(sql_err)?;
-    conn.deserialize_read_exact(MAIN_DB, &copy[..], copy.len(), true)
-        .map_err(sql_err)?;
-    let check: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| format!("corrupt database: {e}"))?;
-    if check != "ok" {
-        return Err(format!("corrupt database: {check}"));
-    }
-    Ok(conn)
-}
-
-/// Reads a database: schema checked against what rpm writes, every header parsed.
-pub fn read(bytes: &[u8]) -> Result<RpmDb, String> {
-    let conn = open(bytes)?;
-    let mut schema = Vec::new();
-    {
-        let mut stmt = conn
-            .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid")
-            .map_err(|e| format!("corrupt database: {e}"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                ))
-            })
-            .map_err(sql_err)?;
-        for row in rows {
-            let (ty, name, table, sql) = row.map_err(sql_err)?;
-            let known = table == "Packages"
-                || INDEXES.iter().any(|(n, _, _)| *n == table)
-                || SQLITE_TABLES.contains(&table.as_str());
-            if !known {
-                return Err(format!(
-                    "{ty} {name:?} on table {table:?} is not one rpm 4.16-4.20 writes (a database of another rpm version?)"
-                ));
-            }
-            if !SQLITE_TABLES.contains(&table.as_str()) {
-                // Automatic indexes have no SQL and are recreated with their table.
-                if let Some(sql) = sql {
-                    schema.push((ty, name, sql));
+/// sqlite's error in words: no bare codes, no "FOREIGN KEY constraint failed".
+fn in_words(e: &rusqlite::Error) -> String {
+    let words = match e {
+        rusqlite::Error::SqliteFailure(f, _) | rusqlite::Error::SqlInputError { error: f, .. } => {
+            match f.code {
+                ErrorCode::ConstraintViolation => match f.extended_code {
+                    ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                        "an index row names a package number that Packages does not have"
+                    }
+                    ffi::SQLITE_CONSTRAINT_NOTNULL => "a value rpm requires is missing",
+                    ffi::SQLITE_CONSTRAINT_PRIMARYKEY | ffi::SQLITE_CONSTRAINT_UNIQUE => {
+                        "two packages have the same number"
+                    }
+                    _ => "a row breaks a rule of rpm's schema",
+                },
+                ErrorCode::OutOfMemory => "out of memory",
+                ErrorCode::TooBig => {
+                    "a value or statement is larger than ocipatch lets sqlite handle"
+                }
+                ErrorCode::DatabaseCorrupt => "its pages do not form a valid database",
+                ErrorCode::NotADatabase => "it is not an SQLite 3 database",
+                ErrorCode::OperationInterrupted => "the bound on its work stopped it",
+                ErrorCode::ReadOnly => "it tried to write to a database opened read-only",
+                ErrorCode::TypeMismatch => "a value has another type than rpm stores",
+                ErrorCode::OperationAborted => "sqlite gave up on it",
+                // sqlite's own words for the code, never the code.
+                _ => {
+                    return format!(
+                        "an unexpected failure ({})",
+                        ffi::code_to_str(f.extended_code)
+                    )
                 }
             }
         }
-    }
-    if !schema
-        .iter()
-        .any(|(ty, name, _)| ty == "table" && name == "Packages")
-    {
-        return Err("no Packages table (not an rpm database?)".into());
-    }
-    let mut packages = Vec::new();
-    {
-        let mut stmt = conn
-            .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
-            .map_err(|e| format!("Packages table is not rpm's: {e}"))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-            .map_err(sql_err)?;
-        for row in rows {
-            let (hnum, blob) = row.map_err(|e| format!("Packages table is not rpm's: {e}"))?;
-            let header = rpmheader::parse(&blob).map_err(|e| format!("package #{hnum}: {e}"))?;
-            let name = header
-                .string(TAG_NAME)
-                .ok_or_else(|| format!("package #{hnum}: header has no name"))?;
-            let version = header.string(TAG_VERSION).unwrap_or_default();
-            let release = header.string(TAG_RELEASE).unwrap_or_default();
-            let evr = match header.u32s(TAG_EPOCH).and_then(|e| e.first()) {
-                Some(e) => format!("{e}:{version}-{release}"),
-                None => format!("{version}-{release}"),
-            };
-            let arch = header.string(TAG_ARCH).unwrap_or_default();
-            packages.push(Package {
-                hnum,
-                name,
-                arch,
-                evr,
-                blob,
-                header,
-            });
+        rusqlite::Error::InvalidColumnType(_, name, ty) => {
+            return format!("column {name:?} holds a value of type {ty}, not what rpm stores")
         }
+        rusqlite::Error::IntegralValueOutOfRange(_, v) => {
+            return format!("a number out of range ({v})")
+        }
+        _ => "an unexpected failure in ocipatch's use of sqlite (a bug in ocipatch)",
+    };
+    words.to_string()
+}
+
+/// sqlite's code and message of an error sqlite raised.
+fn failure(e: &rusqlite::Error) -> Option<(ErrorCode, Option<&str>)> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg) => Some((f.code, msg.as_deref())),
+        rusqlite::Error::SqlInputError { error, msg, .. } => Some((error.code, Some(msg))),
+        _ => None,
     }
-    let big_endian_tid = installtid_is_big_endian(&conn, &packages);
+}
+
+/// Work bound of a statement on a whole input database, in sqlite virtual-machine
+/// instructions per 4 KiB of the file (at least [`WORK_FLOOR`]).
+///
+/// What ocipatch runs on a whole database is linear in its size: `PRAGMA quick_check` (its
+/// b-tree walk is one instruction; its NOT NULL check of every row of every table about ten
+/// per row) and one pass over `Packages` (a few per row; headers are big, so few rows per
+/// page). Measured (`cargo test --lib pkgdb::rpm`): a Fedora-like database of 118 MB (2500
+/// packages, 100 files each, every rpm index) takes 108 instructions per 4 KiB, a 9 MB one
+/// 165, and the densest rpm database there is (short file names, no header padding) 470.
+/// 8192 per 4 KiB leaves 17 to 75 times that, and still stops a runaway statement on a file at
+/// the 128 MiB cap after about 270 million instructions (seconds). Counted in instructions,
+/// not time, so the verdict does not depend on the machine or its load.
+pub const WORK_PER_PAGE: u64 = 8192;
+
+/// The least work bound of a statement on a whole database (small files).
+pub const WORK_FLOOR: u64 = 1_000_000;
+
+/// Work bound of a statement that reads the schema or a bounded number of rows: about a
+/// thousand times what rpm's 50 schema objects (and the statistics sqlite loads with them)
+/// take.
+const WORK_SMALL: u64 = 1_000_000;
+
+/// The most tables, indexes, views and triggers sqlite loads of an input's schema (rpm
+/// creates 49, sqlite up to 3 more): a schema of millions costs its parse, refused sooner.
+const SCHEMA_OBJECTS: i32 = 1000;
+
+/// The progress handler runs every this many instructions.
+const WORK_CHUNK: u64 = 1000;
+
+/// Installtid rows read to tell its byte order ([`installtid_is_big_endian`]).
+const TID_SAMPLE: u32 = 16;
+
+/// An input database, opened as data. Every statement runs through [`Untrusted::run`]: a
+/// fresh work bound, errors said in words.
+struct Untrusted {
+    conn: Connection,
+    used: Arc<AtomicU64>,
+    limit: Arc<AtomicU64>,
+    /// The bound of a statement on the whole database (by its size).
+    whole: u64,
+    /// The work each statement took, in instructions (rounded up to [`WORK_CHUNK`]).
+    work: RefCell<Vec<(&'static str, u64)>>,
+    /// What the authorizer last denied.
+    denied: Arc<Mutex<Option<String>>>,
+}
+
+impl Untrusted {
+    /// Opens database bytes in memory, read-only, hardened before sqlite reads a byte of them.
+    /// A WAL-mode header is read as rollback mode: only the main file is read (a pending
+    /// `-wal` is refused by the caller).
+    fn open(bytes: &[u8]) -> Result<Untrusted, RpmDbError> {
+        if bytes.len() < 100 || !bytes.starts_with(b"SQLite format 3\0") {
+            return Err(RpmDbError::NotSqlite);
+        }
+        let setup = |source| RpmDbError::Sqlite {
+            during: "opening the database",
+            source,
+        };
+        let mut conn = Connection::open_in_memory().map_err(setup)?;
+        for (config, on) in [
+            (DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true),
+            (DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false),
+            (DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false),
+            (DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW, false),
+            (DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, false),
+            (DbConfig::SQLITE_DBCONFIG_WRITABLE_SCHEMA, false),
+        ] {
+            conn.set_db_config(config, on).map_err(setup)?;
+        }
+        // Extension loading stays off: sqlite's default, never enabled here, and the
+        // authorizer below denies every function call anyway.
+        let max_len = i32::try_from(super::MAX_DB_SIZE).unwrap_or(i32::MAX);
+        for (limit, value) in [
+            (Limit::SQLITE_LIMIT_LENGTH, max_len),
+            (Limit::SQLITE_LIMIT_SQL_LENGTH, 100_000),
+            (Limit::SQLITE_LIMIT_SCHEMA, SCHEMA_OBJECTS),
+            (Limit::SQLITE_LIMIT_EXPR_DEPTH, 100),
+            (Limit::SQLITE_LIMIT_ATTACHED, 0),
+        ] {
+            conn.set_limit(limit, value).map_err(setup)?;
+        }
+        let used = Arc::new(AtomicU64::new(0));
+        let limit = Arc::new(AtomicU64::new(WORK_SMALL));
+        let (u, l) = (used.clone(), limit.clone());
+        conn.progress_handler(
+            WORK_CHUNK as i32,
+            Some(move || {
+                u.fetch_add(WORK_CHUNK, Ordering::Relaxed) + WORK_CHUNK > l.load(Ordering::Relaxed)
+            }),
+        )
+        .map_err(setup)?;
+        // Bytes 18 and 19 (the WAL marks) read as 1: rollback mode, no `-wal` looked for.
+        let rollback = bytes[..18].chain(&[1u8, 1][..]).chain(&bytes[20..]);
+        conn.deserialize_read_exact(MAIN_DB, rollback, bytes.len(), true)
+            .map_err(setup)?;
+        conn.execute_batch("PRAGMA query_only = ON")
+            .map_err(setup)?;
+        let denied = Arc::new(Mutex::new(None));
+        let d = denied.clone();
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            let verdict = authorize(&ctx.action);
+            if let Err(what) = &verdict {
+                *d.lock().unwrap_or_else(|e| e.into_inner()) = Some(what.clone());
+            }
+            match verdict {
+                Ok(()) => Authorization::Allow,
+                Err(_) => Authorization::Deny,
+            }
+        }))
+        .map_err(setup)?;
+        let pages = (bytes.len() as u64).div_ceil(4096);
+        Ok(Untrusted {
+            conn,
+            used,
+            limit,
+            whole: WORK_FLOOR.max(pages.saturating_mul(WORK_PER_PAGE)),
+            work: RefCell::new(Vec::new()),
+            denied,
+        })
+    }
+
+    /// Runs statements under a fresh bound of `limit` instructions.
+    fn run<T>(
+        &self,
+        during: &'static str,
+        limit: u64,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, RpmDbError> {
+        self.used.store(0, Ordering::Relaxed);
+        self.limit.store(limit, Ordering::Relaxed);
+        let denied = || self.denied.lock().unwrap_or_else(|e| e.into_inner()).take();
+        denied();
+        let result = f(&self.conn);
+        self.work
+            .borrow_mut()
+            .push((during, self.used.load(Ordering::Relaxed)));
+        if result.is_err() {
+            if let Some(what) = denied() {
+                return Err(RpmDbError::Denied { during, what });
+            }
+        }
+        result.map_err(|source| {
+            let Some((code, msg)) = failure(&source) else {
+                return RpmDbError::Sqlite { during, source };
+            };
+            match code {
+                ErrorCode::OperationInterrupted => RpmDbError::TooMuchWork { during, limit },
+                ErrorCode::DatabaseCorrupt => RpmDbError::Corrupt {
+                    detail: match msg {
+                        // The schema's own SQL does not parse: sqlite's message names the
+                        // object (escaped: it comes from the file).
+                        Some(m) if m.starts_with("malformed database schema") => {
+                            format!("its schema does not parse ({})", cut(m))
+                        }
+                        _ => "its pages do not form a valid database".into(),
+                    },
+                },
+                ErrorCode::OperationAborted
+                    if msg.is_some_and(|m| m.contains("too many schema objects")) =>
+                {
+                    RpmDbError::ForeignSchema {
+                        what: format!(
+                            "more than {SCHEMA_OBJECTS} schema objects (rpm creates {})",
+                            rpmschema::rpm_objects().len() + 1
+                        ),
+                    }
+                }
+                ErrorCode::NotADatabase => RpmDbError::Corrupt {
+                    detail: "its header is not a valid SQLite 3 header".into(),
+                },
+                _ => RpmDbError::Sqlite { during, source },
+            }
+        })
+    }
+
+    /// The rows of `sqlite_master`. Safe on any file: sqlite parses the schema's SQL (parsing
+    /// runs none of it) and this reads no table of the database.
+    fn schema(&self) -> Result<Vec<MasterRow>, RpmDbError> {
+        self.run("reading the schema", WORK_SMALL, |c| {
+            let mut st = c.prepare(
+                "SELECT type, name, tbl_name, rootpage, sql FROM sqlite_master ORDER BY rowid",
+            )?;
+            let rows = st.query_map([], |r| {
+                let text = |i| -> rusqlite::Result<Option<String>> {
+                    Ok(match r.get_ref(i)? {
+                        ValueRef::Null => None,
+                        ValueRef::Integer(n) => Some(n.to_string()),
+                        ValueRef::Real(x) => Some(x.to_string()),
+                        ValueRef::Text(t) | ValueRef::Blob(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                    })
+                };
+                let rootpage = match r.get_ref(3)? {
+                    ValueRef::Integer(n) => n,
+                    ValueRef::Null => 0,
+                    _ => text(3)?.and_then(|t| t.trim().parse().ok()).unwrap_or(-1),
+                };
+                Ok(MasterRow {
+                    kind: text(0)?.unwrap_or_default(),
+                    name: text(1)?.unwrap_or_default(),
+                    table: text(2)?.unwrap_or_default(),
+                    rootpage,
+                    sql: text(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// `PRAGMA table_xinfo` of one of rpm's tables: the parsed schema, not the table.
+    fn columns(&self, table: &str) -> Result<Vec<Column>, RpmDbError> {
+        self.run("reading the schema", WORK_SMALL, |c| table_xinfo(c, table))
+    }
+
+    /// `PRAGMA quick_check`: only once the schema is rpm's (it evaluates CHECK constraints).
+    fn quick_check(&self) -> Result<(), RpmDbError> {
+        let first: String = self.run("checking the file", self.whole, |c| {
+            c.query_row("PRAGMA quick_check", [], |r| r.get(0))
+        })?;
+        if first == "ok" {
+            return Ok(());
+        }
+        Err(RpmDbError::Corrupt {
+            detail: format!("sqlite's check finds {}", cut(&first)),
+        })
+    }
+}
+
+/// Text from sqlite about the file (it may quote the file): escaped and cut.
+fn cut(s: &str) -> String {
+    const MAX: usize = 200;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{:?}...", &s[..i]),
+        None => format!("{s:?}"),
+    }
+}
+
+/// What a statement on an input database may use: reads of `sqlite_master`, of
+/// `Packages (hnum, blob)` and `Installtid (key, hnum)`, and two pragmas. Everything else (a
+/// function, a recursive query, a write, another table, whatever a view or trigger would pull
+/// in) fails at prepare time; `Err` says what it was.
+fn authorize(action: &AuthAction<'_>) -> Result<(), String> {
+    let allowed = match *action {
+        AuthAction::Select => true,
+        AuthAction::Read {
+            table_name,
+            column_name,
+        } => match table_name {
+            "sqlite_master" | "sqlite_schema" => matches!(
+                column_name,
+                "type" | "name" | "tbl_name" | "rootpage" | "sql" | "ROWID"
+            ),
+            // "": the table is read for its rows only, no column.
+            "Packages" => matches!(column_name, "hnum" | "blob" | ""),
+            "Installtid" => matches!(column_name, "key" | "hnum" | ""),
+            _ => false,
+        },
+        AuthAction::Pragma { pragma_name, .. } => {
+            matches!(pragma_name, "quick_check" | "table_xinfo")
+        }
+        _ => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(match *action {
+        AuthAction::Read {
+            table_name,
+            column_name,
+        } => format!("column {column_name:?} of table {table_name:?}"),
+        AuthAction::Pragma { pragma_name, .. } => format!("PRAGMA {pragma_name}"),
+        AuthAction::Function { function_name } => format!("function {function_name:?}"),
+        AuthAction::Recursive => "a recursive query".into(),
+        AuthAction::Insert { table_name }
+        | AuthAction::Delete { table_name }
+        | AuthAction::Update { table_name, .. } => format!("a write to table {table_name:?}"),
+        AuthAction::Attach { .. } => "ATTACH".into(),
+        AuthAction::Transaction { .. } => "a transaction".into(),
+        ref other => format!("{other:?}"),
+    })
+}
+
+fn table_xinfo(c: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
+    // `table` is one of rpm's names (a constant), never a name from the file.
+    let mut st = c.prepare(&format!("PRAGMA table_xinfo('{table}')"))?;
+    let rows = st.query_map([], |r| {
+        Ok(Column {
+            name: r.get(1)?,
+            decl_type: r.get(2)?,
+            not_null: r.get(3)?,
+            default: r.get(4)?,
+            pk: r.get(5)?,
+            hidden: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The columns of rpm's own `table`, as sqlite describes them.
+fn rpm_columns(table: &str) -> Vec<Column> {
+    let build = || -> rusqlite::Result<Vec<Column>> {
+        let c = Connection::open_in_memory()?;
+        for o in rpmschema::rpm_objects() {
+            if o.kind == Kind::Table {
+                c.execute_batch(&o.sql)?;
+            }
+        }
+        table_xinfo(&c, table)
+    };
+    build().unwrap_or_default()
+}
+
+/// Reads a database: schema checked against rpm's, every header parsed.
+pub fn read(bytes: &[u8]) -> Result<RpmDb, RpmDbError> {
+    read_from(&Untrusted::open(bytes)?)
+}
+
+fn read_from(db: &Untrusted) -> Result<RpmDb, RpmDbError> {
+    let schema = db.schema()?;
+    rpmschema::check(&schema, |t| db.columns(t), rpm_columns)?;
+    db.quick_check()?;
+    let rows = db.run("reading Packages", db.whole, |c| {
+        let mut st = c.prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")?;
+        let rows = st.query_map([], |r| {
+            let blob = match r.get_ref(1)? {
+                ValueRef::Blob(b) => Ok(b.to_vec()),
+                ValueRef::Null => Err("NULL"),
+                ValueRef::Integer(_) => Err("an integer"),
+                ValueRef::Real(_) => Err("a real number"),
+                ValueRef::Text(_) => Err("text"),
+            };
+            Ok((r.get::<_, i64>(0)?, blob))
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+    })?;
+    let mut packages = Vec::with_capacity(rows.len());
+    for (hnum, blob) in rows {
+        let header_error = |reason: String| RpmDbError::Header {
+            hnum,
+            package: None,
+            reason,
+        };
+        let blob = blob.map_err(|ty| header_error(format!("its blob is {ty}, not a header")))?;
+        let header = rpmheader::parse(&blob).map_err(header_error)?;
+        let name = header
+            .string(TAG_NAME)
+            .ok_or_else(|| header_error("header has no name".into()))?;
+        let version = header.string(TAG_VERSION).unwrap_or_default();
+        let release = header.string(TAG_RELEASE).unwrap_or_default();
+        let evr = match header.u32s(TAG_EPOCH).and_then(|e| e.first()) {
+            Some(e) => format!("{e}:{version}-{release}"),
+            None => format!("{version}-{release}"),
+        };
+        let arch = header.string(TAG_ARCH).unwrap_or_default();
+        packages.push(Package {
+            hnum,
+            name,
+            arch,
+            evr,
+            blob,
+            header,
+        });
+    }
+    let has_installtid = schema
+        .iter()
+        .any(|r| r.kind == "table" && r.name == "Installtid");
+    let sample = if has_installtid {
+        db.run("reading Installtid", WORK_SMALL, |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT key, hnum FROM Installtid LIMIT {TID_SAMPLE}"
+            ))?;
+            let rows = st.query_map([], |r| {
+                let key = match r.get_ref(0)? {
+                    ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
+                    _ => Vec::new(),
+                };
+                Ok((key, r.get::<_, i64>(1)?))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?
+    } else {
+        Vec::new()
+    };
+    let big_endian_tid = installtid_is_big_endian(&sample, &packages);
     Ok(RpmDb {
         packages,
-        schema,
         big_endian_tid,
     })
 }
 
+/// Architectures whose rpm writes big-endian `Installtid` keys.
+const BIG_ENDIAN_ARCHES: [&str; 10] = [
+    "s390x", "s390", "ppc64", "ppc", "sparc", "sparcv9", "sparc64", "mips", "mips64", "m68k",
+];
+
 /// rpm keys `Installtid` by the integer in the host's byte order; an image of a big-endian
-/// architecture has big-endian keys. Decided from the rows the database already has
-/// (little-endian when nothing tells).
-fn installtid_is_big_endian(conn: &Connection, packages: &[Package]) -> bool {
-    let Ok(mut stmt) = conn.prepare("SELECT key, hnum FROM Installtid") else {
-        return false;
-    };
-    let Ok(rows) = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))
-    else {
-        return false;
-    };
-    let by_hnum: HashMap<i64, &Package> = packages.iter().map(|p| (p.hnum, p)).collect();
-    for (key, hnum) in rows.flatten() {
-        let Some(tid) = by_hnum
-            .get(&hnum)
-            .and_then(|p| p.header.u32s(TAG_INSTALLTID))
+/// architecture has big-endian keys (rpm run under emulation or with `--root` from another
+/// host writes that host's order, so the keys decide, not the architecture).
+///
+/// Bounded: `sample` is the first [`TID_SAMPLE`] rows of `Installtid` in storage order
+/// (`LIMIT`, so sqlite stops there whatever the table holds; the table has no index on
+/// `hnum` or `key`, so a `WHERE` on either would scan it). The first row whose package's tid
+/// reads differently in the two byte orders decides; tids are times in seconds, so that is
+/// the first row. Without one, the packages' architectures decide; without those,
+/// little-endian.
+fn installtid_is_big_endian(sample: &[(Vec<u8>, i64)], packages: &[Package]) -> bool {
+    for (key, hnum) in sample {
+        let Ok(i) = packages.binary_search_by_key(hnum, |p| p.hnum) else {
+            continue;
+        };
+        let Some(tid) = packages[i]
+            .header
+            .u32s(TAG_INSTALLTID)
             .and_then(|v| v.first())
         else {
             continue;
         };
-        if tid.to_be_bytes() != tid.to_le_bytes() {
-            return key == tid.to_be_bytes();
+        let (be, le) = (tid.to_be_bytes(), tid.to_le_bytes());
+        if be == le {
+            continue;
+        }
+        if *key == be {
+            return true;
+        }
+        if *key == le {
+            return false;
         }
     }
-    false
+    packages
+        .iter()
+        .any(|p| BIG_ENDIAN_ARCHES.contains(&p.arch.as_str()))
 }
 
 /// One row of an index table.
@@ -308,7 +764,7 @@ pub fn index_rows(
     header: &Header,
     tag: u32,
     big_endian_tid: bool,
-) -> Result<Vec<IndexRow>, String> {
+) -> Result<Vec<IndexRow>, RpmDbError> {
     let mut rows = Vec::new();
     let keys: Vec<Vec<u8>> = match header.get(tag) {
         None if tag == TAG_GROUP => vec![b"Unknown".to_vec()],
@@ -346,7 +802,7 @@ pub fn index_rows(
             header
                 .u32s(t)
                 .filter(|v| v.len() >= keys.len())
-                .ok_or_else(|| format!("tag {tag} has no matching trigger index (tag {t})"))?,
+                .ok_or(RpmDbError::TriggerIndex { tag, index_tag: t })?,
         ),
         None => None,
     };
@@ -634,7 +1090,11 @@ fn versions(g: Option<&Group>) -> Option<String> {
 
 /// Merges the application's database with the old and new base's (`None`: that image has
 /// none) and writes the result.
-pub fn merge(old: Option<&RpmDb>, new: Option<&RpmDb>, app: &RpmDb) -> Result<RpmMerged, String> {
+pub fn merge(
+    old: Option<&RpmDb>,
+    new: Option<&RpmDb>,
+    app: &RpmDb,
+) -> Result<RpmMerged, RpmDbError> {
     let (o, n, a) = (groups(old), groups(new), groups(Some(app)));
     let keys: BTreeSet<(&str, &str)> = o.keys().chain(n.keys()).chain(a.keys()).copied().collect();
     let mut from_new = BTreeSet::new();
@@ -705,7 +1165,7 @@ pub fn merge(old: Option<&RpmDb>, new: Option<&RpmDb>, app: &RpmDb) -> Result<Rp
     chosen_blobs.sort();
     app_blobs.sort();
     out.same_as_app = chosen_blobs == app_blobs;
-    out.bytes = write(app, &chosen)?;
+    out.bytes = write(&chosen, app.big_endian_tid)?;
     Ok(out)
 }
 
@@ -721,49 +1181,55 @@ impl rusqlite::ToSql for KeyParam<'_> {
     }
 }
 
-/// A fresh database with `schema_of`'s schema holding `packages`, numbered 1..n.
-pub fn write(schema_of: &RpmDb, packages: &[&Package]) -> Result<Vec<u8>, String> {
-    let mut conn = Connection::open_in_memory().map_err(sql_err)?;
+/// A fresh database with rpm's schema holding `packages`, numbered 1..n, with `Installtid`
+/// keys in the byte order `big_endian_tid` says.
+///
+/// Every object is created with rpm's statement and in rpm's order ([`rpmschema::rpm_objects`]);
+/// a table is filled before the next object is created and an index is built on its full
+/// table, so `sqlite_master` lists what rpm's `sqlite_init` creates, in its order, and every
+/// b-tree is as compact as `VACUUM` makes it.
+pub fn write(packages: &[&Package], big_endian_tid: bool) -> Result<Vec<u8>, RpmDbError> {
+    let during = "writing the merged database";
+    let sql = |source| RpmDbError::Sqlite { during, source };
+    let mut conn = Connection::open_in_memory().map_err(sql)?;
     conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))
-        .map_err(sql_err)?;
-    let tx = conn.transaction().map_err(sql_err)?;
-    for (_, _, sql) in &schema_of.schema {
-        tx.execute_batch(sql).map_err(sql_err)?;
-    }
-    let tables: Vec<String> = schema_of
-        .schema
-        .iter()
-        .filter(|(ty, _, _)| ty == "table")
-        .map(|(_, name, _)| name.clone())
-        .collect();
-    {
-        let mut put = tx
-            .prepare("INSERT INTO Packages (hnum, blob) VALUES (?, ?)")
-            .map_err(sql_err)?;
-        for (i, p) in packages.iter().enumerate() {
-            put.execute(params![i as i64 + 1, p.blob])
-                .map_err(sql_err)?;
+        .map_err(sql)?;
+    let tx = conn.transaction().map_err(sql)?;
+    for obj in rpmschema::rpm_objects() {
+        tx.execute_batch(&obj.sql).map_err(sql)?;
+        if obj.kind == Kind::Index {
+            continue;
         }
-        for (table, tag, text) in INDEXES {
-            if !tables.iter().any(|t| t == table) {
-                continue;
-            }
+        if obj.table == "Packages" {
             let mut put = tx
-                .prepare(&format!("INSERT INTO '{table}' VALUES (?, ?, ?)"))
-                .map_err(sql_err)?;
+                .prepare("INSERT INTO Packages (hnum, blob) VALUES (?, ?)")
+                .map_err(sql)?;
             for (i, p) in packages.iter().enumerate() {
-                let rows = index_rows(&p.header, tag, schema_of.big_endian_tid)
-                    .map_err(|e| format!("package {}-{}.{}: {e}", p.name, p.evr, p.arch))?;
-                for r in rows {
-                    put.execute(params![KeyParam(&r.key, text), i as i64 + 1, r.idx])
-                        .map_err(sql_err)?;
-                }
+                put.execute(params![i as i64 + 1, p.blob]).map_err(sql)?;
+            }
+            continue;
+        }
+        let Some((table, tag, text)) = INDEXES.iter().find(|(t, _, _)| *t == obj.table) else {
+            continue;
+        };
+        let mut put = tx
+            .prepare(&format!("INSERT INTO '{table}' VALUES (?, ?, ?)"))
+            .map_err(sql)?;
+        for (i, p) in packages.iter().enumerate() {
+            let rows =
+                index_rows(&p.header, *tag, big_endian_tid).map_err(|e| RpmDbError::Header {
+                    hnum: p.hnum,
+                    package: Some(format!("{}-{}.{}", p.name, p.evr, p.arch)),
+                    reason: e.to_string(),
+                })?;
+            for r in rows {
+                put.execute(params![KeyParam(&r.key, *text), i as i64 + 1, r.idx])
+                    .map_err(sql)?;
             }
         }
     }
-    tx.commit().map_err(sql_err)?;
-    conn.execute_batch("VACUUM").map_err(sql_err)?;
-    let mut bytes = conn.serialize(MAIN_DB).map_err(sql_err)?.to_vec();
+    tx.commit().map_err(sql)?;
+    let mut bytes = conn.serialize(MAIN_DB).map_err(sql)?.to_vec();
     // Rollback-journal mode: readers need no -wal/-shm; rpm switches to WAL when it writes.
     bytes[18] = 1;
     bytes[19] = 1;
@@ -822,8 +1288,56 @@ mod tests {
         c.serialize(MAIN_DB).unwrap().to_vec()
     }
 
+    /// A database with `RPM_SCHEMA` holding `blobs`, then `more` SQL run on it (a hostile
+    /// change, in the tests that need one).
+    fn db_then(blobs: &[Vec<u8>], more: &str) -> Vec<u8> {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(RPM_SCHEMA).unwrap();
+        for b in blobs {
+            c.execute("INSERT INTO Packages (blob) VALUES (?)", [b])
+                .unwrap();
+        }
+        c.execute_batch(more).unwrap();
+        c.serialize(MAIN_DB).unwrap().to_vec()
+    }
+
+    /// A database made by `schema` (any SQL) holding `blobs` in `Packages`.
+    fn db_with_schema(schema: &str, blobs: &[Vec<u8>]) -> Vec<u8> {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(schema).unwrap();
+        for b in blobs {
+            c.execute("INSERT INTO Packages (blob) VALUES (?)", [b])
+                .unwrap();
+        }
+        c.serialize(MAIN_DB).unwrap().to_vec()
+    }
+
+    /// Database bytes opened plainly, for looking at what ocipatch wrote.
+    fn plain(bytes: &[u8]) -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.deserialize_read_exact(MAIN_DB, bytes, bytes.len(), true)
+            .unwrap();
+        c
+    }
+
+    /// `f()` on another thread; fails the test when it takes longer than `secs` (a hang
+    /// fails instead of blocking the run).
+    fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+            Ok(v) => v,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("still running after {secs} s")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the thread panicked"),
+        }
+    }
+
     fn rows(bytes: &[u8], table: &str) -> Vec<(Vec<u8>, i64, i64)> {
-        let c = open(bytes).unwrap();
+        let c = plain(bytes);
         let mut st = c
             .prepare(&format!(
                 "SELECT CAST(key AS BLOB), hnum, idx FROM '{table}' ORDER BY 2, 3, 1"
@@ -978,11 +1492,56 @@ mod tests {
             ]
         );
         assert_eq!(rows(&m.bytes, "Requirename"), [(b"openssl".to_vec(), 3, 0)]);
-        // Tables the application's database lacks are not invented.
-        assert!(open(&m.bytes)
+        // rpm's schema, whatever the application's had (it lacks Basenames): rpm's SQL in
+        // rpm's order, sqlite_sequence where AUTOINCREMENT puts it.
+        let c = plain(&m.bytes);
+        let mut st = c
+            .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid")
+            .unwrap();
+        let got: Vec<(String, String, String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .unwrap()
-            .prepare("SELECT 1 FROM Basenames")
-            .is_err());
+            .map(|r| r.unwrap())
+            .collect();
+        let mut want: Vec<(String, String, String, String)> = rpmschema::rpm_objects()
+            .into_iter()
+            .map(|o| {
+                let ty = if o.kind == Kind::Table {
+                    "table"
+                } else {
+                    "index"
+                };
+                (
+                    ty.to_string(),
+                    o.name.clone(),
+                    o.table.to_string(),
+                    o.stored_sql(),
+                )
+            })
+            .collect();
+        want.insert(
+            1,
+            (
+                "table".into(),
+                "sqlite_sequence".into(),
+                "sqlite_sequence".into(),
+                "CREATE TABLE sqlite_sequence(name,seq)".into(),
+            ),
+        );
+        assert_eq!(got, want);
+        assert_eq!(rows(&m.bytes, "Basenames"), []);
+        // As compact as VACUUM makes it: no free page, no page more than a vacuumed copy.
+        let count = |c: &Connection, what: &str| -> i64 {
+            c.query_row(&format!("PRAGMA {what}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&c, "freelist_count"), 0);
+        let mut vacuumed = Connection::open_in_memory().unwrap();
+        vacuumed
+            .deserialize_read_exact(MAIN_DB, &m.bytes[..], m.bytes.len(), false)
+            .unwrap();
+        vacuumed.execute_batch("VACUUM").unwrap();
+        assert!(count(&c, "page_count") <= count(&vacuumed, "page_count"));
 
         // Reproducible: same inputs, same bytes; rollback-journal header.
         let again = merge(Some(&old), Some(&new), &app).unwrap();
@@ -1013,32 +1572,520 @@ mod tests {
 
     #[test]
     fn bad_databases_are_errors() {
-        assert!(read(b"not a database")
-            .unwrap_err()
-            .contains("not an SQLite 3 database"));
+        let err = |bytes: &[u8]| read(bytes).unwrap_err();
+        assert!(matches!(err(b"not a database"), RpmDbError::NotSqlite));
         let good = db(&[header("a", "1", "1", &[])]);
         // Corrupt pages.
         let mut bad = good.clone();
         for b in &mut bad[100..] {
             *b = 0xff;
         }
-        assert!(read(&bad).is_err());
+        let e = err(&bad);
+        assert!(matches!(e, RpmDbError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().starts_with("the file is damaged: "), "{e}");
         // A header with lying offsets.
         let mut lying = header("a", "1", "1", &[]);
         lying[8 + 8..8 + 12].copy_from_slice(&9999u32.to_be_bytes());
-        let e = read(&db(&[lying])).unwrap_err();
+        let e = err(&db(&[lying])).to_string();
         assert!(e.contains("package #1") && e.contains("outside"), "{e}");
+        // A blob that is not one.
+        let e = err(&db_then(&[], "INSERT INTO Packages (blob) VALUES ('text')"));
+        assert_eq!(
+            e.to_string(),
+            "package #1: its blob is text, not a header",
+            "{e:?}"
+        );
         // A table rpm does not write: another rpm version's database.
+        let e = err(&db_then(&[], "CREATE TABLE 'Futurename' (key TEXT)"));
+        assert_eq!(
+            e.to_string(),
+            "the database has a table \"Futurename\" that rpm does not create; ocipatch reads \
+             only the tables and indexes rpm 4.16-4.20 creates, and runs no SQL from an image"
+        );
+        // A schema row forged to hold what does not parse.
         let mut c = Connection::open_in_memory().unwrap();
         c.execute_batch(RPM_SCHEMA).unwrap();
-        c.execute_batch("CREATE TABLE 'Futurename' (key TEXT)")
+        c.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, false)
             .unwrap();
-        let other = c.serialize(MAIN_DB).unwrap().to_vec();
-        assert!(read(&other).unwrap_err().contains("another rpm version"));
+        c.execute_batch(
+            "PRAGMA writable_schema = ON; \
+             INSERT INTO sqlite_master VALUES ('table', 'x', 'x', 5, 'garbage');",
+        )
+        .unwrap();
+        let e = err(&c.serialize(MAIN_DB).unwrap());
+        assert!(
+            matches!(&e, RpmDbError::Corrupt { detail } if detail.starts_with("its schema does not parse")),
+            "{e:?}"
+        );
         // Not rpm's at all.
+        let other = db_with_schema(
+            "CREATE TABLE 'Name' (key TEXT); CREATE TABLE Packages2 (blob)",
+            &[],
+        );
+        assert!(matches!(err(&other), RpmDbError::NotRpm));
+        assert!(err(&other).to_string().contains("no Packages table"));
+    }
+
+    /// Every way a schema can carry code or data rpm does not write is refused, naming it,
+    /// before sqlite runs any of it: none of these may hang or fire (each runs under a
+    /// timeout).
+    #[test]
+    fn hostile_schemas_are_refused_naming_what_is_wrong() {
+        let blobs = vec![
+            header("basefs", "1", "1", &[]),
+            header("osslite", "3.0.1", "1", &[]),
+        ];
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                       SELECT x AS key, 1 AS hnum, 0 AS idx FROM c";
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                db_then(
+                    &blobs,
+                    "CREATE TRIGGER rewrite AFTER INSERT ON Packages BEGIN \
+                     UPDATE Packages SET blob = (SELECT blob FROM Packages ORDER BY hnum LIMIT 1) \
+                     WHERE hnum = NEW.hnum; END;",
+                ),
+                "a trigger \"rewrite\" on \"Packages\"",
+            ),
+            (
+                db_then(
+                    &blobs,
+                    &format!("DROP TABLE Installtid; CREATE VIEW Installtid AS {endless}"),
+                ),
+                "a view \"Installtid\"",
+            ),
+            (
+                db_then(&blobs, &format!("CREATE VIEW Basenames AS {endless}")),
+                "a view \"Basenames\"",
+            ),
+            (
+                db_then(&blobs, "CREATE TABLE Extra (x)"),
+                "a table \"Extra\" that rpm does not create",
+            ),
+            (
+                db_then(&blobs, "ALTER TABLE Packages ADD COLUMN evil TEXT"),
+                "a column \"evil\" of table Packages that rpm does not create",
+            ),
+            (
+                db_then(&blobs, "CREATE INDEX evil ON Packages (blob)"),
+                "an index \"evil\" on \"Packages\" that rpm does not create",
+            ),
+            (
+                db_then(
+                    &blobs,
+                    "DROP INDEX Name_key_idx; CREATE INDEX Name_key_idx ON Name (lower(key))",
+                ),
+                "an index \"Name_key_idx\" on \"Name\" defined otherwise than rpm's",
+            ),
+            (
+                db_then(&blobs, "CREATE VIRTUAL TABLE Dirnames USING fts5(key)"),
+                "a virtual table \"Dirnames\"",
+            ),
+            (
+                db_with_schema(
+                    &RPM_SCHEMA.replace(
+                        "blob BLOB NOT NULL)",
+                        "blob BLOB NOT NULL CHECK (length(blob) > 0))",
+                    ),
+                    &blobs,
+                ),
+                "a table Packages with constraints rpm does not create",
+            ),
+            (
+                db_with_schema(
+                    &RPM_SCHEMA.replace(
+                        "blob BLOB NOT NULL)",
+                        "blob BLOB NOT NULL DEFAULT (randomblob(16)))",
+                    ),
+                    &blobs,
+                ),
+                "a default value for column blob of table Packages (\"randomblob(16)\")",
+            ),
+            (
+                db_with_schema(
+                    &RPM_SCHEMA.replace(
+                        "blob BLOB NOT NULL)",
+                        "blob BLOB NOT NULL, evil AS (hex(blob)))",
+                    ),
+                    &blobs,
+                ),
+                "a generated column \"evil\" of table Packages that rpm does not create",
+            ),
+            (
+                db_with_schema(
+                    &RPM_SCHEMA.replace("key 'BLOB' NOT NULL", "key 'BLOB' NOT NULL DEFAULT 0"),
+                    &blobs,
+                ),
+                "a default value for column key of table Installtid (\"0\")",
+            ),
+            (
+                db_with_schema(
+                    &RPM_SCHEMA.replacen("key 'TEXT' NOT NULL", "key INT NOT NULL", 1),
+                    &blobs,
+                ),
+                "a column key of table Name declared otherwise than rpm's (\"INT\" NOT NULL)",
+            ),
+            (
+                db_with_schema(
+                    &RPM_SCHEMA.replace("idx INTEGER NOT NULL, FOREIGN KEY (hnum) REFERENCES 'Packages'(hnum));\n        CREATE TABLE 'Installtid'", "FOREIGN KEY (hnum) REFERENCES 'Packages'(hnum));\n        CREATE TABLE 'Installtid'"),
+                    &blobs,
+                ),
+                "a table Requirename without rpm's column idx",
+            ),
+        ];
+        for (bytes, what) in cases {
+            let e = within(10, move || read(&bytes).unwrap_err());
+            let text = e.to_string();
+            assert!(
+                matches!(e, RpmDbError::ForeignSchema { .. }) && text.contains(what),
+                "want {what:?}, got {text:?}"
+            );
+        }
+    }
+
+    /// What rpm and sqlite leave in a real database is not foreign: `sqlite_sequence`, the
+    /// statistics of `PRAGMA optimize` (`sqlite_stat1`, and `sqlite_stat4` where sqlite is
+    /// built with it, as here), rpm's indexes, a WAL-mode header.
+    #[test]
+    fn what_rpm_and_sqlite_leave_is_read() {
+        let blobs = vec![
+            header("basefs", "1", "1", &[]),
+            header("curl", "8", "1", &[]),
+        ];
+        let mut bytes = db_then(&blobs, "ANALYZE");
+        let c = plain(&bytes);
+        let stats: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('sqlite_stat1', 'sqlite_stat4')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stats, 2);
+        bytes[18] = 2;
+        bytes[19] = 2;
+        let got = read(&bytes).unwrap();
+        assert_eq!(got.packages.len(), 2);
+        // What ocipatch writes reads back.
+        let all: Vec<&Package> = got.packages.iter().collect();
+        assert_eq!(
+            read(&write(&all, false).unwrap()).unwrap().packages.len(),
+            2
+        );
+    }
+
+    /// The connection on an input lets statements read only what ocipatch reads, and no
+    /// statement runs longer than its bound.
+    #[test]
+    fn input_connections_are_fenced_and_bounded() {
+        let blobs: Vec<Vec<u8>> = (0..300)
+            .map(|i| header(&format!("p{i}"), "1", "1", &[]))
+            .collect();
+        let db = Untrusted::open(&db(&blobs)).unwrap();
+        for (sql, what) in [
+            (
+                "SELECT load_extension('/nonexistent')",
+                "function \"load_extension\"",
+            ),
+            (
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+                "a recursive query",
+            ),
+            ("SELECT key FROM Name", "column \"key\" of table \"Name\""),
+            ("SELECT hex(blob) FROM Packages", "function \"hex\""),
+            (
+                "INSERT INTO Packages (blob) VALUES (x'00')",
+                "a write to table \"Packages\"",
+            ),
+            ("PRAGMA writable_schema = ON", "PRAGMA writable_schema"),
+            ("PRAGMA query_only = OFF", "PRAGMA query_only"),
+            ("ATTACH ':memory:' AS other", "ATTACH"),
+        ] {
+            let e = db
+                .run("testing", WORK_SMALL, |c| c.execute_batch(sql))
+                .unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "ocipatch's guard stopped a statement while testing: it would have used {what}"
+                ),
+                "{sql}"
+            );
+        }
+        // 300^4 rows of allowed reads: stopped at the bound, promptly.
+        let e = within(30, move || {
+            db.run("testing", WORK_SMALL, |c| {
+                let mut st =
+                    c.prepare("SELECT a.hnum FROM Packages a, Packages b, Packages c, Packages d")?;
+                let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?.len())
+            })
+            .unwrap_err()
+        });
+        assert!(
+            matches!(
+                e,
+                RpmDbError::TooMuchWork {
+                    during: "testing",
+                    limit: WORK_SMALL
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("more than 1000000 steps"), "{e}");
+    }
+
+    /// Headers as big as Fedora's (file lists, dependencies, a long description), written
+    /// with every index rpm keeps.
+    fn fedora_like(packages: usize, files: usize, pad: usize) -> Vec<u8> {
+        let pad = "x".repeat(pad);
+        let heads: Vec<Package> = (0..packages)
+            .map(|i| {
+                let base: Vec<String> = (0..files).map(|f| format!("file{f}-{i}.so")).collect();
+                let dirs: Vec<String> = (0..files / 10 + 1)
+                    .map(|d| format!("/usr/lib64/pkg{i}/d{d}/"))
+                    .collect();
+                let provides: Vec<String> = (0..10).map(|p| format!("lib{i}-{p}.so")).collect();
+                let requires: Vec<String> = (0..15)
+                    .map(|r| format!("lib{}-{}.so", (i + r) % packages, r % 10))
+                    .collect();
+                fn refs(v: &[String]) -> Vec<&str> {
+                    v.iter().map(String::as_str).collect()
+                }
+                let mut e = vec![
+                    (TAG_NAME, TYPE_STRING, 1, s(&format!("package-{i}"))),
+                    (TAG_VERSION, TYPE_STRING, 1, s("1.0")),
+                    (TAG_RELEASE, TYPE_STRING, 1, s("1.fc40")),
+                    (1005, TYPE_STRING, 1, s(&pad)),
+                    (TAG_ARCH, TYPE_STRING, 1, s("x86_64")),
+                    (
+                        TAG_PROVIDENAME,
+                        TYPE_STRING_ARRAY,
+                        10,
+                        strs(&refs(&provides)),
+                    ),
+                    (TAG_REQUIREFLAGS, TYPE_INT32, 15, ints(&[0; 15])),
+                    (
+                        TAG_REQUIRENAME,
+                        TYPE_STRING_ARRAY,
+                        15,
+                        strs(&refs(&requires)),
+                    ),
+                    (
+                        TAG_BASENAMES,
+                        TYPE_STRING_ARRAY,
+                        files as u32,
+                        strs(&refs(&base)),
+                    ),
+                    (
+                        TAG_DIRNAMES,
+                        TYPE_STRING_ARRAY,
+                        dirs.len() as u32,
+                        strs(&refs(&dirs)),
+                    ),
+                    (
+                        TAG_INSTALLTID,
+                        TYPE_INT32,
+                        1,
+                        ints(&[1_700_000_000 + i as u32]),
+                    ),
+                ];
+                e.sort_by_key(|x| x.0);
+                let blob = build(&e);
+                Package {
+                    hnum: i as i64 + 1,
+                    name: format!("package-{i}"),
+                    arch: "x86_64".into(),
+                    evr: "1.0-1.fc40".into(),
+                    header: rpmheader::parse(&blob).unwrap(),
+                    blob,
+                }
+            })
+            .collect();
+        write(&heads.iter().collect::<Vec<_>>(), false).unwrap()
+    }
+
+    /// Reads `bytes`; returns the most work a whole-file statement took, per 4 KiB of file.
+    fn work_per_4k(bytes: &[u8]) -> (RpmDb, u64) {
+        let db = Untrusted::open(bytes).unwrap();
+        let read = read_from(&db).unwrap();
+        let most = db
+            .work
+            .borrow()
+            .iter()
+            .filter(|(during, _)| matches!(*during, "checking the file" | "reading Packages"))
+            .map(|(_, w)| *w)
+            .max()
+            .unwrap();
+        (read, most / (bytes.len() as u64).div_ceil(4096))
+    }
+
+    /// A big legit database reads, with its work far below the bound. (The bound is per 4 KiB,
+    /// so what matters is how much work a page of a real database takes.)
+    #[test]
+    fn a_big_legit_database_reads_far_below_its_bound() {
+        let bytes = fedora_like(300, 100, 20_000);
+        assert!(bytes.len() > 6 << 20, "{}", bytes.len());
+        let (read, per_4k) = within(120, move || work_per_4k(&bytes));
+        assert_eq!(read.packages.len(), 300);
+        assert!(
+            per_4k * 40 < WORK_PER_PAGE,
+            "{per_4k} instructions per 4 KiB"
+        );
+        // Small rows only: the densest an rpm database gets (no header padding).
+        let bytes = fedora_like(300, 400, 0);
+        let (_, per_4k) = within(120, move || work_per_4k(&bytes));
+        assert!(
+            per_4k * 10 < WORK_PER_PAGE,
+            "{per_4k} instructions per 4 KiB"
+        );
+    }
+
+    /// The issue's size: a 100 MB Fedora-like database (2500 packages). Slow in a debug
+    /// build: `cargo test --release --lib -- --ignored hundred_mb`.
+    #[test]
+    #[ignore]
+    fn a_hundred_mb_fedora_like_database_reads() {
+        let t = std::time::Instant::now();
+        let bytes = fedora_like(2500, 100, 36_000);
+        let size = bytes.len();
+        let built = t.elapsed();
+        let t = std::time::Instant::now();
+        let (read, per_4k) = work_per_4k(&bytes);
+        eprintln!(
+            "{size} bytes, built in {built:?}, read in {:?}: {per_4k} instructions per 4 KiB (bound {WORK_PER_PAGE})",
+            t.elapsed()
+        );
+        assert!(size > 100_000_000);
+        assert_eq!(read.packages.len(), 2500);
+        assert!(per_4k * 50 < WORK_PER_PAGE);
+    }
+
+    /// The Installtid byte order comes from the first rows, whatever the table holds: the
+    /// same small work for 10 rows as for 100 000.
+    #[test]
+    fn installtid_order_is_decided_from_a_bounded_sample() {
+        let work = |rows: usize, big: bool| {
+            let blobs = vec![header("a", "1", "1", &[])];
+            let key: Vec<u8> = if big {
+                0x01020304u32.to_be_bytes().to_vec()
+            } else {
+                0x01020304u32.to_le_bytes().to_vec()
+            };
+            let mut c = Connection::open_in_memory().unwrap();
+            c.execute_batch(RPM_SCHEMA).unwrap();
+            for b in &blobs {
+                c.execute("INSERT INTO Packages (blob) VALUES (?)", [b])
+                    .unwrap();
+            }
+            {
+                let tx = c.transaction().unwrap();
+                for _ in 0..rows {
+                    tx.execute("INSERT INTO Installtid VALUES (?, 1, 0)", [&key])
+                        .unwrap();
+                }
+                tx.commit().unwrap();
+            }
+            let bytes = c.serialize(MAIN_DB).unwrap().to_vec();
+            let db = Untrusted::open(&bytes).unwrap();
+            let read = read_from(&db).unwrap();
+            let w = db
+                .work
+                .borrow()
+                .iter()
+                .find(|(d, _)| *d == "reading Installtid")
+                .unwrap()
+                .1;
+            (read.big_endian_tid, w)
+        };
+        let (small_be, small) = work(10, true);
+        let (big_be, big) = work(100_000, true);
+        assert!(small_be && big_be);
+        assert!(!work(10, false).0);
+        assert_eq!(small, big);
+        assert!(big <= 10 * WORK_CHUNK, "{big}");
+        // Nothing decides: the architecture does.
+        let h = |arch: &str| {
+            let blob = build(&[
+                (TAG_NAME, TYPE_STRING, 1, s("a")),
+                (TAG_ARCH, TYPE_STRING, 1, s(arch)),
+            ]);
+            Package {
+                hnum: 1,
+                name: "a".into(),
+                arch: arch.into(),
+                evr: String::new(),
+                header: rpmheader::parse(&blob).unwrap(),
+                blob,
+            }
+        };
+        assert!(installtid_is_big_endian(&[], &[h("s390x")]));
+        assert!(!installtid_is_big_endian(&[], &[h("x86_64"), h("noarch")]));
+    }
+
+    /// sqlite's errors reach people in words, never as codes or constraint names.
+    #[test]
+    fn sqlite_errors_are_said_in_words() {
+        // A schema over sqlite's limit on objects.
         let mut c = Connection::open_in_memory().unwrap();
-        c.execute_batch("CREATE TABLE 'Name' (key TEXT)").unwrap();
-        let other = c.serialize(MAIN_DB).unwrap().to_vec();
-        assert!(read(&other).unwrap_err().contains("no Packages table"));
+        c.execute_batch(RPM_SCHEMA).unwrap();
+        for i in 0..1100 {
+            c.execute_batch(&format!("CREATE TABLE t{i} (x)")).unwrap();
+        }
+        let e = read(&c.serialize(MAIN_DB).unwrap()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the database has more than 1000 schema objects (rpm creates 49)"),
+            "{e}"
+        );
+        let unknown = rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_IOERR), None);
+        assert_eq!(in_words(&unknown), "an unexpected failure (disk I/O error)");
+
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        for o in rpmschema::rpm_objects() {
+            c.execute_batch(&o.sql).unwrap();
+        }
+        let source = c
+            .execute("INSERT INTO Name VALUES ('a', 7, 0)", [])
+            .unwrap_err();
+        let e = RpmDbError::Sqlite {
+            during: "writing the merged database",
+            source,
+        };
+        assert_eq!(
+            e.to_string(),
+            "sqlite failed while writing the merged database: an index row names a package \
+             number that Packages does not have"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        let e = RpmDbError::Header {
+            hnum: 3,
+            package: Some("curl-8.0-1.x86_64".into()),
+            reason: "tag 5069 has no matching trigger index (tag 5070)".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "package #3 (curl-8.0-1.x86_64): tag 5069 has no matching trigger index (tag 5070)"
+        );
+    }
+
+    /// sqlite stores rpm's statements as [`rpmschema::SchemaObject::stored_sql`] says (what the
+    /// schema check compares with).
+    #[test]
+    fn stored_sql_is_what_sqlite_stores() {
+        let bytes = write(&[], false).unwrap();
+        let c = plain(&bytes);
+        for o in rpmschema::rpm_objects() {
+            let sql: String = c
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = ?",
+                    [&o.name],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(sql, o.stored_sql());
+        }
+        assert_eq!(read(&bytes).unwrap().packages.len(), 0);
     }
 }

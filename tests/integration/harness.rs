@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -30,6 +31,39 @@ pub fn ocipatch(args: &[&str]) -> (i32, String, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs ocipatch with `args`, killed after `limit` (a hang fails the test instead of blocking
+/// the run); returns (exit code, stdout, stderr).
+pub fn ocipatch_within(args: &[&str], limit: Duration) -> (i32, String, String) {
+    let out_path = tempfile::NamedTempFile::new().unwrap();
+    let err_path = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocipatch"))
+        .args(args)
+        .stdout(out_path.reopen().unwrap())
+        .stderr(err_path.reopen().unwrap())
+        .spawn()
+        .expect("run ocipatch");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "ocipatch {args:?} still ran after {limit:?} (killed)\nstderr:\n{}",
+                fs::read_to_string(err_path.path()).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.code().unwrap_or(-1),
+        fs::read_to_string(out_path.path()).unwrap(),
+        fs::read_to_string(err_path.path()).unwrap(),
     )
 }
 
@@ -470,4 +504,25 @@ impl Scenario {
     pub fn oci(&self, tag: &str) -> String {
         self.layout.oci(tag)
     }
+}
+
+/// The uncompressed tar members (path, mode, mtime, content) of a gzip layer blob.
+pub fn layer_files(layout: &Layout, digest: &str) -> Vec<(String, u32, u64, Vec<u8>)> {
+    let blob = std::fs::read(layout.blob_path(digest)).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob.as_slice()));
+    tar.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            let h = e.header();
+            (
+                e.path().unwrap().display().to_string(),
+                h.mode().unwrap(),
+                h.mtime().unwrap(),
+                data,
+            )
+        })
+        .collect()
 }

@@ -2,8 +2,6 @@
 //! carries its own copy of the database; the rebase must write what a rebuild would.
 //! (The same on a real debootstrap'ed Debian is in tests/interop_pkgdb.rs.)
 
-use std::io::Read;
-
 use serde_json::Value;
 
 use super::harness::*;
@@ -95,27 +93,6 @@ pub(super) fn debian() -> Debian {
     s.layout.add("deb-v2", &v2);
     s.layout.add("deb-app", &app);
     Debian { s }
-}
-
-/// The uncompressed tar members (path, mode, mtime, content) of a gzip layer blob.
-pub(super) fn layer_files(layout: &Layout, digest: &str) -> Vec<(String, u32, u64, Vec<u8>)> {
-    let blob = std::fs::read(layout.blob_path(digest)).unwrap();
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob.as_slice()));
-    tar.entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            let h = e.header();
-            (
-                e.path().unwrap().display().to_string(),
-                h.mode().unwrap(),
-                h.mtime().unwrap(),
-                data,
-            )
-        })
-        .collect()
 }
 
 pub(super) fn manifest_of(layout: &Layout, tag: &str) -> Value {
