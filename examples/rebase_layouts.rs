@@ -40,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         dry_run: false,
         safety: SafetyScan::On,
         strict: false,
+        abi_check: true,
         registry: Default::default(),
         package_db: Default::default(),
         write: Default::default(),

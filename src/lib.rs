@@ -50,6 +50,7 @@
 //!     dry_run: false,
 //!     safety: SafetyScan::Off,
 //!     strict: false,
+//!     abi_check: true,
 //!     registry: Default::default(),
 //!     package_db: Default::default(),
 //!     write: Default::default(), // or .copy_blobs(true): no hard links to the source's blobs

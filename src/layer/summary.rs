@@ -17,6 +17,7 @@ use super::scan::{kind_of, EntryInfo, EntryKind};
 use super::tar_header::for_each_entry;
 use super::LayerError;
 use crate::model::Digest;
+use crate::verdict::elf::{ElfInfo, ElfScanner};
 
 /// One kept file: its contents and the owner names its header gives (the rest of its header
 /// is the [`EntryInfo`] at the same path).
@@ -44,6 +45,20 @@ pub struct LayerSummary {
     /// Files `keep` selected that are over the limit: hashed, not kept (path, size). Whoever
     /// needs one says so; the summary itself stays usable.
     pub oversized: Vec<(String, u64)>,
+    /// Every ELF file (and hard link to one), in layer order: what the dynamic loader reads of
+    /// it, or why it could not be summarised.
+    pub elf: Vec<(String, Result<ElfInfo, String>)>,
+}
+
+impl LayerSummary {
+    /// The ELF summary of the regular file at `path` in this layer.
+    pub fn elf(&self, path: &str) -> Option<&Result<ElfInfo, String>> {
+        self.elf
+            .iter()
+            .rev()
+            .find(|(p, _)| p == path)
+            .map(|(_, e)| e)
+    }
 }
 
 impl LayerSummary {
@@ -88,6 +103,7 @@ pub fn summarize(
                     out.oversized.push((path.clone(), raw.size));
                 }
                 let mut hash = Sha256::new();
+                let mut elf = Some(ElfScanner::new(raw.size));
                 loop {
                     let n = match data.read(&mut buf) {
                         Ok(0) => break,
@@ -96,10 +112,22 @@ pub fn summarize(
                         Err(e) => return Err(LayerError::Read(e)),
                     };
                     hash.update(&buf[..n]);
+                    if let Some(scanner) = elf.as_mut() {
+                        scanner.feed(&buf[..n]);
+                        if scanner.is_done() {
+                            // Not ELF, or summarised: keep the result, stop feeding.
+                            if let Some(e) = elf.take().and_then(|s| s.finish().transpose()) {
+                                out.elf.push((path.clone(), e.map_err(|e| e.reason)));
+                            }
+                        }
+                    }
                     if let Some(k) = kept.as_mut() {
                         // The tar crate stops an entry at its header's size: never past limit.
                         k.extend_from_slice(&buf[..n]);
                     }
+                }
+                if let Some(e) = elf.and_then(|s| s.finish().transpose()) {
+                    out.elf.push((path.clone(), e.map_err(|e| e.reason)));
                 }
                 content = Some(Digest::from_sha256(hash.finalize().into()));
                 if let Some(k) = kept {
@@ -120,6 +148,9 @@ pub fn summarize(
                     .rev()
                     .find(|e| Some(e.path.as_str()) == target)
                     .and_then(|e| e.content.clone());
+                if let Some(e) = target.and_then(|t| out.elf(t)).cloned() {
+                    out.elf.push((path.clone(), e));
+                }
                 if wanted {
                     if let Some(k) = target.and_then(|t| out.kept(t)).cloned() {
                         out.kept.push(KeptFile {

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::stack::{summaries_of, Copy, Found, Stack};
+use super::stack::{summaries_of, Copy, Found, Stack, StackView};
 use super::summaries::LayerSummaries;
 use crate::error::{Error, Result};
 use crate::layer::{
@@ -100,6 +100,7 @@ fn database_paths() -> impl Iterator<Item = &'static str> {
         .map(|f| f.path())
         .chain(pkgdb::RpmDbKind::PATHS.iter().map(|(p, _)| *p))
         .chain(ACCOUNT_FILES)
+        .chain([crate::verdict::files::LD_SO_CACHE])
 }
 
 /// Whether an application entry at `path` can change what a database lookup finds: the
@@ -198,6 +199,7 @@ pub fn reconcile(input: &DbInput, cache: &LayerSummaries) -> Result<Reconciled> 
     run.status_d()?;
     run.rpm()?;
     run.accounts()?;
+    run.ld_so_cache()?;
 
     let bytes_read = bytes_read(&image_bytes, &new_bytes);
     if !run.touched {
@@ -755,6 +757,80 @@ impl Run<'_> {
             }
             self.write_merged(&app_copy, file, merged.bytes);
         }
+        Ok(())
+    }
+}
+
+impl Run<'_> {
+    /// `etc/ld.so.cache` of an application that ran `ldconfig`: checked against what ldconfig
+    /// writes for the result (the application's layers over the new base); kept when it lists
+    /// the same, else regenerated as ldconfig would write it (the new base's ldconfig's name
+    /// in its generator field), so `ldconfig -p` in the result lists what a rebuild's lists.
+    fn ld_so_cache(&mut self) -> Result<()> {
+        use crate::verdict::files::LD_SO_CACHE;
+        use crate::verdict::ldso;
+        if !self.stacks.app_decides(LD_SO_CACHE) {
+            return Ok(());
+        }
+        let Found::File(app_copy) = self.stacks.image.file(LD_SO_CACHE, self.image_bytes)? else {
+            return Ok(());
+        };
+        if !self.seen.insert(app_copy.path.clone()) {
+            return Ok(());
+        }
+        let result = self.stacks.result.tree();
+        let view = StackView::new(&self.stacks.result, &[]);
+        let Some(platform) = ldso::Platform::detect(&view) else {
+            return Ok(()); // no C library: nothing reads the cache
+        };
+        let resolved = (app_copy.path != LD_SO_CACHE).then(|| app_copy.path.clone());
+        let hwcaps = result.paths().any(|p| p.contains("/glibc-hwcaps/"));
+        let model = ldso::cache_entries_for(&view, &platform);
+        let app_cache = ldso::read_cache(&app_copy.content).ok();
+        self.touched = true;
+        if app_cache.as_ref().is_some_and(|c| c.entries == model) {
+            self.report.databases.push(DbFile {
+                path: LD_SO_CACHE.to_string(),
+                resolved,
+                action: DbAction::Unchanged,
+                packages: None,
+            });
+            return Ok(());
+        }
+        if hwcaps {
+            // glibc-hwcaps subdirectories are not modelled: say so rather than guess.
+            self.report.databases.push(DbFile {
+                path: LD_SO_CACHE.to_string(),
+                resolved,
+                action: DbAction::NotReconciled,
+                packages: None,
+            });
+            self.findings.push(Finding::new(
+                FindingKind::DerivedFile,
+                FindingClass::Real,
+                LD_SO_CACHE,
+                "the application's ld.so.cache does not list what ldconfig would list in the result, and the image has glibc-hwcaps directories, which ocipatch does not model: run ldconfig in a rebuild",
+            ));
+            return Ok(());
+        }
+        let generator = match self.base_copies(LD_SO_CACHE)?.1 {
+            Some(n) => ldso::read_cache(&n.content).ok().and_then(|c| c.generator),
+            None => None,
+        }
+        .or_else(|| app_cache.as_ref().and_then(|c| c.generator.clone()));
+        let options = ldso::CacheOptions {
+            generator,
+            big_endian: app_cache.as_ref().is_some_and(|c| c.big_endian),
+        };
+        let bytes = ldso::write_cache(&model, &options);
+        self.any_change |= bytes != app_copy.content;
+        self.report.databases.push(DbFile {
+            path: LD_SO_CACHE.to_string(),
+            resolved,
+            action: DbAction::Reconciled,
+            packages: None,
+        });
+        self.write_merged(&app_copy, LD_SO_CACHE, bytes);
         Ok(())
     }
 }

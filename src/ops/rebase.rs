@@ -59,6 +59,9 @@ pub struct RebaseOptions {
     pub safety: SafetyScan,
     /// Refuse the rebase (write nothing) when the safety report has any finding.
     pub strict: bool,
+    /// Check that the application's binaries still load on the new base (the default;
+    /// `--no-abi-check` turns it off).
+    pub abi_check: bool,
     /// Credentials and TLS for registry references.
     pub registry: RegistryOptions,
     /// Package-database reconciliation (`--no-package-db`, `--cache-dir`).
@@ -412,6 +415,7 @@ fn plan_all(
                 new_src,
                 new_base: new,
                 db_files: &db_files,
+                abi: opts.abi_check,
             };
             let mut report = safety::analyze(&input, &bases.layer_cache)?;
             classify_findings(&mut report, p.report.package_db.as_ref());
@@ -834,6 +838,7 @@ pub fn preview(
         dry_run: true,
         safety: SafetyScan::On,
         strict: false,
+        abi_check: true,
         registry: registry.clone(),
         package_db: PackageDbOptions::default(),
         write: WriteOptions::default(),

@@ -14,15 +14,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use super::load::Image;
-use super::stack::{summaries_of, Found, Stack};
+use super::stack::{summaries_of, Found, Stack, StackView};
 use super::summaries::LayerSummaries;
 use crate::error::Result;
+use crate::layer::EntryKind;
 use crate::layer::{resolve, Lookup};
 use crate::layer::{safety_findings, EntryInfo, FileEntry, Finding, FindingClass, FindingKind};
 use crate::model::Platform;
 use crate::pkgdb::{self, BytesRead, Format};
 use crate::transport::Source;
-use crate::verdict::{relations, release, ReleaseFacts};
+use crate::verdict::elf::ElfInfo;
+use crate::verdict::{ldso, relations, release, LoadFacts, ReleaseFacts};
 
 /// The rebase safety report of one platform: what the swap of bases changes under the application.
 #[derive(Clone, Debug, Serialize)]
@@ -99,6 +101,8 @@ pub struct VerdictInput<'a> {
     pub new_base: &'a Image,
     /// The files of the package-database layer the rebase adds on top (empty: none).
     pub db_files: &'a [FileEntry],
+    /// Check that the binaries still load (`--no-abi-check` turns it off).
+    pub abi: bool,
 }
 
 /// The verdict of one platform (see the module documentation).
@@ -196,6 +200,21 @@ pub fn analyze(input: &VerdictInput, summaries: &LayerSummaries) -> Result<Safet
     };
     let mut notes = Vec::new();
     findings.extend(views.relation_findings(&mut notes));
+    if input.image.platform().os == "windows" {
+        notes.push("Windows image: its binaries are not checked (PE files, no ELF loader)".into());
+    } else if !input.abi {
+        notes.push("--no-abi-check: whether the binaries still load was not checked".into());
+    } else {
+        let env = library_path(input.image);
+        findings.extend(abi_findings(
+            &image,
+            &result,
+            new_layers.len(),
+            input.db_files,
+            env.as_deref(),
+            &mut notes,
+        ));
+    }
 
     let mut platform_changes = Vec::new();
     let field = |c: &Image, k: &str| c.config.json.get(k).cloned().unwrap_or_default();
@@ -344,6 +363,231 @@ impl Views<'_> {
         }
         out
     }
+}
+
+/// `LD_LIBRARY_PATH` of the image's config, which the loader searches before the cache.
+fn library_path(image: &Image) -> Option<String> {
+    image
+        .config
+        .json
+        .get("config")?
+        .get("Env")?
+        .as_array()?
+        .iter()
+        .filter_map(|v| v.as_str()?.strip_prefix("LD_LIBRARY_PATH="))
+        .next_back()
+        .map(str::to_string)
+}
+
+/// The `ld.so.cache` entries the loader of `view` will use: the overlay's (regenerated) file,
+/// else the tree's, else none (the loader then searches the default directories only).
+fn cache_of(view: &StackView) -> Vec<ldso::CacheEntry> {
+    use crate::verdict::files::LD_SO_CACHE;
+    use ldso::View as _;
+    let path = match view.resolve(LD_SO_CACHE) {
+        ldso::Resolved::File(p) => p,
+        _ => return Vec::new(),
+    };
+    view.text(&path)
+        .and_then(|b| ldso::read_cache(b).ok())
+        .map(|c| c.entries)
+        .unwrap_or_default()
+}
+
+/// A loader problem's identity, for telling the rebase's from those the image already had.
+fn load_key(p: &ldso::LoadProblem) -> String {
+    match p {
+        ldso::LoadProblem::MissingInterpreter { binary, interp } => format!("i {binary} {interp}"),
+        ldso::LoadProblem::UnresolvedLibrary { binary, soname, .. }
+        | ldso::LoadProblem::InvalidLibrary { binary, soname, .. } => {
+            format!("l {binary} {soname}")
+        }
+        ldso::LoadProblem::MissingVersion {
+            binary,
+            soname,
+            version,
+            ..
+        } => format!("v {binary} {soname} {version}"),
+    }
+}
+
+/// Whether the binaries still load: every ELF file of the application's layers, and every ELF
+/// file of the new base that loads a library the application's layers replaced, checked as
+/// glibc's (or musl's) loader would load it in the result. Problems the image already had are
+/// not the rebase's.
+fn abi_findings(
+    image: &Stack,
+    result: &Stack,
+    new_len: usize,
+    db_files: &[FileEntry],
+    env: Option<&str>,
+    notes: &mut Vec<String>,
+) -> Vec<Finding> {
+    use ldso::{Libc, LoadProblem};
+    let after = StackView::new(result, db_files);
+    let before = StackView::new(image, &[]);
+    let (after_cache, before_cache) = (cache_of(&after), cache_of(&before));
+    let after_c = checkers(&after, &after_cache, env);
+    let before_c = checkers(&before, &before_cache, env);
+    let libc_of = |info: &ElfInfo| match info.interp.as_deref().map(Libc::of_interp) {
+        Some(Libc::Musl) => 1,
+        _ => 0,
+    };
+    let files = after.elf_files();
+    let from_app = |layer: usize| layer >= new_len;
+    // Libraries of the application's that stand where the new base has a file of its own.
+    let replaced: std::collections::HashSet<&str> = files
+        .iter()
+        .filter(|(p, _, l)| from_app(*l) && result_base_has(result, new_len, p))
+        .map(|(p, _, _)| *p)
+        .collect();
+    let mut problems: Vec<LoadProblem> = Vec::new();
+    for (path, info, layer) in &files {
+        if !info.dynamic && info.interp.is_none() {
+            continue; // static, or nothing to load
+        }
+        let c = &after_c[libc_of(info)];
+        let wanted = from_app(*layer)
+            || (!replaced.is_empty()
+                && c.load_order(path)
+                    .iter()
+                    .any(|(_, real)| replaced.contains(real.as_str())));
+        if !wanted {
+            continue;
+        }
+        let found = c.check(path);
+        if found.is_empty() {
+            continue;
+        }
+        let known: std::collections::HashSet<String> = if from_app(*layer) {
+            // The same file in the image as it was (old base under the same app layers).
+            before_c[libc_of(info)]
+                .check(path)
+                .iter()
+                .map(load_key)
+                .collect()
+        } else {
+            Default::default()
+        };
+        problems.extend(found.into_iter().filter(|p| !known.contains(&load_key(p))));
+    }
+    for (path, why) in result_elf_errors(result, new_len) {
+        notes.push(format!("{path}: not checked: {why}"));
+    }
+    problems.sort_by_key(load_key);
+    problems.dedup_by(|a, b| load_key(a) == load_key(b));
+    problems
+        .into_iter()
+        .map(|p| {
+            let from_new_base =
+                |lib: &str| result.tree().layer_of(lib).is_some_and(|l| l < new_len);
+            let (kind, load) = match &p {
+                LoadProblem::MissingInterpreter { binary, interp } => (
+                    FindingKind::MissingInterpreter,
+                    LoadFacts {
+                        binary: binary.clone(),
+                        library: interp.clone(),
+                        resolved: None,
+                        version: None,
+                        highest: None,
+                    },
+                ),
+                LoadProblem::UnresolvedLibrary { binary, soname, .. } => (
+                    FindingKind::UnresolvedLibrary,
+                    LoadFacts {
+                        binary: binary.clone(),
+                        library: soname.clone(),
+                        resolved: None,
+                        version: None,
+                        highest: None,
+                    },
+                ),
+                LoadProblem::InvalidLibrary {
+                    binary,
+                    soname,
+                    path,
+                } => (
+                    FindingKind::UnresolvedLibrary,
+                    LoadFacts {
+                        binary: binary.clone(),
+                        library: soname.clone(),
+                        resolved: Some(path.clone()),
+                        version: None,
+                        highest: None,
+                    },
+                ),
+                LoadProblem::MissingVersion {
+                    binary,
+                    library,
+                    soname,
+                    version,
+                    highest,
+                } => (
+                    FindingKind::MissingSymbolVersion,
+                    LoadFacts {
+                        binary: binary.clone(),
+                        library: soname.clone(),
+                        resolved: Some(library.clone()),
+                        version: Some(version.clone()),
+                        highest: highest.clone(),
+                    },
+                ),
+            };
+            let mut detail = p.to_string();
+            if let Some(lib) = &load.resolved {
+                if from_new_base(lib) {
+                    detail =
+                        detail.replacen(&format!("; {lib}"), &format!("; the new base's {lib}"), 1);
+                }
+            }
+            let mut f = Finding::new(kind, FindingClass::Real, load.binary.clone(), detail);
+            f.load = Some(load);
+            f
+        })
+        .collect()
+}
+
+/// A glibc and a musl checker over `view` (index 0 and 1), with the image's `LD_LIBRARY_PATH`.
+fn checkers<'v>(
+    view: &'v dyn ldso::View,
+    cache: &'v [ldso::CacheEntry],
+    env: Option<&str>,
+) -> [ldso::Checker<'v>; 2] {
+    [ldso::Libc::Glibc, ldso::Libc::Musl].map(|libc| {
+        let c = ldso::Checker::new(view, cache, libc);
+        match env {
+            Some(p) => c.with_library_path(p),
+            None => c,
+        }
+    })
+}
+
+/// Whether the new base (the bottom `new_len` layers of `result`) has a file at `path`.
+fn result_base_has(result: &Stack, new_len: usize, path: &str) -> bool {
+    (0..new_len).any(|l| {
+        result.summary(l).is_some_and(|s| {
+            s.entries
+                .iter()
+                .any(|e| e.path == path && e.kind != EntryKind::Whiteout)
+        })
+    })
+}
+
+/// ELF files of the application's layers that could not be summarised (too big, malformed).
+fn result_elf_errors(result: &Stack, new_len: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for l in new_len..result.tree().layers() {
+        if let Some(s) = result.summary(l) {
+            for (p, e) in &s.elf {
+                if let Err(why) = e {
+                    if result.tree().layer_of(p) == Some(l) {
+                        out.push((p.clone(), why.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The contents of the regular file `path` leads to in `stack`, if any.

@@ -2,6 +2,7 @@
 //! found in it the way a program inside the image finds them (links followed inside the
 //! image, whiteouts honoured, hard links read as the file they link to).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -13,6 +14,8 @@ use crate::layer::{resolve, EntryInfo, EntryKind, KeptFile, LayerSummary, Lookup
 use crate::model::Descriptor;
 use crate::pkgdb;
 use crate::transport::Source;
+use crate::verdict::elf::ElfInfo;
+use crate::verdict::ldso;
 
 /// One image's layers, bottom to top, and the file tree they add up to.
 pub struct Stack<'a> {
@@ -208,4 +211,105 @@ pub fn summaries_of(
         .par_iter()
         .map(|l| cache.get(src, l, counter))
         .collect()
+}
+
+/// A [`Stack`] as the loader model sees a file system ([`ldso::View`]): lookups through the
+/// stack's tree (links followed inside the image), ELF summaries and small files from the layer
+/// that holds each path, and `overlay` files on top (what the package-database layer writes).
+pub struct StackView<'a> {
+    stack: &'a Stack<'a>,
+    overlay: &'a [crate::layer::FileEntry],
+    /// Canonical path → its ELF summary, for the files the tree shows.
+    elf: HashMap<&'a str, &'a ElfInfo>,
+}
+
+impl<'a> StackView<'a> {
+    /// The view of `stack`, with `overlay` files replacing what is at their paths.
+    pub fn new(stack: &'a Stack<'a>, overlay: &'a [crate::layer::FileEntry]) -> StackView<'a> {
+        let mut elf = HashMap::new();
+        for (index, layer) in stack.layers.iter().enumerate() {
+            for (path, info) in &layer.summary.elf {
+                if let Ok(info) = info {
+                    if stack.tree.layer_of(path) == Some(index) {
+                        elf.insert(path.as_str(), info);
+                    }
+                }
+            }
+        }
+        StackView {
+            stack,
+            overlay,
+            elf,
+        }
+    }
+
+    /// Every ELF file the view shows, in path order, with the layer that holds it.
+    pub fn elf_files(&self) -> Vec<(&'a str, &'a ElfInfo, usize)> {
+        let mut out: Vec<_> = self
+            .elf
+            .iter()
+            .map(|(p, i)| (*p, *i, self.stack.tree.layer_of(p).unwrap_or(0)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+}
+
+impl ldso::View for StackView<'_> {
+    fn resolve(&self, path: &str) -> ldso::Resolved {
+        match resolve(&self.stack.tree, path, true) {
+            Lookup::Found { path, entry, .. } => match entry.map(|e| e.kind) {
+                None | Some(EntryKind::Dir) => ldso::Resolved::Dir(path),
+                Some(EntryKind::File | EntryKind::HardLink) => ldso::Resolved::File(path),
+                Some(_) => ldso::Resolved::Missing,
+            },
+            Lookup::Missing { .. } | Lookup::NotADirectory { .. } => ldso::Resolved::Missing,
+            broken @ (Lookup::TooManyLinks { .. } | Lookup::Escapes { .. }) => {
+                ldso::Resolved::Broken(broken.problem(path).unwrap_or_default())
+            }
+        }
+    }
+
+    fn list(&self, dir: &str) -> Vec<(String, ldso::NodeKind)> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out: std::collections::BTreeMap<String, ldso::NodeKind> = Default::default();
+        for e in self.stack.tree.below(dir) {
+            let rest = &e.path[prefix.len()..];
+            let (name, deeper) = match rest.split_once('/') {
+                Some((name, _)) => (name, true),
+                None => (rest, false),
+            };
+            if out.contains_key(name) {
+                continue;
+            }
+            let kind = if deeper {
+                ldso::NodeKind::Dir // an implicit directory (no entry of its own)
+            } else {
+                match e.kind {
+                    EntryKind::File | EntryKind::HardLink => ldso::NodeKind::File,
+                    EntryKind::Dir => ldso::NodeKind::Dir,
+                    EntryKind::Symlink => ldso::NodeKind::Symlink,
+                    _ => ldso::NodeKind::Other,
+                }
+            };
+            out.insert(name.to_string(), kind);
+        }
+        out.into_iter().collect()
+    }
+
+    fn elf(&self, path: &str) -> Option<&ElfInfo> {
+        self.elf.get(path).copied()
+    }
+
+    fn text(&self, path: &str) -> Option<&[u8]> {
+        if let Some(f) = self.overlay.iter().find(|f| f.path == path) {
+            return Some(&f.content);
+        }
+        let layer = self.stack.tree.layer_of(path)?;
+        Some(&self.stack.layers[layer].summary.kept(path)?.content)
+    }
 }

@@ -24,6 +24,7 @@ use crate::layer::{summarize, EntryInfo, KeptFile, LayerSummary};
 use crate::model::{Descriptor, Digest};
 use crate::pkgdb;
 use crate::transport::{self, Source};
+use crate::verdict::elf::ElfInfo;
 
 /// The files whose contents a summary keeps: the package databases, the release files, the
 /// accounts files and the dynamic loader's configuration and cache. Part of the cache format:
@@ -33,7 +34,7 @@ pub fn kept_path(path: &str) -> bool {
 }
 
 /// Bumped whenever what a summary holds changes (with the crate version, it names the format).
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 /// The first word of every cache entry.
 const MAGIC: &str = "ocipatch-layer-summary";
 /// Largest cache entry read (the entries of a layer of a few hundred thousand files).
@@ -204,6 +205,7 @@ impl LayerSummaries {
             entries: cached.entries,
             kept,
             oversized: cached.oversized,
+            elf: cached.elf,
         })
     }
 
@@ -235,6 +237,7 @@ impl LayerSummaries {
             entries: &summary.entries,
             kept,
             oversized: &summary.oversized,
+            elf: &summary.elf,
         })
         .map_err(io::Error::other)?;
         let mut bytes = header_line(digest, &Digest::of(&body)).into_bytes();
@@ -262,6 +265,7 @@ struct Cached {
     entries: Vec<EntryInfo>,
     kept: Vec<CachedKept>,
     oversized: Vec<(String, u64)>,
+    elf: Vec<(String, Result<ElfInfo, String>)>,
 }
 
 #[derive(Serialize)]
@@ -269,6 +273,7 @@ struct CachedRef<'a> {
     entries: &'a [EntryInfo],
     kept: Vec<CachedKept>,
     oversized: &'a [(String, u64)],
+    elf: &'a [(String, Result<ElfInfo, String>)],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -338,6 +343,7 @@ mod tests {
                 gname: "root".into(),
             }],
             oversized: vec![("etc/ld.so.cache".into(), 1 << 30)],
+            elf: vec![("usr/bin/x".into(), Err("truncated".into()))],
         }
     }
 

@@ -30,3 +30,9 @@ pub fn is_read(path: &str) -> bool {
             .strip_prefix("etc/ld-musl-")
             .is_some_and(|n| n.ends_with(".path") && !n.contains('/'))
 }
+
+/// Whether `path` is a file a rebuild regenerates (the accounts files, the loader's cache),
+/// which a rebase reconciles beside the package databases.
+pub fn is_derived(path: &str) -> bool {
+    ACCOUNT_FILES.contains(&path) || path == LD_SO_CACHE
+}
