@@ -898,6 +898,144 @@ pub fn base_upgrades(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Digest;
+    use crate::ops::stack::testing::{elf, libc, L};
+    use crate::transport::memory::MemorySource;
+    use crate::verdict::ldso;
+
+    /// Reconciles old base + app onto new base, every layer's summary made by hand.
+    fn reconcile_layers(old: Vec<L>, new: Vec<L>, app: Vec<L>) -> Reconciled {
+        let src = MemorySource::new("test").unwrap();
+        let cache = LayerSummaries::new(None);
+        let descs = |layers: Vec<L>, tag: &str| -> Vec<Descriptor> {
+            layers
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let digest = Digest::of(format!("{tag} {i}").as_bytes());
+                    cache.insert(digest.clone(), l.summary());
+                    Descriptor::new("application/vnd.oci.image.layer.v1.tar", digest, 1)
+                })
+                .collect()
+        };
+        let base_len = old.len();
+        let mut image = descs(old, "old");
+        image.extend(descs(app, "app"));
+        let new = descs(new, "new");
+        let input = DbInput {
+            image_src: &src,
+            image_layers: &image,
+            base_len,
+            replaces_top: false,
+            new_src: &src,
+            new_layers: &new,
+        };
+        reconcile(&input, &cache).unwrap()
+    }
+
+    const PASSWD: &str =
+        "root:x:0:0:root:/root:/bin/bash\n_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\n";
+
+    #[test]
+    fn users_the_app_added_go_on_the_new_bases_accounts_and_conflicts_are_real() {
+        let new_passwd = format!("{PASSWD}systemd-network:x:998:998::/:/usr/sbin/nologin\n");
+        let app_passwd = format!("{PASSWD}app:x:999:999::/home/app:/bin/sh\n");
+        let r = reconcile_layers(
+            vec![L::default().file("etc/passwd", PASSWD.as_bytes())],
+            vec![L::default().file("etc/passwd", new_passwd.as_bytes())],
+            vec![L::default().file("etc/passwd", app_passwd.as_bytes())],
+        );
+        let report = r.report.unwrap();
+        assert_eq!(report.databases[0].path, "etc/passwd");
+        assert_eq!(report.databases[0].action, DbAction::Reconciled);
+        assert_eq!(r.files.len(), 1);
+        assert_eq!(
+            String::from_utf8(r.files[0].content.clone()).unwrap(),
+            format!("{new_passwd}app:x:999:999::/home/app:/bin/sh\n")
+        );
+        assert!(r.findings.is_empty());
+
+        // The app's user takes an ID the new base now gives to another name.
+        let app_passwd = format!("{PASSWD}app:x:998:998::/home/app:/bin/sh\n");
+        let r = reconcile_layers(
+            vec![L::default().file("etc/passwd", PASSWD.as_bytes())],
+            vec![L::default().file("etc/passwd", new_passwd.as_bytes())],
+            vec![L::default().file("etc/passwd", app_passwd.as_bytes())],
+        );
+        assert_eq!(r.findings.len(), 1);
+        assert_eq!(r.findings[0].kind, FindingKind::AccountConflict);
+        assert_eq!(r.findings[0].class, FindingClass::Real);
+        assert!(
+            r.findings[0].detail.contains("ID 998"),
+            "{}",
+            r.findings[0].detail
+        );
+
+        // The new base did not touch passwd: the app's copy is what a rebuild has, nothing to do.
+        let r = reconcile_layers(
+            vec![L::default().file("etc/passwd", PASSWD.as_bytes())],
+            vec![L::default().file("etc/passwd", PASSWD.as_bytes())],
+            vec![L::default().file("etc/passwd", app_passwd.as_bytes())],
+        );
+        assert!(r.report.is_none() && r.files.is_empty());
+    }
+
+    #[test]
+    fn an_apps_ld_so_cache_is_kept_when_current_and_regenerated_when_stale() {
+        const LIBC: &str = "usr/lib/x86_64-linux-gnu/libc.so.6";
+        const LIBZ: &str = "usr/lib/x86_64-linux-gnu/libz.so.1";
+        const LIBNEW: &str = "usr/lib/x86_64-linux-gnu/libnew.so.2";
+        let conf = b"include /etc/ld.so.conf.d/*.conf\n";
+        let multiarch = b"/usr/lib/x86_64-linux-gnu\n";
+        let base = |extra: bool| {
+            let l = L::default()
+                .file("etc/ld.so.conf", conf)
+                .file("etc/ld.so.conf.d/x86_64-linux-gnu.conf", multiarch)
+                .elf(LIBC, libc(36))
+                .elf(LIBZ, elf(Some("libz.so.1"), &["libc.so.6"]));
+            if extra {
+                l.elf(LIBNEW, elf(Some("libnew.so.2"), &["libc.so.6"]))
+            } else {
+                l
+            }
+        };
+        // What ldconfig writes for the old base is what the app's ldconfig run left.
+        let cache_for = |layer: L| {
+            let src = MemorySource::new("t").unwrap();
+            let d = Descriptor::new(
+                "application/vnd.oci.image.layer.v1.tar",
+                Digest::of(b"x"),
+                1,
+            );
+            let stack = Stack::new("t", [(&src as &dyn Source, &d, layer.summary())]);
+            let view = StackView::new(&stack, &[]);
+            let entries = ldso::cache_entries(&view);
+            assert!(!entries.is_empty());
+            (ldso::write_cache(&entries, &Default::default()), entries)
+        };
+        let (app_cache, _) = cache_for(base(false));
+        // The same libraries: the app's cache is current.
+        let r = reconcile_layers(
+            vec![base(false)],
+            vec![base(false).file("etc/motd", b"patched")],
+            vec![L::default().file("etc/ld.so.cache", &app_cache)],
+        );
+        let report = r.report.unwrap();
+        assert_eq!(report.databases[0].path, "etc/ld.so.cache");
+        assert_eq!(report.databases[0].action, DbAction::Unchanged);
+        assert!(r.files.is_empty());
+        // The new base adds a library: regenerated, listing it.
+        let r = reconcile_layers(
+            vec![base(false)],
+            vec![base(true)],
+            vec![L::default().file("etc/ld.so.cache", &app_cache)],
+        );
+        let report = r.report.unwrap();
+        assert_eq!(report.databases[0].action, DbAction::Reconciled);
+        let (want, entries) = cache_for(base(true));
+        assert_eq!(r.files[0].content, want);
+        assert!(entries.iter().any(|e| e.key == "libnew.so.2"));
+    }
 
     #[test]
     fn paths_that_can_lead_to_a_database() {

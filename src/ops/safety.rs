@@ -115,106 +115,41 @@ pub fn analyze(input: &VerdictInput, summaries: &LayerSummaries) -> Result<Safet
         || summaries_of(input.new_src, new_layers, summaries, &new_bytes),
     );
     let (image_s, new_s) = (image_s?, new_s?);
-    let base_len = input.base_len.min(image_s.len());
-    let old = Stack::new(
-        "old base",
-        image_layers[..base_len]
-            .iter()
-            .zip(&image_s)
-            .map(|(d, s)| (input.image_src, d, s.clone())),
-    );
-    let new = Stack::new(
-        "new base",
-        new_layers
-            .iter()
-            .zip(&new_s)
-            .map(|(d, s)| (input.new_src, d, s.clone())),
-    );
-    let app: Vec<Vec<EntryInfo>> = image_s[base_len..]
+    let image_parts: Vec<_> = image_layers
         .iter()
-        .map(|s| s.entries.clone())
+        .zip(image_s)
+        .map(|(d, s)| (input.image_src, d, s))
         .collect();
-    let mut findings = safety_findings(old.tree(), new.tree(), &app);
-
-    // The release of each base, read through its own layers (os-release is a link on Debian).
-    let old_release = release::detect(&|p: &str| contents(&old, p, &image_bytes));
-    let new_release = release::detect(&|p: &str| contents(&new, p, &new_bytes));
-    match (&old_release, &new_release) {
-        (Some(o), Some(n)) => {
-            if let Some(words) = release::change(o, n) {
-                let mut f = Finding::new(
-                    FindingKind::ReleaseChange,
-                    FindingClass::Real,
-                    n.file.clone(),
-                    words,
-                );
-                f.release = Some(ReleaseFacts {
-                    from: o.clone(),
-                    to: n.clone(),
-                });
-                findings.insert(0, f);
-            }
-        }
-        (Some(o), None) => findings.insert(
-            0,
-            Finding::new(
-                FindingKind::ReleaseChange,
-                FindingClass::Real,
-                o.file.clone(),
-                format!(
-                    "the old base is {}; the new base names no release (no os-release or distribution release file): the application's packages were built for {}",
-                    o.label(),
-                    o.series
-                ),
-            ),
+    let new_parts: Vec<_> = new_layers
+        .iter()
+        .zip(new_s)
+        .map(|(d, s)| (input.new_src, d, s))
+        .collect();
+    let base_len = input.base_len.min(image_parts.len());
+    let stacks = Judged {
+        old: Stack::new("old base", image_parts[..base_len].iter().cloned()),
+        new: Stack::new("new base", new_parts.iter().cloned()),
+        image: Stack::new("image", image_parts.iter().cloned()),
+        result: Stack::new(
+            "result",
+            new_parts
+                .iter()
+                .cloned()
+                .chain(image_parts[base_len..].iter().cloned()),
         ),
-        _ => {}
-    }
-    let result = Stack::new(
-        "result",
-        new_layers
+        app: image_parts[base_len..]
             .iter()
-            .zip(&new_s)
-            .map(|(d, s)| (input.new_src, d, s.clone()))
-            .chain(
-                image_layers[base_len..]
-                    .iter()
-                    .zip(&image_s[base_len..])
-                    .map(|(d, s)| (input.image_src, d, s.clone())),
-            ),
-    );
-    let image = Stack::new(
-        "image",
-        image_layers
-            .iter()
-            .zip(&image_s)
-            .map(|(d, s)| (input.image_src, d, s.clone())),
-    );
-    let views = Views {
-        image: &image,
-        new: &new,
-        result: &result,
-        db_files: input.db_files,
-        image_bytes: &image_bytes,
-        new_bytes: &new_bytes,
+            .map(|(_, _, s)| s.entries.clone())
+            .collect(),
+        new_len: new_parts.len(),
     };
-    let mut notes = Vec::new();
-    findings.extend(views.relation_findings(&mut notes));
-    if input.image.platform().os == "windows" {
-        notes.push("Windows image: its binaries are not checked (PE files, no ELF loader)".into());
-    } else if !input.abi {
-        notes.push("--no-abi-check: whether the binaries still load was not checked".into());
-    } else {
-        let env = library_path(input.image);
-        findings.extend(abi_findings(
-            &image,
-            &result,
-            new_layers.len(),
-            input.db_files,
-            env.as_deref(),
-            &mut notes,
-        ));
-    }
+    let checks = Checks {
+        db_files: input.db_files,
+        library_path: library_path(input.image),
+        windows: input.image.platform().os == "windows",
+        abi: input.abi,
+    };
+    let judgement = stacks.judge(&checks, &image_bytes, &new_bytes);
 
     let mut platform_changes = Vec::new();
     let field = |c: &Image, k: &str| c.config.json.get(k).cloned().unwrap_or_default();
@@ -226,16 +161,128 @@ pub fn analyze(input: &VerdictInput, summaries: &LayerSummaries) -> Result<Safet
     }
     Ok(SafetyReport {
         platform: input.image.platform().clone(),
-        findings,
+        findings: judgement.findings,
         platform_changes,
-        notes,
-        old_release,
-        new_release,
+        notes: judgement.notes,
+        old_release: judgement.old_release,
+        new_release: judgement.new_release,
         bytes_read: BytesRead {
             image: image_bytes.load(Ordering::Relaxed),
             new_base: new_bytes.load(Ordering::Relaxed),
         },
     })
+}
+
+/// The four views of a rebase the verdict judges, built from layer summaries.
+struct Judged<'a> {
+    /// The old base: the image's bottom layers.
+    old: Stack<'a>,
+    /// The new base.
+    new: Stack<'a>,
+    /// The image as it is: old base + application layers.
+    image: Stack<'a>,
+    /// The result: new base + application layers.
+    result: Stack<'a>,
+    /// The application layers' entries, bottom to top.
+    app: Vec<Vec<EntryInfo>>,
+    /// How many layers of `result` are the new base's.
+    new_len: usize,
+}
+
+/// What else the verdict needs to know.
+struct Checks<'a> {
+    /// The files of the package-database layer.
+    db_files: &'a [FileEntry],
+    /// `LD_LIBRARY_PATH` of the image's config.
+    library_path: Option<String>,
+    /// A Windows image: no ELF check.
+    windows: bool,
+    /// Check that binaries still load.
+    abi: bool,
+}
+
+/// The verdict, before the platform's config differences are added.
+struct Judgement {
+    findings: Vec<Finding>,
+    notes: Vec<String>,
+    old_release: Option<release::Release>,
+    new_release: Option<release::Release>,
+}
+
+impl Judged<'_> {
+    /// Every check of the verdict, over the summaries (a file a link leads to outside what
+    /// summaries keep is read again, and its bytes counted).
+    fn judge(&self, checks: &Checks, image_bytes: &AtomicU64, new_bytes: &AtomicU64) -> Judgement {
+        let mut findings = safety_findings(self.old.tree(), self.new.tree(), &self.app);
+
+        // The release of each base, read through its own layers (os-release is a link on
+        // Debian).
+        let old_release = release::detect(&|p: &str| contents(&self.old, p, image_bytes));
+        let new_release = release::detect(&|p: &str| contents(&self.new, p, new_bytes));
+        match (&old_release, &new_release) {
+            (Some(o), Some(n)) => {
+                if let Some(words) = release::change(o, n) {
+                    let mut f = Finding::new(
+                        FindingKind::ReleaseChange,
+                        FindingClass::Real,
+                        n.file.clone(),
+                        words,
+                    );
+                    f.release = Some(ReleaseFacts {
+                        from: o.clone(),
+                        to: n.clone(),
+                    });
+                    findings.insert(0, f);
+                }
+            }
+            (Some(o), None) => findings.insert(
+                0,
+                Finding::new(
+                    FindingKind::ReleaseChange,
+                    FindingClass::Real,
+                    o.file.clone(),
+                    format!(
+                        "the old base is {}; the new base names no release (no os-release or distribution release file): the application's packages were built for {}",
+                        o.label(),
+                        o.series
+                    ),
+                ),
+            ),
+            _ => {}
+        }
+        let views = Views {
+            image: &self.image,
+            new: &self.new,
+            result: &self.result,
+            db_files: checks.db_files,
+            image_bytes,
+            new_bytes,
+        };
+        let mut notes = Vec::new();
+        findings.extend(views.relation_findings(&mut notes));
+        if checks.windows {
+            notes.push(
+                "Windows image: its binaries are not checked (PE files, no ELF loader)".into(),
+            );
+        } else if !checks.abi {
+            notes.push("--no-abi-check: whether the binaries still load was not checked".into());
+        } else {
+            findings.extend(abi_findings(
+                &self.image,
+                &self.result,
+                self.new_len,
+                checks.db_files,
+                checks.library_path.as_deref(),
+                &mut notes,
+            ));
+        }
+        Judgement {
+            findings,
+            notes,
+            old_release,
+            new_release,
+        }
+    }
 }
 
 /// The stacks the checks of the result look at.
@@ -595,5 +642,237 @@ fn contents(stack: &Stack, path: &str, counter: &AtomicU64) -> Option<Vec<u8>> {
     match stack.file(path, counter) {
         Ok(Found::File(c)) => Some(c.content),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::layer::LayerSummary;
+    use crate::model::{Descriptor, Digest};
+    use crate::ops::stack::testing::{binary, elf, libc, L};
+    use crate::transport::memory::MemorySource;
+
+    const LIBC: &str = "usr/lib/x86_64-linux-gnu/libc.so.6";
+    const LDSO: &str = "lib64/ld-linux-x86-64.so.2";
+
+    fn os_release(id: &str, version: &str, codename: &str) -> Vec<u8> {
+        format!("ID={id}\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"{version}\"\nVERSION_CODENAME={codename}\n").into_bytes()
+    }
+
+    /// Judges old base + app layers rebased onto new base; `db_files` are the package-database
+    /// layer's files.
+    fn run(old: Vec<L>, new: Vec<L>, app: Vec<L>, db_files: &[FileEntry]) -> Judgement {
+        let src = MemorySource::new("test").unwrap();
+        let (old_n, new_n) = (old.len(), new.len());
+        let layers: Vec<(Arc<LayerSummary>, Descriptor)> = old
+            .into_iter()
+            .chain(new)
+            .chain(app)
+            .enumerate()
+            .map(|(i, l)| {
+                let digest = Digest::of(format!("layer {i}").as_bytes());
+                let d = Descriptor::new("application/vnd.oci.image.layer.v1.tar", digest, 1);
+                (l.summary(), d)
+            })
+            .collect();
+        let part = |r: std::ops::Range<usize>| {
+            layers[r]
+                .iter()
+                .map(|(s, d)| (&src as &dyn Source, d, s.clone()))
+                .collect::<Vec<_>>()
+        };
+        let (old, new, app) = (
+            part(0..old_n),
+            part(old_n..old_n + new_n),
+            part(old_n + new_n..layers.len()),
+        );
+        let judged = Judged {
+            old: Stack::new("old base", old.clone()),
+            new: Stack::new("new base", new.clone()),
+            image: Stack::new("image", old.iter().cloned().chain(app.iter().cloned())),
+            result: Stack::new("result", new.iter().cloned().chain(app.iter().cloned())),
+            app: app.iter().map(|(_, _, s)| s.entries.clone()).collect(),
+            new_len: new.len(),
+        };
+        let checks = Checks {
+            db_files,
+            library_path: None,
+            windows: false,
+            abi: true,
+        };
+        judged.judge(&checks, &AtomicU64::new(0), &AtomicU64::new(0))
+    }
+
+    fn kinds(j: &Judgement) -> Vec<(FindingKind, &str)> {
+        j.findings
+            .iter()
+            .filter(|f| f.class == FindingClass::Real)
+            .map(|f| (f.kind, f.path.as_str()))
+            .collect()
+    }
+
+    fn glibc(defines_up_to: u32) -> L {
+        L::default()
+            .elf(LIBC, libc(defines_up_to))
+            .elf(LDSO, elf(Some("ld-linux-x86-64.so.2"), &[]))
+    }
+
+    #[test]
+    fn a_release_change_is_named_with_both_releases() {
+        let old = L::default().file("etc/os-release", &os_release("debian", "12", "bookworm"));
+        let new = L::default().file("etc/os-release", &os_release("debian", "13", "trixie"));
+        let j = run(vec![old], vec![new], vec![L::default()], &[]);
+        assert_eq!(kinds(&j), [(FindingKind::ReleaseChange, "etc/os-release")]);
+        let f = &j.findings[0];
+        assert_eq!(
+            f.detail,
+            "Debian 12 (bookworm) → Debian 13 (trixie): the application's packages were built for 12"
+        );
+        let r = f.release.as_ref().unwrap();
+        assert_eq!((r.from.series.as_str(), r.to.series.as_str()), ("12", "13"));
+        // A point release is the same release: nothing.
+        let same = L::default().file("etc/os-release", &os_release("debian", "12", "bookworm"));
+        let old = L::default().file("etc/os-release", &os_release("debian", "12", "bookworm"));
+        assert!(kinds(&run(vec![old], vec![same], vec![], &[])).is_empty());
+    }
+
+    const STATUS: &str = "var/lib/dpkg/status";
+
+    fn stanza(name: &str, version: &str, depends: &str) -> String {
+        let depends = if depends.is_empty() {
+            String::new()
+        } else {
+            format!("Depends: {depends}\n")
+        };
+        format!("Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n{depends}\n")
+    }
+
+    #[test]
+    fn a_relation_the_rebase_breaks_is_named_and_one_the_image_had_is_not() {
+        let old_db = stanza("libc6", "2.38-1", "");
+        let new_db = stanza("libc6", "2.36-9", "");
+        let app_db = format!(
+            "{}{}{}",
+            stanza("libc6", "2.38-1", ""),
+            stanza("oldbroken", "1", "gone"),
+            stanza("tool", "1.0", "libc6 (>= 2.38)")
+        );
+        let merged = format!(
+            "{}{}{}",
+            stanza("libc6", "2.36-9", ""),
+            stanza("oldbroken", "1", "gone"),
+            stanza("tool", "1.0", "libc6 (>= 2.38)")
+        );
+        let db = FileEntry {
+            path: STATUS.into(),
+            content: merged.into_bytes(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            uname: String::new(),
+            gname: String::new(),
+            mtime: 0,
+        };
+        let j = run(
+            vec![L::default().file(STATUS, old_db.as_bytes())],
+            vec![L::default().file(STATUS, new_db.as_bytes())],
+            vec![L::default().file(STATUS, app_db.as_bytes())],
+            &[db],
+        );
+        // (The header finding at the status file becomes a note once the rebase reconciles it.)
+        let relations: Vec<&Finding> = j
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::PackageRelation)
+            .collect();
+        assert_eq!(relations.len(), 1, "{:?}", kinds(&j));
+        let f = relations[0];
+        assert_eq!(
+            f.detail,
+            "tool 1.0 Depends libc6 (>= 2.38): libc6 2.36-9 is installed"
+        );
+        let r = f.relation.as_ref().unwrap();
+        assert_eq!(r.found[0].version, "2.36-9");
+    }
+
+    #[test]
+    fn a_library_the_new_base_lost_is_named() {
+        let lib = "usr/lib/x86_64-linux-gnu/libfoo.so.1";
+        let old = glibc(38).elf(lib, elf(Some("libfoo.so.1"), &["libc.so.6"]));
+        let app = L::default().elf(
+            "usr/local/bin/tool",
+            binary(&["libfoo.so.1", "libc.so.6"], &[]),
+        );
+        let j = run(vec![old], vec![glibc(38)], vec![app], &[]);
+        assert_eq!(
+            kinds(&j),
+            [(FindingKind::UnresolvedLibrary, "usr/local/bin/tool")]
+        );
+        let load = j.findings[0].load.as_ref().unwrap();
+        assert_eq!(load.library, "libfoo.so.1");
+        assert!(
+            j.findings[0].detail.contains("needs libfoo.so.1"),
+            "{}",
+            j.findings[0].detail
+        );
+    }
+
+    #[test]
+    fn a_symbol_version_the_new_libc_lacks_is_named_with_what_it_has() {
+        let app = L::default().elf(
+            "usr/local/bin/tool",
+            binary(
+                &["libc.so.6"],
+                &[("libc.so.6", "GLIBC_2.38"), ("libc.so.6", "GLIBC_2.34")],
+            ),
+        );
+        let j = run(vec![glibc(38)], vec![glibc(36)], vec![app], &[]);
+        assert_eq!(
+            kinds(&j),
+            [(FindingKind::MissingSymbolVersion, "usr/local/bin/tool")]
+        );
+        let f = &j.findings[0];
+        let load = f.load.as_ref().unwrap();
+        assert_eq!(
+            (load.version.as_deref(), load.highest.as_deref()),
+            (Some("GLIBC_2.38"), Some("GLIBC_2.36"))
+        );
+        assert_eq!(
+            f.detail,
+            "usr/local/bin/tool needs GLIBC_2.38 (from libc.so.6); the new base's usr/lib/x86_64-linux-gnu/libc.so.6 defines up to GLIBC_2.36"
+        );
+    }
+
+    #[test]
+    fn a_missing_program_interpreter_is_named() {
+        let musl = "lib/ld-musl-x86_64.so.1";
+        let old = L::default().elf(musl, elf(Some("libc.musl-x86_64.so.1"), &[]));
+        let app = L::default().elf(
+            "usr/bin/app",
+            ElfInfo {
+                interp: Some(format!("/{musl}")),
+                ..binary(&["libc.musl-x86_64.so.1"], &[])
+            },
+        );
+        let j = run(vec![old], vec![L::default()], vec![app], &[]);
+        assert!(
+            kinds(&j).contains(&(FindingKind::MissingInterpreter, "usr/bin/app")),
+            "{:?}",
+            kinds(&j)
+        );
+    }
+
+    #[test]
+    fn a_binary_that_already_failed_is_not_the_rebases_doing() {
+        // The app's tool never found libplugin.so (it is dlopen'ed from elsewhere).
+        let app = L::default().elf(
+            "usr/local/bin/tool",
+            binary(&["libplugin.so", "libc.so.6"], &[]),
+        );
+        let j = run(vec![glibc(38)], vec![glibc(38)], vec![app], &[]);
+        assert!(kinds(&j).is_empty(), "{:?}", kinds(&j));
     }
 }

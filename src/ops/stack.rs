@@ -313,3 +313,116 @@ impl ldso::View for StackView<'_> {
         Some(&self.stack.layers[layer].summary.kept(path)?.content)
     }
 }
+
+/// Hand-made layer summaries for the unit tests of the package-database step and the verdict.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use crate::layer::{EntryInfo, EntryKind, KeptFile, LayerSummary};
+    use crate::model::Digest;
+    use crate::verdict::elf::{ElfClass, ElfInfo, ElfKind, NeededVersion, VersionNeed};
+
+    /// One hand-made layer: regular files (with contents kept), ELF summaries of some of them.
+    #[derive(Default)]
+    pub(crate) struct L {
+        files: Vec<(&'static str, Vec<u8>)>,
+        elf: Vec<(&'static str, ElfInfo)>,
+    }
+
+    impl L {
+        pub(crate) fn file(mut self, path: &'static str, content: &[u8]) -> L {
+            self.files.push((path, content.to_vec()));
+            self
+        }
+        pub(crate) fn elf(mut self, path: &'static str, info: ElfInfo) -> L {
+            self.files.push((path, format!("elf {path}").into_bytes()));
+            self.elf.push((path, info));
+            self
+        }
+        pub(crate) fn summary(self) -> Arc<LayerSummary> {
+            let entry = |path: &str, content: &[u8]| EntryInfo {
+                path: path.to_string(),
+                kind: EntryKind::File,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                size: content.len() as u64,
+                mtime: 0,
+                link_target: None,
+                content: Some(Digest::of(content)),
+            };
+            Arc::new(LayerSummary {
+                entries: self.files.iter().map(|(p, c)| entry(p, c)).collect(),
+                kept: self
+                    .files
+                    .iter()
+                    .map(|(p, c)| KeptFile {
+                        path: p.to_string(),
+                        content: c.clone(),
+                        uname: String::new(),
+                        gname: String::new(),
+                    })
+                    .collect(),
+                oversized: Vec::new(),
+                elf: self
+                    .elf
+                    .into_iter()
+                    .map(|(p, i)| (p.to_string(), Ok(i)))
+                    .collect(),
+            })
+        }
+    }
+
+    pub(crate) fn elf(soname: Option<&str>, needed: &[&str]) -> ElfInfo {
+        ElfInfo {
+            class: ElfClass::Elf64,
+            big_endian: false,
+            machine: 62,
+            osabi: 0,
+            flags: 0,
+            kind: ElfKind::SharedObject,
+            interp: None,
+            dynamic: true,
+            soname: soname.map(str::to_string),
+            needed: needed.iter().map(|s| s.to_string()).collect(),
+            rpath: Vec::new(),
+            runpath: Vec::new(),
+            nodeflib: false,
+            defines: Vec::new(),
+            needs: Vec::new(),
+        }
+    }
+
+    pub(crate) fn libc(defines_up_to: u32) -> ElfInfo {
+        ElfInfo {
+            defines: (30..=defines_up_to)
+                .map(|v| format!("GLIBC_2.{v}"))
+                .collect(),
+            ..elf(Some("libc.so.6"), &[])
+        }
+    }
+
+    pub(crate) fn binary(needed: &[&str], versions: &[(&str, &str)]) -> ElfInfo {
+        let mut needs: Vec<VersionNeed> = Vec::new();
+        for (file, v) in versions {
+            let name = NeededVersion {
+                name: v.to_string(),
+                weak: false,
+            };
+            match needs.iter_mut().find(|n| n.file == *file) {
+                Some(n) => n.versions.push(name),
+                None => needs.push(VersionNeed {
+                    file: file.to_string(),
+                    versions: vec![name],
+                }),
+            }
+        }
+        ElfInfo {
+            kind: ElfKind::Executable,
+            interp: Some("/lib64/ld-linux-x86-64.so.2".into()),
+            needs,
+            ..elf(None, needed)
+        }
+    }
+}

@@ -127,6 +127,15 @@ impl LayerSummaries {
         Ok(summary)
     }
 
+    /// Puts a summary in the memory cache (unit tests build summaries by hand).
+    #[cfg(test)]
+    pub(crate) fn insert(&self, digest: Digest, summary: Arc<LayerSummary>) {
+        self.mem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest, summary);
+    }
+
     fn warn(&self, w: String) {
         self.warnings
             .lock()
