@@ -23,7 +23,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
-pub use consume::{decode_with, ConsumeError};
+pub use consume::{decode_with, decode_with_options, ConsumeError, DecodeOptions};
 pub use decode::decoder;
 pub use parallel::{digest_files_parallel, map_biggest_first};
 

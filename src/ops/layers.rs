@@ -12,6 +12,9 @@ use crate::layer::{scan_headers, EntryInfo, LayerError};
 use crate::model::Descriptor;
 use crate::transport::{absent_foreign_layer, bounded, check_blob, Source};
 
+/// Layers at least this big (stored bytes) are read by two threads (see `read_layer`).
+const PIPELINE_FROM: u64 = 4 << 20;
+
 /// Reads one layer blob: `consume` gets its decompressed tar; the rest is drained; the blob's
 /// digest and size are checked against the descriptor, so nothing a corrupt or swapped blob
 /// held is ever trusted. Returns what `consume` returned and the stored bytes read; `None` for
@@ -33,7 +36,13 @@ pub fn read_layer<T>(
     let compression = Compression::from_media_type(&desc.media_type)
         .ok_or_else(|| invalid(format!("unknown layer media type {}", desc.media_type)))?;
     let blob = bounded(src.open_blob(&desc.digest)?, desc);
-    let (value, digests) = match engine::decode_with(blob, compression, consume) {
+    // Only the stored digest is checked (a descriptor names no diff ID); a big layer is
+    // decompressed on a thread of its own while `consume` reads it.
+    let opts = engine::DecodeOptions {
+        diff_id: false,
+        pipelined: desc.size >= PIPELINE_FROM,
+    };
+    let (value, digests) = match engine::decode_with_options(blob, compression, opts, consume) {
         Ok(done) => done,
         Err(ConsumeError::Consumer(e)) => return Err(invalid(e.to_string())),
         Err(ConsumeError::Stream(e)) => {

@@ -90,6 +90,10 @@ pub struct DbInput<'a> {
     pub new_src: &'a dyn Source,
     /// The new base's layers.
     pub new_layers: &'a [Descriptor],
+    /// Read every layer, all at once, biggest first, instead of the application's first and
+    /// the bases' only when needed: the verdict reads them all anyway, and one batch keeps
+    /// both cores busy until the biggest layer is done.
+    pub read_all: bool,
 }
 
 /// The paths a reconciliation looks up, in report order (distroless `status.d/` files are
@@ -118,6 +122,26 @@ pub fn reconcile(input: &DbInput, cache: &LayerSummaries) -> Result<Reconciled> 
     let new_bytes = AtomicU64::new(0);
     let split = input.base_len.min(input.image_layers.len());
     let (base_layers, app_layers) = input.image_layers.split_at(split);
+    if input.read_all {
+        let layers: Vec<(&dyn Source, &Descriptor, &AtomicU64)> = input
+            .image_layers
+            .iter()
+            .map(|l| (input.image_src, l, &image_bytes))
+            .chain(
+                input
+                    .new_layers
+                    .iter()
+                    .map(|l| (input.new_src, l, &new_bytes)),
+            )
+            .collect();
+        crate::engine::map_biggest_first(
+            &layers,
+            |(_, l, _)| l.size,
+            |(src, l, counter)| cache.get(*src, l, counter).map(drop),
+        )
+        .into_iter()
+        .collect::<Result<()>>()?;
+    }
     let app = summaries_of(input.image_src, app_layers, cache, &image_bytes)?;
     let bytes_read = |a: &AtomicU64, b: &AtomicU64| BytesRead {
         image: a.load(Ordering::Relaxed),
@@ -929,6 +953,7 @@ mod tests {
             replaces_top: false,
             new_src: &src,
             new_layers: &new,
+            read_all: false,
         };
         reconcile(&input, &cache).unwrap()
     }

@@ -373,6 +373,7 @@ fn plan_all(
                 replaces_top,
                 new_src,
                 new_layers: &new.manifest.layers,
+                read_all: scan,
             };
             let rec = dbops::reconcile(&input, &bases.layer_cache)?;
             db_bytes.image += rec.bytes_read.image;
@@ -406,7 +407,16 @@ fn plan_all(
         }
         p.report.manifest_before = img.manifest.digest();
         p.report.unchanged = p.manifest == img.manifest.bytes;
-        if scan {
+        // A registry rebase whose package-database step already read every layer: the
+        // verdict costs no download, so it runs.
+        let all_read = || {
+            img.manifest
+                .layers
+                .iter()
+                .chain(&new.manifest.layers)
+                .all(|l| bases.layer_cache.has(&l.digest))
+        };
+        if scan || (opts.safety == SafetyScan::Auto && all_read()) {
             let input = safety::VerdictInput {
                 image_src,
                 image: img,
@@ -997,9 +1007,9 @@ fn rebase_on(
         digest: planned.root.digest.clone(),
         unchanged: planned.root.digest == planned.image.descriptor().digest,
         platforms,
-        safety: scan.then(|| planned.safety.clone()),
-        safety_skipped: (opts.safety == SafetyScan::Auto && !scan).then(|| {
-            "the image or the new base is in a registry, and scanning layer headers would download every layer; pass --safety to scan".to_string()
+        safety: (!planned.safety.is_empty()).then(|| planned.safety.clone()),
+        safety_skipped: (opts.safety == SafetyScan::Auto && planned.safety.is_empty()).then(|| {
+            "the image or the new base is in a registry, and the verdict would download every layer; pass --safety to compute it".to_string()
         }),
         dropped,
         blobs,

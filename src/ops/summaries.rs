@@ -127,6 +127,14 @@ impl LayerSummaries {
         Ok(summary)
     }
 
+    /// Whether this run already has the summary of the layer `digest` (no read needed).
+    pub fn has(&self, digest: &Digest) -> bool {
+        self.mem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(digest)
+    }
+
     /// Puts a summary in the memory cache (unit tests build summaries by hand).
     #[cfg(test)]
     pub(crate) fn insert(&self, digest: Digest, summary: Arc<LayerSummary>) {
@@ -318,11 +326,11 @@ fn private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// A private temp file (random name, O_EXCL, 0600) in `dir`, renamed to `path`.
+/// A private temp file (random name, O_EXCL, 0600) in `dir`, renamed to `path`. Not synced:
+/// an entry a crash cuts short fails its own check and is read again.
 fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let (mut file, tmp) = transport::temp::private_file_in(dir, "cache")?;
     file.write_all(bytes)?;
-    file.sync_all()?;
     drop(file);
     tmp.persist(path)
 }
