@@ -51,6 +51,7 @@ impl Release {
             _ => short_name(&self.name),
         };
         match &self.codename {
+            _ if self.series == UNKNOWN => name.to_string(),
             Some(c) if !self.series.contains(c.as_str()) => format!("{name} {} ({c})", self.series),
             _ => format!("{name} {}", self.series),
         }
@@ -105,6 +106,9 @@ fn unquote(v: &str) -> String {
     }
     v.to_string()
 }
+
+/// The series of a release whose files give no version.
+const UNKNOWN: &str = "unknown";
 
 const RHEL_FAMILY: [&str; 8] = [
     "rhel",
@@ -208,7 +212,7 @@ pub fn detect(read: &dyn Fn(&str) -> Option<Vec<u8>>) -> Option<Release> {
         (Some(v), "alpine") => major_minor(v),
         (Some(v), _) if rhel => major(v),
         (Some(v), _) => v.clone(),
-        (None, _) => codename.clone().unwrap_or_else(|| "unknown".into()),
+        (None, _) => codename.clone().unwrap_or_else(|| UNKNOWN.into()),
     };
     Some(Release {
         id,
