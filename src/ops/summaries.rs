@@ -28,7 +28,7 @@ use crate::verdict::elf::ElfInfo;
 
 /// The files whose contents a summary keeps: the package databases, the release files, the
 /// accounts files and the dynamic loader's configuration and cache. Part of the cache format:
-/// change [`FORMAT`] when this changes.
+/// change the cache format number when this changes.
 pub fn kept_path(path: &str) -> bool {
     pkgdb::is_watched(path) || crate::verdict::is_read(path)
 }
