@@ -1,6 +1,6 @@
 //! The reference parser (skopeo syntax) and fleet pattern expansion: any string gives a
 //! reference or an error, never a panic; a parsed reference prints to something that parses
-//! back to the same reference.
+//! back to the same reference (or, when it may hold a password, prints redacted).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,10 +17,17 @@ fuzz_target!(|data: &[u8]| {
     let Ok(reference) = Reference::parse(input) else {
         return;
     };
-    let printed = reference.to_string();
+    // What may be a password is shown redacted (`oci-archive:x.tar:user:***@x`): such a display
+    // is not meant to parse back; the text as written must.
+    let printed = if reference.to_string() == reference.as_written() {
+        reference.to_string()
+    } else {
+        assert!(reference.to_string().contains("***"), "{input:?}");
+        reference.as_written().to_string()
+    };
     let again = Reference::parse(&printed)
         .unwrap_or_else(|e| panic!("{input:?} printed as {printed:?}, which does not parse: {e}"));
-    assert_eq!(again.to_string(), printed, "{input:?}");
+    assert_eq!(again.as_written(), printed, "{input:?}");
     let _ = reference.place();
     let _ = reference.transport();
     let _ = Reference::expand(pattern, &reference, 1);
