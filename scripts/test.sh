@@ -123,6 +123,14 @@ cargo fmt --all --check
 section "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+section "the library alone (default-features = false): no CLI crates in its tree"
+cargo build --lib --no-default-features --quiet
+if cargo tree -e normal --no-default-features --prefix none |
+	grep -E '^(clap|clap_complete|clap_mangen|roff|indicatif|anyhow|signal-hook) '; then
+	echo "scripts/test.sh: the library depends on a CLI crate (above); keep it behind the cli feature" >&2
+	exit 1
+fi
+
 if ((release)); then
 	section "cargo build --release"
 	cargo build --release

@@ -10,6 +10,9 @@ use super::{EntryInfo, EntryKind};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tree {
     entries: BTreeMap<String, (EntryInfo, usize)>,
+    /// Paths a whiteout or opaque marker removed (and no later layer put back), with the
+    /// layer of the marker.
+    removed: BTreeMap<String, usize>,
     applied: usize,
 }
 
@@ -27,10 +30,13 @@ impl Tree {
         let index = self.applied;
         self.applied += 1;
         for e in layer {
-            match e.kind {
+            let gone = match e.kind {
                 EntryKind::Whiteout => self.remove_all(&e.path),
                 EntryKind::OpaqueDir => self.remove_below(&e.path),
-                _ => {}
+                _ => continue,
+            };
+            for p in gone {
+                self.removed.insert(p, index);
             }
         }
         for e in layer {
@@ -45,6 +51,7 @@ impl Tree {
             if !both_dirs {
                 self.remove_below(&e.path);
             }
+            self.removed.remove(&e.path);
             self.entries.insert(e.path.clone(), (e.clone(), index));
         }
     }
@@ -103,16 +110,28 @@ impl Tree {
         self.entries.is_empty()
     }
 
-    fn remove_all(&mut self, path: &str) {
-        self.remove_below(path);
-        self.entries.remove(path);
+    /// The layer (in the order applied, from 0) whose whiteout or opaque marker removed what a
+    /// lower layer had at `path`; `None` when nothing was removed there (or it was put back).
+    /// The one rule for "deleted": [`Tree::apply`]'s.
+    pub fn deleted_by(&self, path: &str) -> Option<usize> {
+        self.removed.get(path).copied()
     }
 
-    fn remove_below(&mut self, dir: &str) {
-        let doomed: Vec<String> = self.below(dir).map(|e| e.path.clone()).collect();
-        for p in doomed {
-            self.entries.remove(&p);
+    fn remove_all(&mut self, path: &str) -> Vec<String> {
+        let mut gone = self.remove_below(path);
+        if self.entries.remove(path).is_some() {
+            gone.push(path.to_string());
         }
+        gone
+    }
+
+    /// Removes everything strictly below `dir`; returns what it removed.
+    fn remove_below(&mut self, dir: &str) -> Vec<String> {
+        let doomed: Vec<String> = self.below(dir).map(|e| e.path.clone()).collect();
+        for p in &doomed {
+            self.entries.remove(p);
+        }
+        doomed
     }
 }
 
@@ -178,8 +197,12 @@ pub(crate) mod tests {
             file("a/d/z", 2),
         ]);
         assert_eq!(paths(&t), ["a", "a-b", "a/d", "a/d/z", "a/x"]);
+        assert_eq!(t.deleted_by("a/d/y"), Some(1), "a/d went in layer 1");
+        assert_eq!(t.deleted_by("a/d"), None, "and came back in it");
         t.apply(&[entry("a", EntryKind::OpaqueDir), file("a/new", 1)]);
         assert_eq!(paths(&t), ["a", "a-b", "a/new"]);
+        assert_eq!(t.deleted_by("a/x"), Some(2));
+        assert_eq!(t.deleted_by("a-b"), None);
         t.apply(&[entry("", EntryKind::OpaqueDir)]);
         assert!(t.is_empty());
     }

@@ -264,17 +264,13 @@ struct Stacks<'a> {
 }
 
 impl Stacks<'_> {
-    /// Whether an application layer deletes `path` (a whiteout of it or of a directory above
-    /// it, or an opaque directory above it).
+    /// Whether an application layer's whiteout (or opaque directory) deleted what the old base
+    /// had at `path`, by the tree's one rule.
     fn app_deletes(&self, path: &str) -> bool {
-        self.app_layers
-            .iter()
-            .flat_map(|s| &s.entries)
-            .any(|e| match e.kind {
-                EntryKind::Whiteout => e.path == path || path::is_inside(path, &e.path),
-                EntryKind::OpaqueDir => e.path.is_empty() || path::is_inside(path, &e.path),
-                _ => false,
-            })
+        self.image
+            .tree()
+            .deleted_by(path)
+            .is_some_and(|l| l >= self.base_len)
     }
 
     /// Whether the application's layers decide what `path` is in the image: an application
