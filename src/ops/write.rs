@@ -46,8 +46,8 @@ pub struct SharedCopies {
     done: Mutex<HashMap<(String, Digest), Arc<CopyCell>>>,
 }
 
-/// One blob's copy into one place: run once, its outcome (or error text) seen by all.
-type CopyCell = OnceLock<Result<CopyOutcome, String>>;
+/// One blob's copy into one place: run once, its outcome (or its error, shared) seen by all.
+type CopyCell = OnceLock<Result<CopyOutcome, Arc<Error>>>;
 
 impl SharedCopies {
     fn copy(&self, sink: &dyn Sink, c: &BlobCopy) -> Result<CopyOutcome> {
@@ -66,12 +66,13 @@ impl SharedCopies {
         let mut ran = false;
         let result = cell.get_or_init(|| {
             ran = true;
-            copy_one(sink, c).map_err(|e| e.to_string())
+            copy_one(sink, c).map_err(Arc::new)
         });
         match result {
             Ok(outcome) if ran => Ok(*outcome),
             Ok(_) => Ok(CopyOutcome::Present),
-            Err(msg) => Err(Error::Refused(msg.clone())),
+            // The copy's own error, typed, for every image that needed the blob.
+            Err(e) => Err(Error::Shared(e.clone())),
         }
     }
 }
