@@ -10,7 +10,10 @@
 //!
 //! What is a `String` here is a name as the user wrote it or as a message shows it (a
 //! reference, a tag, a platform `os/arch[/variant]`, a layer's place in a rebase), or text
-//! quoted from the input (what a registry answered). Causes are typed.
+//! quoted from the input (what a registry answered). Causes are typed, with one deliberate
+//! exception: [`Error::Registry`] keeps the transport's failure (ureq's, a body read's) as text
+//! scrubbed of the run's secrets, because a cause chain that a caller prints could show an
+//! unscrubbed URL or header; its status and error code are typed.
 
 use std::fmt;
 use std::path::PathBuf;
