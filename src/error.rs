@@ -1,25 +1,49 @@
-//! The library's one error type. Every variant names the reference, blob or file at fault,
-//! so the CLI can print it as one line.
+//! The library's one error type. Every variant names the reference, blob or file at fault in
+//! typed fields, keeps its cause as its `source()`, and has a stable [`Error::kind`], so
+//! callers match on the variant or the kind, never on the text.
 //!
 //! A variant's Display is the whole message, its cause included (`{path}: {source}`), so
 //! `to_string()` is complete for logs and JSON reports. Such a variant still returns its cause
 //! from `source()` for callers that inspect it, so do not print the chain as well
 //! (`{:#}` with anyhow would say the cause twice); the CLI's error line skips every cause whose
 //! text is already in the message.
+//!
+//! What is a `String` here is a name as the user wrote it or as a message shows it (a
+//! reference, a tag, a platform `os/arch[/variant]`, a layer's place in a rebase), or text
+//! quoted from the input (what a registry answered). Causes are typed, with one deliberate
+//! exception: [`Error::Registry`] keeps the transport's failure (ureq's, a body read's) as text
+//! scrubbed of the run's secrets, because a cause chain that a caller prints could show an
+//! unscrubbed URL or header; its status and error code are typed.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::engine::EngineError;
-use crate::model::reference::ReferenceError;
+use crate::layer::LayerError;
+use crate::model::digest::DigestParseError;
+use crate::model::image::FormatError;
+use crate::model::reference::{NameError, ReferenceError};
 use crate::model::Digest;
+use crate::ops::safety::SafetyReport;
+use crate::pkgdb::accounts::AccountsError;
+use crate::pkgdb::rpm::RpmDbError;
+use crate::pkgdb::ParseError;
+use crate::plan::rebase::{
+    ANNOTATION_BASE_DIGEST as BASE_DIGEST, ANNOTATION_BASE_NAME as BASE_NAME,
+};
 use crate::plan::PlanError;
+use crate::transport::docker_archive::ManifestJsonError;
+use crate::transport::registry::auth::AuthError;
+use crate::transport::tar_index::TarError;
+use crate::verdict::FindingClass;
 
 /// The library's `Result`: [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything an operation can fail with. Match on the variant, never on the text: the
-/// message is for people, the variant is the contract (new variants may come: the enum is
-/// non-exhaustive).
+/// Everything an operation can fail with. Match on the variant or on [`Error::kind`], never on
+/// the text: the message is for people, the variant and the kind are the contract (new
+/// variants may come: the enum is non-exhaustive).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -27,38 +51,80 @@ pub enum Error {
     #[error(transparent)]
     Reference(#[from] ReferenceError),
 
+    /// An argument cannot work as given (a `--delete` path, a `--platform`, a destination with
+    /// a digest, an archive reference that must name an image). The CLI exits 2.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+
+    /// The operation needs what only a flag can give (`--from`, `--base`): the image does not
+    /// say it. Exit 1, like any failure: the command line was valid.
+    #[error("{}", needs_flag_message(image, missing))]
+    NeedsFlag {
+        /// The image, as written.
+        image: String,
+        /// The flag that fixes it (`--from`, `--base`).
+        flag: &'static str,
+        /// What the image does not say.
+        missing: MissingInput,
+    },
+
     /// The reference names something the place does not hold (a tag, a manifest).
-    #[error("{reference}: {what} not found{hint}")]
+    #[error("{reference}: {}", self.detail())]
     NotFound {
         /// The reference, as written.
         reference: String,
-        /// What was looked for (`tag "v2"`, `manifest sha256:…`).
-        what: String,
-        /// What the place does hold, or the registry's answer, with its leading space; may be empty.
-        hint: String,
+        /// What was looked for.
+        what: Wanted,
+        /// What the place does hold, or what the registry answered.
+        hint: NotFoundHint,
+    },
+
+    /// A base has no image for a platform of the image.
+    #[error("{which}{} has no image for platform {platform} of {image}", base.as_ref().map(|b| format!(" {b}")).unwrap_or_default())]
+    NoPlatform {
+        /// Which base: `the old base (--from)`, `the old base`, `the new base`, `the base`.
+        which: &'static str,
+        /// The base's reference or digest, when the message names it.
+        base: Option<String>,
+        /// The image's platform, `os/arch[/variant]`.
+        platform: String,
+        /// The image, as written.
+        image: String,
+    },
+
+    /// An image (an index) holds no image an operation can work on.
+    #[error("{image} has no {wanted}")]
+    NoImages {
+        /// The image, as written.
+        image: String,
+        /// What it lacks, in words (`images to rebase`, `image to append to`).
+        wanted: &'static str,
     },
 
     /// A file of an image store is not what it must be (`index.json` that does not parse, an
-    /// `oci-layout` of another version, a device where a blob should be).
-    #[error("{reference}: {file}: {reason}")]
+    /// `oci-layout` of another version, an archive that is not a tar).
+    #[error("{reference}: {}", self.detail())]
     InvalidFile {
         /// The image store's reference.
         reference: String,
         /// The file at fault.
         file: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        source: Box<FileError>,
+        /// The file is a destination's: ocipatch refuses to replace what it cannot read.
+        overwrite: bool,
     },
 
     /// A blob a descriptor names is not in the source.
-    #[error("{reference}: blob {digest} is missing ({location})")]
+    #[error("{reference}: {}", self.detail())]
     MissingBlob {
         /// The source's reference.
         reference: String,
         /// The missing blob.
         digest: Digest,
-        /// Where it was looked for (a path, a registry host).
-        location: String,
+        /// Where it was looked for.
+        location: BlobLocation,
     },
 
     /// Writing a copy failed (a full disk, a read-only file system): the destination's fault,
@@ -76,9 +142,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A blob's content is not valid for its role (a manifest that does not parse, a layer
-    /// whose tar or compression is broken).
-    #[error("{reference}: {what} {digest} is invalid: {reason}")]
+    /// A blob's content is not valid for its role (a manifest that does not parse, a blob over
+    /// the size limit of JSON, an artifact where an image was expected).
+    #[error("{reference}: {}", self.detail())]
     InvalidBlob {
         /// The source's reference.
         reference: String,
@@ -87,11 +153,12 @@ pub enum Error {
         /// The blob.
         digest: Digest,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        source: BlobError,
     },
 
     /// A blob's bytes do not hash to its digest: it is corrupt (or was swapped).
-    #[error("{reference}: blob {expected} has digest {actual} ({size} bytes): it is corrupt")]
+    #[error("{reference}: {}", self.detail())]
     DigestMismatch {
         /// The source's reference.
         reference: String,
@@ -104,7 +171,7 @@ pub enum Error {
     },
 
     /// A blob is longer or shorter than its descriptor says (reading stops one byte past it).
-    #[error("{reference}: blob {digest} has {actual} bytes, its descriptor says {expected}")]
+    #[error("{reference}: {}", self.detail())]
     SizeMismatch {
         /// The source's reference.
         reference: String,
@@ -117,7 +184,7 @@ pub enum Error {
     },
 
     /// Reading or decompressing a blob failed.
-    #[error("{reference}: blob {digest}: {source}")]
+    #[error("{reference}: {}", self.detail())]
     Blob {
         /// The source's reference.
         reference: String,
@@ -129,7 +196,7 @@ pub enum Error {
     },
 
     /// A file operation failed.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -143,51 +210,139 @@ pub enum Error {
     #[error("{context}: {source}")]
     Plan {
         /// Which rebase or append, of which image and platform.
-        context: String,
+        context: PlanContext,
         /// The planner's reason.
         #[source]
         source: Box<PlanError>,
     },
 
+    /// A layer could not be read, built or scanned: a layer of an image whose tar is broken,
+    /// the package-database layer of a rebase, the `--layer` input of an append.
+    #[error("{}", layer_message(reference, digest.as_ref(), context, source))]
+    Layer {
+        /// The image the layer belongs to (or is built for), as written.
+        reference: String,
+        /// The layer blob, for a layer of an image (`None`: a layer being built).
+        digest: Option<Digest>,
+        /// Which layer it is.
+        context: LayerContext,
+        /// What is wrong with it.
+        #[source]
+        source: Box<LayerError>,
+    },
+
+    /// A package database of a rebase cannot be reconciled: it does not parse, it is over the
+    /// size ocipatch reads, its rpm database cannot be read or merged. `--no-package-db`
+    /// rebases without reconciling it (see [`Error::flag`]).
+    #[error("{}", package_db_message(reference, path, layer, source))]
+    PackageDb {
+        /// The reference of the image whose layer holds it.
+        reference: String,
+        /// The database file in the image, without the leading `/` (`var/lib/dpkg/status`).
+        path: String,
+        /// The layer that holds the copy at fault.
+        layer: LayerName,
+        /// The 1-based line of the problem, for a text database that does not parse.
+        line: Option<usize>,
+        /// What is wrong.
+        #[source]
+        source: Box<PackageDbError>,
+    },
+
+    /// JSON ocipatch edits (a config or manifest it rewrites for a package-database layer)
+    /// does not parse back.
+    #[error("{reference}: {}", self.detail())]
+    Rewrite {
+        /// The image, as written.
+        reference: String,
+        /// What was being done (`adding the package-database layer`).
+        step: &'static str,
+        /// Why the result does not parse.
+        #[source]
+        source: FormatError,
+    },
+
+    /// A layer's summary names a file whose contents the layer, read again, does not hold
+    /// (the layer changed, or the layer cache lies).
+    #[error("{reference}: {}", self.detail())]
+    MissingContents {
+        /// The reference of the image whose layer it is.
+        reference: String,
+        /// The path looked up.
+        path: String,
+        /// The path it leads to through links.
+        found: String,
+        /// The layer that should hold it.
+        layer: LayerName,
+    },
+
+    /// `--strict` refuses the rebase: the safety verdict has real findings.
+    #[error("{}", strict_message(image, reports))]
+    Strict {
+        /// The image, as written.
+        image: String,
+        /// The safety verdict of every platform (the real findings and platform changes are
+        /// what refused it).
+        reports: Vec<SafetyReport>,
+    },
+
+    /// A destination that is not ocipatch's to write into (a file where a layout directory
+    /// should be, a directory that is not a layout).
+    #[error("{destination}: {} {reason}", path.display())]
+    DestinationInUse {
+        /// The destination's reference.
+        destination: String,
+        /// What is in the way.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+
+    /// Something this version of ocipatch does not handle (an image whose layers and diff IDs
+    /// disagree, written into a docker-archive).
+    #[error("{reference}: {}", self.detail())]
+    Unsupported {
+        /// The reference.
+        reference: String,
+        /// What is not handled.
+        what: Unsupported,
+    },
+
     /// What a registry answered (status and error code), or why it could not be reached.
-    #[error("{reference}: {message}")]
+    /// Every text field is scrubbed of the run's secrets.
+    #[error("{reference}: {}", self.detail())]
     Registry {
         /// The reference being read or written.
         reference: String,
-        /// The registry's answer (status, error code, message) or the connection failure.
+        /// What was asked (`cannot fetch blob sha256:…`) when the registry answered with
+        /// `status`; else the whole failure (`cannot reach registry …`, a refused redirect).
         message: String,
+        /// The HTTP status the registry answered with.
+        status: Option<u16>,
+        /// The first error code of the answer's body (`MANIFEST_UNKNOWN`, `DENIED`,
+        /// `TOOMANYREQUESTS`), as the distribution spec names them.
+        code: Option<String>,
+        /// The message of that error, as the registry wrote it.
+        detail: Option<String>,
+        /// The request failed without an answer in a way that may pass (a reset connection, a
+        /// stalled read): see [`Error::is_temporary`].
+        transient: bool,
     },
 
-    /// A rule of the operation refuses this input: the image is not on the old base, the new
-    /// base lacks a platform, `--strict` found something, a destination is not ours to
-    /// overwrite. Exit 1.
-    #[error("{0}")]
-    Refused(String),
-
-    /// The operation needs what only a flag can give (`--from`, `--base`, `--no-package-db`);
-    /// the message says so and `flag` names it.
-    #[error("{message}")]
-    NeedsFlag {
-        /// The whole message, naming the flag.
-        message: String,
-        /// The flag that fixes it.
-        flag: &'static str,
+    /// The registry credentials could not be found: an auth file or credential helper failed.
+    #[error("{reference}: {}", self.detail())]
+    Credentials {
+        /// The reference they were looked up for.
+        reference: String,
+        /// Which file or helper failed, and how (never what it returned).
+        #[source]
+        source: AuthError,
     },
 
-    /// Something this version of ocipatch does not handle (a multi-platform index into a
-    /// docker-archive, a foreign layer an archive cannot reference).
-    #[error("{0}")]
-    Unsupported(String),
-
-    /// A file inside an image does not parse (a package database, a JSON blob we rewrite, an
-    /// index with one tag on two manifests).
-    #[error("{0}")]
-    Corrupt(String),
-
-    /// An argument cannot work as given (a `--delete` path, a `--platform`, a destination with
-    /// a digest, an archive reference that must name an image). The CLI exits 2.
-    #[error("{0}")]
-    Usage(String),
+    /// A failure another operation of the same run met first, shared (a blob copy that several
+    /// images of a fleet wait for). Display, source and [`Error::kind`] are the original's.
+    #[error(transparent)]
+    Shared(Arc<Error>),
 }
 
 impl Error {
@@ -197,5 +352,956 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// An [`Error::NeedsFlag`] for `image`: the flag follows from what is missing.
+    pub fn needs_flag(image: impl fmt::Display, missing: MissingInput) -> Error {
+        Error::NeedsFlag {
+            image: image.to_string(),
+            flag: missing.flag(),
+            missing,
+        }
+    }
+
+    /// The error itself, or for [`Error::Shared`] the one it shares.
+    pub fn unshared(&self) -> &Error {
+        match self {
+            Error::Shared(e) => e.unshared(),
+            e => e,
+        }
+    }
+
+    /// A stable kebab-case name for what went wrong, for `--json` reports and for callers
+    /// (docs/json.md lists them). Registry errors are named by their status:
+    /// `registry-unauthorized` (401), `registry-denied` (403), `registry-not-found` (404),
+    /// `registry-rate-limited` (429), `registry-unavailable` (5xx, or a failure that may pass),
+    /// `registry` (anything else).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Reference(_) => "reference",
+            Error::Usage(_) => "usage",
+            Error::NeedsFlag { .. } => "needs-flag",
+            Error::NotFound { .. } => "not-found",
+            Error::NoPlatform { .. } => "no-platform",
+            Error::NoImages { .. } => "no-images",
+            Error::InvalidFile { .. } => "invalid-file",
+            Error::MissingBlob { .. } => "missing-blob",
+            Error::WriteBlob { .. } => "write-blob",
+            Error::InvalidBlob { .. } => "invalid-blob",
+            Error::DigestMismatch { .. } => "digest-mismatch",
+            Error::SizeMismatch { .. } => "size-mismatch",
+            Error::Blob { source, .. } => engine_kind(source),
+            Error::Io { .. } => "io",
+            Error::Plan { .. } => "plan",
+            Error::Layer { .. } => "layer",
+            Error::PackageDb { .. } => "package-db",
+            Error::Rewrite { .. } => "rewrite",
+            Error::MissingContents { .. } => "missing-contents",
+            Error::Strict { .. } => "strict",
+            Error::DestinationInUse { .. } => "destination-in-use",
+            Error::Unsupported { .. } => "unsupported",
+            Error::Registry {
+                status, transient, ..
+            } => registry_kind(*status, *transient),
+            Error::Credentials { .. } => "credentials",
+            Error::Shared(e) => e.kind(),
+        }
+    }
+
+    /// Whether trying again may succeed: a registry that answered 429 or 5xx, or a request
+    /// that failed without an answer in a way that may pass (a reset connection, a stalled
+    /// read). What the retry logic of the registry client asks.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Error::Registry {
+                status: Some(s), ..
+            } => temporary_status(*s),
+            Error::Registry {
+                status: None,
+                transient,
+                ..
+            } => *transient,
+            Error::Shared(e) => e.is_temporary(),
+            _ => false,
+        }
+    }
+
+    /// The flag that gets past this error, when one does: `--from` or `--base` for
+    /// [`Error::NeedsFlag`], `--no-package-db` for [`Error::PackageDb`].
+    pub fn flag(&self) -> Option<&'static str> {
+        match self.unshared() {
+            Error::NeedsFlag { flag, .. } => Some(flag),
+            Error::PackageDb { .. } => Some("--no-package-db"),
+            _ => None,
+        }
+    }
+
+    /// The message without the reference it starts with, for a report that names the image
+    /// once (`verify`'s problems): `blob sha256:… is missing (…)` for a [`Error::MissingBlob`].
+    /// Errors whose message does not start with their reference are shown whole.
+    pub fn detail(&self) -> String {
+        match self.unshared() {
+            Error::NotFound { what, hint, .. } => format!("{what} not found{hint}"),
+            Error::Rewrite { step, source, .. } => format!("{step}: {source}"),
+            Error::MissingContents {
+                path, found, layer, ..
+            } => format!("{path} leads to {found}, whose contents are not in {layer}"),
+            Error::Unsupported { what, .. } => what.to_string(),
+            Error::Registry {
+                message,
+                status,
+                code,
+                detail,
+                ..
+            } => registry_detail(message, *status, code.as_deref(), detail.as_deref()),
+            Error::Credentials { source, .. } => source.to_string(),
+            Error::InvalidFile {
+                file,
+                source,
+                overwrite,
+                ..
+            } => format!(
+                "{}: {source}{}",
+                file.display(),
+                if *overwrite {
+                    "; refusing to overwrite it"
+                } else {
+                    ""
+                }
+            ),
+            Error::MissingBlob {
+                digest, location, ..
+            } => format!("blob {digest} is missing ({location})"),
+            Error::InvalidBlob {
+                what,
+                digest,
+                source,
+                ..
+            } => format!("{what} {digest} is invalid: {source}"),
+            Error::DigestMismatch {
+                expected,
+                actual,
+                size,
+                ..
+            } => format!("blob {expected} has digest {actual} ({size} bytes): it is corrupt"),
+            Error::SizeMismatch {
+                digest,
+                expected,
+                actual,
+                ..
+            } => format!("blob {digest} has {actual} bytes, its descriptor says {expected}"),
+            Error::Blob { digest, source, .. } => format!("blob {digest}: {source}"),
+            e => e.to_string(),
+        }
+    }
+}
+
+/// The statuses a registry uses for "not now": 429 and every 5xx.
+fn temporary_status(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
+fn registry_kind(status: Option<u16>, transient: bool) -> &'static str {
+    match status {
+        Some(401) => "registry-unauthorized",
+        Some(403) => "registry-denied",
+        Some(404) => "registry-not-found",
+        Some(429) => "registry-rate-limited",
+        Some(s) if temporary_status(s) => "registry-unavailable",
+        None if transient => "registry-unavailable",
+        _ => "registry",
+    }
+}
+
+fn engine_kind(e: &EngineError) -> &'static str {
+    match e {
+        EngineError::Decompress { .. } => "decompress",
+        EngineError::Read(_) | EngineError::Write(_) => "read-blob",
+    }
+}
+
+/// What an image does not say, so that only a flag can tell it ([`Error::NeedsFlag`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MissingInput {
+    /// No `org.opencontainers.image.base.digest` annotation: the old base is unknown
+    /// (`--from`).
+    #[error("no {BASE_DIGEST} annotation")]
+    BaseDigest {
+        /// The platform whose manifest lacks it.
+        platform: String,
+    },
+    /// The `base.digest` annotation is not a digest (`--from`).
+    #[error("invalid {BASE_DIGEST} annotation: {source}")]
+    InvalidBaseDigest {
+        /// Why it does not parse.
+        #[source]
+        source: DigestParseError,
+    },
+    /// The old base the annotation names is neither where the new base is nor where the
+    /// image is (`--from`).
+    #[error("the old base {digest} is not in {searched}")]
+    OldBase {
+        /// The annotation's digest.
+        digest: Digest,
+        /// The new base's reference, the first place looked in (the image's is the second).
+        searched: String,
+    },
+    /// No `org.opencontainers.image.base.name` annotation: the base to compare with is
+    /// unknown (`--base`).
+    #[error("no {BASE_NAME} annotation")]
+    BaseName,
+    /// The `base.name` annotation is not a usable reference (`--base`).
+    #[error("its {BASE_NAME} annotation {name:?} is not a usable reference")]
+    InvalidBaseName {
+        /// The annotation, redacted as references are.
+        name: String,
+        /// Why it does not parse.
+        #[source]
+        source: Box<ReferenceError>,
+    },
+}
+
+impl MissingInput {
+    /// The flag that gives what is missing.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            MissingInput::BaseDigest { .. }
+            | MissingInput::InvalidBaseDigest { .. }
+            | MissingInput::OldBase { .. } => "--from",
+            MissingInput::BaseName | MissingInput::InvalidBaseName { .. } => "--base",
+        }
+    }
+}
+
+fn needs_flag_message(image: &str, missing: &MissingInput) -> String {
+    match missing {
+        MissingInput::BaseDigest { platform } => format!(
+            "{image} ({platform}) has no {BASE_DIGEST} annotation, so its old base is unknown; pass --from OLD_BASE"
+        ),
+        MissingInput::InvalidBaseDigest { source } => format!(
+            "{image}: invalid {BASE_DIGEST} annotation: {source}; pass --from OLD_BASE"
+        ),
+        MissingInput::OldBase { digest, searched } => format!(
+            "the old base {digest} of {image} (its {BASE_DIGEST} annotation) is neither in {searched} nor in {image}; pass --from OLD_BASE"
+        ),
+        MissingInput::BaseName => {
+            format!("{image} has no {BASE_NAME} annotation; pass --base REF")
+        }
+        MissingInput::InvalidBaseName { name, source } => format!(
+            "{image}: its {BASE_NAME} annotation {name:?} is not a usable reference ({}); pass --base REF",
+            source.reason()
+        ),
+    }
+}
+
+/// An argument that cannot work as given ([`Error::Usage`]: the CLI exits 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// A `--delete` path that is not a path a layer can hold.
+    #[error("--delete {path:?}: {source}")]
+    DeletePath {
+        /// The path as given.
+        path: String,
+        /// Why it is refused.
+        #[source]
+        source: Box<LayerError>,
+    },
+    /// `--delete /`.
+    #[error("--delete {path:?}: cannot delete the root")]
+    DeleteRoot {
+        /// The path as given.
+        path: String,
+    },
+    /// A `--delete` path the image does not have.
+    #[error("--delete {path:?}: no such path in {image}")]
+    DeleteMissing {
+        /// The path as given.
+        path: String,
+        /// The image, as written.
+        image: String,
+    },
+    /// A `--platform` that is not `OS/ARCH[/VARIANT]`.
+    #[error(
+        "--platform {value:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8"
+    )]
+    Platform {
+        /// The value as given.
+        value: String,
+    },
+    /// Two images of a fleet would be written to one destination.
+    #[error("{first} and {second} would both be written to {destination}; use {{name}}, {{tag}} or {{index}} in -o")]
+    SameDestination {
+        /// The first image, as written.
+        first: String,
+        /// The second image, as written.
+        second: String,
+        /// The destination, as expanded.
+        destination: String,
+    },
+    /// Two images of a fleet would be written into one archive.
+    #[error("{first} and {second} would both be written into the archive {archive}; a fleet writes one image per archive (use {{name}} in the file name, or an oci: layout)")]
+    SameArchive {
+        /// The first image, as written.
+        first: String,
+        /// The second image, as written.
+        second: String,
+        /// The archive (`docker-archive:FILE`).
+        archive: String,
+    },
+    /// A destination that names a digest: a destination is tagged.
+    #[error("{reference}: a destination needs a tag, not a digest")]
+    DigestDestination {
+        /// The destination, as written.
+        reference: String,
+    },
+    /// A `docker-archive:` reference without a name, on an archive of several images.
+    #[error("{reference}: the archive holds {images} images; name one as docker-archive:FILE:NAME:TAG{}", repo_tags_hint(repo_tags))]
+    AmbiguousArchive {
+        /// The reference, as written.
+        reference: String,
+        /// How many images the archive holds.
+        images: usize,
+        /// Their `RepoTags`.
+        repo_tags: Vec<String>,
+    },
+    /// A `docker-archive:` image name that is not a Docker name.
+    #[error(transparent)]
+    DockerName(#[from] NameError),
+    /// A `--base-name` that holds what may be a password.
+    #[error("--base-name {name:?}: a base name carries no credentials (it is written into the image); name the base as HOST/REPO:TAG")]
+    BaseNameCredentials {
+        /// The name, what may be a password replaced by `***`.
+        name: String,
+    },
+}
+
+/// ` (RepoTags: a, b)`, or nothing when there are none.
+fn repo_tags_hint(tags: &[String]) -> String {
+    if tags.is_empty() {
+        String::new()
+    } else {
+        format!(" (RepoTags: {})", tags.join(", "))
+    }
+}
+
+/// What [`Error::NotFound`] looked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Wanted {
+    /// A layout directory.
+    Directory(PathBuf),
+    /// An archive file.
+    Archive(PathBuf),
+    /// A tag of a layout, archive or repository.
+    Tag(String),
+    /// A manifest by digest.
+    Manifest(Digest),
+    /// An image of a docker-archive, by name.
+    Image(String),
+    /// Any image (an archive that lists none).
+    AnyImage,
+}
+
+impl fmt::Display for Wanted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Wanted::Directory(d) => write!(f, "directory {}", d.display()),
+            Wanted::Archive(a) => write!(f, "archive {}", a.display()),
+            Wanted::Tag(t) => write!(f, "tag {t:?}"),
+            Wanted::Manifest(d) => write!(f, "manifest {d}"),
+            Wanted::Image(n) => write!(f, "image {n:?}"),
+            Wanted::AnyImage => f.write_str("an image"),
+        }
+    }
+}
+
+/// What the place of an [`Error::NotFound`] holds instead, or what its registry said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NotFoundHint {
+    /// Nothing worth saying.
+    None,
+    /// The tags of a layout or oci-archive index (`store`: `layout` or `archive`).
+    Tags {
+        /// `layout` or `archive`.
+        store: &'static str,
+        /// Its tags, sorted.
+        tags: Vec<String>,
+    },
+    /// The `RepoTags` of a docker-archive.
+    RepoTags(Vec<String>),
+    /// A docker-archive whose `manifest.json` lists no images.
+    NoImages,
+    /// What the registry answered.
+    Registry(Box<RegistryAnswer>),
+}
+
+impl fmt::Display for NotFoundHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotFoundHint::None => Ok(()),
+            NotFoundHint::Tags { store, tags } if tags.is_empty() => {
+                write!(f, " (the {store} has no tagged images)")
+            }
+            NotFoundHint::Tags { tags, .. } => write!(f, " (tags: {})", tags.join(", ")),
+            NotFoundHint::RepoTags(tags) => f.write_str(&repo_tags_hint(tags)),
+            NotFoundHint::NoImages => f.write_str(" (manifest.json lists no images)"),
+            NotFoundHint::Registry(answer) => write!(f, " ({answer})"),
+        }
+    }
+}
+
+/// What a registry answered to a request that failed: the status and the first error of the
+/// distribution error body, scrubbed of the run's secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The first error's `code`, when the body has one.
+    pub code: Option<String>,
+    /// The first error's `message`, when the body has one.
+    pub message: Option<String>,
+}
+
+impl fmt::Display for RegistryAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        answer_text(
+            f,
+            self.status,
+            self.code.as_deref(),
+            self.message.as_deref(),
+        )
+    }
+}
+
+/// "registry answered 404 Not Found (MANIFEST_UNKNOWN: manifest unknown)", and for a 401 where
+/// credentials come from.
+fn answer_text(
+    f: &mut fmt::Formatter<'_>,
+    status: u16,
+    code: Option<&str>,
+    message: Option<&str>,
+) -> fmt::Result {
+    match ureq::http::StatusCode::from_u16(status) {
+        Ok(s) => write!(f, "registry answered {s}")?,
+        Err(_) => write!(f, "registry answered {status}")?,
+    }
+    if code.is_some() || message.is_some() {
+        write!(
+            f,
+            " ({}: {})",
+            code.unwrap_or_default(),
+            message.unwrap_or_default()
+        )?;
+    }
+    if status == 401 {
+        f.write_str(" (check the credentials: --creds, --authfile or the auth files)")?;
+    }
+    Ok(())
+}
+
+/// What failed, then what the registry answered, if it did.
+fn registry_detail(
+    message: &str,
+    status: Option<u16>,
+    code: Option<&str>,
+    detail: Option<&str>,
+) -> String {
+    struct Answer<'a>(u16, Option<&'a str>, Option<&'a str>);
+    impl fmt::Display for Answer<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            answer_text(f, self.0, self.1, self.2)
+        }
+    }
+    match status {
+        Some(s) => format!("{message}: {}", Answer(s, code, detail)),
+        None => message.to_string(),
+    }
+}
+
+/// What is wrong with a file of an image store ([`Error::InvalidFile`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The file cannot be read.
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    /// A layout's `oci-layout` cannot be read: maybe not a layout at all.
+    #[error("cannot read ({0}); is this an OCI image layout?")]
+    NoLayoutFile(#[source] std::io::Error),
+    /// A layout's `oci-layout` names another version.
+    #[error("not a valid oci-layout file (expected imageLayoutVersion 1.0.0)")]
+    LayoutVersion,
+    /// An oci-archive's `oci-layout` member is not the one version there is.
+    #[error("oci-layout is not {{\"imageLayoutVersion\":\"1.0.0\"}}")]
+    ArchiveLayoutVersion,
+    /// The JSON does not parse as what it must be.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// The archive is not a (complete) tar.
+    #[error(transparent)]
+    Tar(#[from] TarError),
+    /// A docker-archive's `manifest.json` is not what `docker save` writes.
+    #[error(transparent)]
+    ManifestJson(#[from] ManifestJsonError),
+    /// An archive lacks the member that makes it what it claims to be.
+    #[error("no {member} member: not {what}")]
+    NoMember {
+        /// The member (`manifest.json`, `index.json`, `oci-layout`).
+        member: &'static str,
+        /// What the archive would be with it (`an oci-archive`).
+        what: &'static str,
+    },
+    /// A member named by `manifest.json` is not in the archive.
+    #[error("{what} {member} listed in manifest.json is not in the archive")]
+    NotInArchive {
+        /// `config` or `layer`.
+        what: &'static str,
+        /// The member's name.
+        member: String,
+    },
+    /// A layer member that cannot be read.
+    #[error("cannot read layer {member}: {source}")]
+    LayerMember {
+        /// The member's name.
+        member: String,
+        /// The failure.
+        #[source]
+        source: EngineError,
+    },
+    /// A zstd layer in a docker-archive, which Docker schema 2 cannot describe.
+    #[error("layer {member} is zstd-compressed, which Docker schema 2 cannot describe")]
+    ZstdLayer {
+        /// The member's name.
+        member: String,
+    },
+    /// A tag that names two different manifests of one index.
+    #[error("tag {tag:?} names {manifests} different manifests")]
+    DuplicateTag {
+        /// The tag.
+        tag: String,
+        /// How many manifests it names.
+        manifests: usize,
+    },
+    /// The file changed under us while it was being rewritten.
+    #[error("became invalid while we were writing")]
+    ChangedWhileWriting,
+    /// A problem of one member of an archive.
+    #[error("{member}: {source}")]
+    Member {
+        /// The member (`index.json`).
+        member: &'static str,
+        /// Its problem.
+        #[source]
+        source: Box<FileError>,
+    },
+}
+
+/// Where [`Error::MissingBlob`] looked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlobLocation {
+    /// A file of a layout.
+    File(PathBuf),
+    /// A registry (its host).
+    Registry(String),
+    /// A member of an oci-archive.
+    ArchiveMember {
+        /// The member's name.
+        member: String,
+        /// The archive.
+        file: PathBuf,
+    },
+    /// The selected image of a docker-archive.
+    NotInImage(PathBuf),
+    /// The layers this run built.
+    NotBuilt,
+}
+
+impl fmt::Display for BlobLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlobLocation::File(p) => write!(f, "{}", p.display()),
+            BlobLocation::Registry(host) => write!(f, "registry {host}"),
+            BlobLocation::ArchiveMember { member, file } => {
+                write!(f, "no member {member} in {}", file.display())
+            }
+            BlobLocation::NotInImage(file) => {
+                write!(f, "not part of the image in {}", file.display())
+            }
+            BlobLocation::NotBuilt => f.write_str("not built by this run"),
+        }
+    }
+}
+
+/// What is wrong with a blob's content ([`Error::InvalidBlob`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// A JSON blob over the size ocipatch reads.
+    #[error("descriptor size {size} exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// The descriptor's size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Reading it failed.
+    #[error("read failed: {0}")]
+    Read(#[source] std::io::Error),
+    /// A store file that is not a regular file (a device, a directory).
+    #[error("{}: {source}", path.display())]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What opening it found.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JSON does not parse as what it must be.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// A manifest whose config is not an image config: an artifact.
+    #[error("it is an artifact (config media type {config_media_type}), not an image")]
+    Artifact {
+        /// The config's media type.
+        config_media_type: String,
+    },
+    /// A layer of a media type ocipatch cannot decompress.
+    #[error("unknown layer media type {media_type}")]
+    UnknownMediaType {
+        /// The media type.
+        media_type: String,
+    },
+    /// The stream failed and the blob's bytes check out: nothing more to say.
+    #[error("unreadable")]
+    Unreadable,
+}
+
+/// Which operation [`Error::Plan`] planned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlanContext {
+    /// A rebase of one platform.
+    Rebase {
+        /// The image, as written.
+        image: String,
+        /// The platform.
+        platform: String,
+        /// The old base: `--from`, or the annotation's digest.
+        from: String,
+        /// The new base, as written.
+        onto: String,
+    },
+    /// An append to one platform.
+    Append {
+        /// The image, as written.
+        image: String,
+        /// The platform.
+        platform: String,
+    },
+    /// The package-database layer appended to a rebased image.
+    PackageDbLayer {
+        /// The image, as written.
+        image: String,
+    },
+}
+
+impl fmt::Display for PlanContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanContext::Rebase {
+                image,
+                platform,
+                from,
+                onto,
+            } => write!(
+                f,
+                "cannot rebase {image} ({platform}) from {from} onto {onto}"
+            ),
+            PlanContext::Append { image, platform } => {
+                write!(f, "cannot append to {image} ({platform})")
+            }
+            PlanContext::PackageDbLayer { image } => {
+                write!(f, "{image}: adding the package-database layer")
+            }
+        }
+    }
+}
+
+/// Which layer [`Error::Layer`] is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LayerContext {
+    /// A layer blob of the image (its digest is the error's).
+    Blob,
+    /// The package-database layer a rebase builds for one platform.
+    PackageDb {
+        /// The platform.
+        platform: String,
+    },
+    /// The `--layer` input of an append (a directory or tar).
+    Input(PathBuf),
+}
+
+fn layer_message(
+    reference: &str,
+    digest: Option<&Digest>,
+    context: &LayerContext,
+    source: &LayerError,
+) -> String {
+    match (context, digest) {
+        (LayerContext::Blob, Some(d)) => format!("{reference}: layer {d} is invalid: {source}"),
+        (LayerContext::Blob, None) => format!("{reference}: a layer is invalid: {source}"),
+        (LayerContext::PackageDb { platform }, _) => {
+            format!("{reference} ({platform}): building the package-database layer: {source}")
+        }
+        (LayerContext::Input(path), _) => format!("--layer {}: {source}", path.display()),
+    }
+}
+
+/// One layer of the images a rebase reads, as messages name it: `the application layer
+/// sha256:…`, `new base layer sha256:…`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerName {
+    /// Which image's layers: `application`, `old base`, `new base`, `image`.
+    pub image: &'static str,
+    /// The layer blob (`None`: the image as a whole).
+    pub digest: Option<Digest>,
+}
+
+impl fmt::Display for LayerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.digest {
+            Some(d) => write!(f, "{} layer {d}", self.image),
+            None => f.write_str(self.image),
+        }
+    }
+}
+
+/// Why a package database cannot be reconciled ([`Error::PackageDb`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PackageDbError {
+    /// A dpkg or apk database that does not parse.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// An rpm database that cannot be read or merged.
+    #[error(transparent)]
+    Rpm(#[from] RpmDbError),
+    /// An accounts file that cannot be merged.
+    #[error(transparent)]
+    Accounts(#[from] AccountsError),
+    /// A database over the size ocipatch reads of one.
+    #[error("it is {size} bytes, more than the {limit} bytes ocipatch reads of one")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// An rpm database whose write-ahead log holds transactions.
+    #[error("the write-ahead log is not empty (the database was not closed cleanly)")]
+    WalNotEmpty,
+}
+
+const NO_PACKAGE_DB: &str = "pass --no-package-db to rebase without reconciling it";
+
+fn package_db_message(
+    reference: &str,
+    path: &str,
+    layer: &LayerName,
+    source: &PackageDbError,
+) -> String {
+    match source {
+        PackageDbError::TooLarge { size, limit } => format!(
+            "{reference}: package database /{path} in {layer} is {size} bytes, more than the {limit} bytes ocipatch reads of one; {NO_PACKAGE_DB}"
+        ),
+        PackageDbError::Parse(_) | PackageDbError::Accounts(_) => format!(
+            "{reference}: /{path} in {layer} does not parse: {source}; fix the image, or {NO_PACKAGE_DB}"
+        ),
+        PackageDbError::Rpm(_) | PackageDbError::WalNotEmpty => format!(
+            "{reference}: rpm database /{path} in {layer}: {source}; fix the image, or {NO_PACKAGE_DB}"
+        ),
+    }
+}
+
+fn strict_message(image: &str, reports: &[SafetyReport]) -> String {
+    let mut findings = reports.iter().flat_map(|r| {
+        let findings = r
+            .findings
+            .iter()
+            .filter(|f| f.class == FindingClass::Real)
+            .map(move |f| format!("{} {}: {}", r.platform, f.path, f.detail));
+        let platform = r
+            .platform_changes
+            .iter()
+            .map(move |c| format!("{} {c}", r.platform));
+        findings.chain(platform)
+    });
+    let first = findings.next().unwrap_or_default();
+    let count = 1 + findings.count();
+    format!("rebase of {image} refused by --strict: {count} safety finding(s), first: {first}")
+}
+
+/// What [`Error::Unsupported`] does not handle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unsupported {
+    /// The layers this run built are a source of blobs, not an image.
+    NoImage,
+    /// A multi-platform index, written into a docker-archive (which holds single-platform
+    /// images).
+    Index {
+        /// The index.
+        digest: Digest,
+    },
+    /// A foreign layer the source does not store: a docker-archive cannot reference it by URL.
+    ForeignLayer {
+        /// The layer.
+        digest: Digest,
+        /// The source's reference.
+        source: String,
+    },
+    /// A manifest and its config disagree on the number of layers (a docker-archive needs
+    /// one diff ID per layer).
+    LayerCount {
+        /// Layers in the manifest.
+        layers: usize,
+        /// Diff IDs in the config.
+        diff_ids: usize,
+    },
+    /// A layer that was not copied into the docker-archive's staging.
+    LayerNotCopied {
+        /// Its index in the manifest.
+        index: usize,
+        /// Its digest.
+        digest: Digest,
+    },
+    /// A layer whose content is not its config's diff ID.
+    DiffIdMismatch {
+        /// Its index in the manifest.
+        index: usize,
+        /// Its digest.
+        digest: Digest,
+        /// The diff ID of its content.
+        found: Digest,
+        /// The config's diff ID.
+        expected: Digest,
+    },
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unsupported::NoImage => f.write_str("holds layers built by this run, no image"),
+            Unsupported::Index { digest } => write!(
+                f,
+                "{digest} is a multi-platform index; a docker-archive holds single-platform images"
+            ),
+            Unsupported::ForeignLayer { digest, source } => write!(
+                f,
+                "foreign layer {digest} is not in {source} and a docker-archive cannot reference it by URL"
+            ),
+            Unsupported::LayerCount { layers, diff_ids } => write!(
+                f,
+                "the manifest has {layers} layers, its config {diff_ids} diff IDs"
+            ),
+            Unsupported::LayerNotCopied { index, digest } => {
+                write!(f, "layer {index} ({digest}) was not copied")
+            }
+            Unsupported::DiffIdMismatch {
+                index,
+                digest,
+                found,
+                expected,
+            } => write!(
+                f,
+                "layer {index} ({digest}) has diff ID {found}, its config says {expected}"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(status: Option<u16>, transient: bool) -> Error {
+        Error::Registry {
+            reference: "docker://r.test/app:1".into(),
+            message: "cannot fetch tag \"1\"".into(),
+            status,
+            code: status.map(|_| "CODE".into()),
+            detail: status.map(|_| "said so".into()),
+            transient,
+        }
+    }
+
+    #[test]
+    fn registry_errors_are_named_by_status_and_temporary_when_they_may_pass() {
+        let cases = [
+            (Some(401), "registry-unauthorized", false),
+            (Some(403), "registry-denied", false),
+            (Some(404), "registry-not-found", false),
+            (Some(429), "registry-rate-limited", true),
+            (Some(502), "registry-unavailable", true),
+            (Some(400), "registry", false),
+            (None, "registry", false),
+        ];
+        for (status, kind, temporary) in cases {
+            let e = registry(status, false);
+            assert_eq!(e.kind(), kind, "{e}");
+            assert_eq!(e.is_temporary(), temporary, "{e}");
+        }
+        let reset = registry(None, true);
+        assert_eq!(reset.kind(), "registry-unavailable");
+        assert!(reset.is_temporary());
+        let shared = Error::Shared(Arc::new(registry(Some(429), false)));
+        assert_eq!(shared.kind(), "registry-rate-limited");
+        assert!(shared.is_temporary());
+    }
+
+    #[test]
+    fn a_registry_answer_reads_as_before() {
+        assert_eq!(
+            registry(Some(401), false).to_string(),
+            "docker://r.test/app:1: cannot fetch tag \"1\": registry answered 401 Unauthorized \
+             (CODE: said so) (check the credentials: --creds, --authfile or the auth files)"
+        );
+        assert_eq!(
+            registry(None, false).to_string(),
+            "docker://r.test/app:1: cannot fetch tag \"1\""
+        );
+    }
+
+    #[test]
+    fn detail_is_the_message_without_the_reference() {
+        let d: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        let e = Error::MissingBlob {
+            reference: "oci:x:1".into(),
+            digest: d.clone(),
+            location: BlobLocation::NotBuilt,
+        };
+        assert_eq!(e.to_string(), format!("oci:x:1: {}", e.detail()));
+        assert_eq!(e.kind(), "missing-blob");
+        let shared = Error::Shared(Arc::new(e));
+        assert_eq!(
+            shared.detail(),
+            format!("blob {d} is missing (not built by this run)")
+        );
+    }
+
+    #[test]
+    fn the_flag_that_helps_is_typed() {
+        let e = Error::needs_flag("oci:x:1", MissingInput::BaseName);
+        assert_eq!(e.flag(), Some("--base"));
+        assert_eq!(e.kind(), "needs-flag");
+        assert_eq!(
+            e.to_string(),
+            "oci:x:1 has no org.opencontainers.image.base.name annotation; pass --base REF"
+        );
     }
 }

@@ -201,6 +201,55 @@ fn a_package_database_report_validates() {
     assert!(db["layer"].is_object(), "{r}");
 }
 
+#[test]
+fn a_failure_with_json_prints_an_error_report_that_validates() {
+    let s = scenario();
+    // A tag the layout does not have: no report, the error object instead.
+    let r = validated("error", 1, &["inspect", &s.oci("nope"), "--json"]);
+    assert_eq!(r["error_kind"], "not-found", "{r}");
+    // A usage error found after parsing (a --platform that is not OS/ARCH): exit 2.
+    let patch = s.path("patch");
+    std::fs::create_dir_all(&patch).unwrap();
+    std::fs::write(patch.join("motd"), "patched\n").unwrap();
+    let r = validated(
+        "error",
+        2,
+        &[
+            "append",
+            "scratch",
+            "--platform",
+            "linux",
+            "--layer",
+            &patch.display().to_string(),
+            "-o",
+            &s.oci("scratch"),
+            "--json",
+        ],
+    );
+    assert_eq!(r["error_kind"], "usage", "{r}");
+    let (app, v1, v2) = (s.oci("app"), s.oci("base-v1"), s.oci("base-v2"));
+    // The fleet and verify reports carry the kinds of their failures.
+    let pattern = format!("oci:{}:fleet-{{index}}", s.layout.dir.display());
+    let r = validated(
+        "fleet",
+        1,
+        &[
+            "rebase",
+            "--from",
+            &v1,
+            "--onto",
+            &v2,
+            "-o",
+            &pattern,
+            &app,
+            &s.oci("nope"),
+            "--json",
+        ],
+    );
+    assert_eq!(r["images"][1]["error_kind"], "not-found", "{r}");
+    assert!(r["images"][0].get("error_kind").is_none(), "{r}");
+}
+
 /// Every property any schema names appears in docs/json.md as `name`.
 #[test]
 fn every_schema_field_is_documented() {
@@ -226,6 +275,7 @@ fn every_schema_field_is_documented() {
         "inspect",
         "check",
         "check-fleet",
+        "error",
     ] {
         let mut names = Vec::new();
         fields(&schema(name), &mut names);

@@ -8,6 +8,7 @@ use super::progress::Bar;
 use super::text::{errln, outln};
 use super::{exit, human_bytes, print_json};
 use ocipatch::layer::LayerCompression;
+use ocipatch::model::reference::ReferenceError;
 use ocipatch::model::Reference;
 use ocipatch::ops::{self, AppendOptions};
 
@@ -26,13 +27,11 @@ pub enum AppendBase {
     Image(Reference),
 }
 
-fn parse_base(s: &str) -> Result<AppendBase, String> {
+fn parse_base(s: &str) -> Result<AppendBase, ReferenceError> {
     if s == ops::append::SCRATCH {
         return Ok(AppendBase::Scratch);
     }
-    Reference::parse(s)
-        .map(AppendBase::Image)
-        .map_err(|e| e.to_string())
+    Reference::parse(s).map(AppendBase::Image)
 }
 
 #[derive(Args, Debug)]

@@ -60,8 +60,23 @@ pub enum Command {
     Man,
 }
 
+impl Command {
+    /// Whether the command prints its report as JSON (`--json`).
+    fn json(&self) -> bool {
+        match self {
+            Command::Rebase(a) => a.json,
+            Command::Append(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Inspect(a) => a.json,
+            Command::Check(a) => a.json,
+            Command::Completions(_) | Command::Man => false,
+        }
+    }
+}
+
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    let json = cli.command.json();
     let result = match cli.command {
         Command::Rebase(args) => rebase::run(args),
         Command::Append(args) => append::run(args),
@@ -75,6 +90,16 @@ pub fn run(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ocipatch: error: {}", text::error_line(&e));
+            if json {
+                // The report a script reads says why there is none (docs/json.md, error).
+                let report = ErrorReport {
+                    error: text::error_text(&e),
+                    error_kind: error_kind(&e),
+                };
+                if let Err(e) = print_json(&report) {
+                    eprintln!("ocipatch: error: {}", text::error_line(&e));
+                }
+            }
             let usage = |cause: &(dyn std::error::Error + 'static)| {
                 cause.is::<Usage>()
                     || matches!(
@@ -108,6 +133,32 @@ pub fn clap_error(e: clap::Error) -> i32 {
         text::errln!("{line}");
     }
     e.exit_code()
+}
+
+/// What `--json` prints on stdout when the command fails before it has a report.
+#[derive(serde::Serialize)]
+struct ErrorReport {
+    /// The error line (as on stderr, without `ocipatch: error: `).
+    error: String,
+    /// Its kind: [`ocipatch::Error::kind`], `usage` for a command line that cannot run, `io`
+    /// for a file the command line names, `other` for anything else.
+    error_kind: &'static str,
+}
+
+/// The kind of the first cause that has one.
+fn error_kind(e: &anyhow::Error) -> &'static str {
+    for cause in e.chain() {
+        if let Some(e) = cause.downcast_ref::<ocipatch::Error>() {
+            return e.kind();
+        }
+        if cause.is::<Usage>() {
+            return "usage";
+        }
+        if cause.is::<std::io::Error>() {
+            return "io";
+        }
+    }
+    "other"
 }
 
 /// A command line that cannot run as given, found after clap parsed it (a bad `-o` pattern, an

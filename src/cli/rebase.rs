@@ -242,6 +242,8 @@ struct FleetEntry {
     report: Option<RebaseReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_kind: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -275,8 +277,10 @@ fn fleet(
             let (status, report, error) = match r.result {
                 Ok(r) if r.up_to_date => (Status::Unchanged, Some(r), None),
                 Ok(r) => (Status::Rebased, Some(r), None),
-                Err(e) => (Status::Failed, None, Some(e.to_string())),
+                Err(e) => (Status::Failed, None, Some(e)),
             };
+            let error_kind = error.as_ref().map(|e| e.kind());
+            let error = error.map(|e| e.to_string());
             FleetEntry {
                 image: img.to_string(),
                 destination: dest.to_string(),
@@ -284,6 +288,7 @@ fn fleet(
                 requests: r.requests,
                 report,
                 error,
+                error_kind,
             }
         })
         .collect();

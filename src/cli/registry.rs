@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use ocipatch::transport::registry::auth::CredentialsError;
 use ocipatch::transport::{Credentials, Deadlines, RegistryOptions};
 
 #[derive(Args, Debug, Clone)]
@@ -31,7 +32,7 @@ pub struct RegistryArgs {
     pub min_transfer_rate: u64,
 }
 
-fn parse_creds(s: &str) -> Result<Credentials, String> {
+fn parse_creds(s: &str) -> Result<Credentials, CredentialsError> {
     Credentials::parse(s)
 }
 

@@ -11,21 +11,34 @@ use clap::error::ErrorKind;
 use ocipatch::model::reference;
 
 /// A value parser whose error names the argument and the reason but never quotes the value.
-#[derive(Clone, Copy)]
-pub struct Quiet<T>(fn(&str) -> Result<T, String>);
+pub struct Quiet<T, E>(fn(&str) -> Result<T, E>);
+
+// A function pointer is `Copy` whatever it returns (derive would ask it of `T` and `E`).
+impl<T, E> Clone for Quiet<T, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T, E> Copy for Quiet<T, E> {}
 
 /// A reference argument: [`ocipatch::model::Reference::parse`], whose errors already show the
 /// reference redacted.
-pub fn reference() -> Quiet<ocipatch::model::Reference> {
-    Quiet(|s| ocipatch::model::Reference::parse(s).map_err(|e| e.to_string()))
+pub fn reference() -> Quiet<ocipatch::model::Reference, ocipatch::model::reference::ReferenceError>
+{
+    Quiet(ocipatch::model::Reference::parse)
 }
 
 /// A parser from `parse`, quiet as [`Quiet`] is.
-pub fn quiet<T>(parse: fn(&str) -> Result<T, String>) -> Quiet<T> {
+pub fn quiet<T, E>(parse: fn(&str) -> Result<T, E>) -> Quiet<T, E> {
     Quiet(parse)
 }
 
-impl<T: Clone + Send + Sync + 'static> TypedValueParser for Quiet<T> {
+impl<T, E> TypedValueParser for Quiet<T, E>
+where
+    T: Clone + Send + Sync + 'static,
+    E: std::fmt::Display + 'static,
+{
     type Value = T;
 
     fn parse_ref(
@@ -42,7 +55,7 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Quiet<T> {
             )
         };
         let text = value.to_str().ok_or_else(|| refuse("not UTF-8"))?;
-        (self.0)(text).map_err(|why| refuse(&why))
+        (self.0)(text).map_err(|why| refuse(&why.to_string()))
     }
 }
 

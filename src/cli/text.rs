@@ -53,10 +53,17 @@ macro_rules! push_line {
 
 pub(crate) use {errln, outln, push_line};
 
-/// The one-line form of an error and its causes: each cause is added after a `: ` unless the
-/// message so far already says it (library errors that name their source in their own text,
-/// and the io::Error under them, would otherwise print it two or three times).
+/// The one-line form of an error and its causes, escaped for the terminal (see
+/// [`error_text`]).
 pub fn error_line(e: &anyhow::Error) -> String {
+    clean(&error_text(e)).into_owned()
+}
+
+/// The one-line form of an error and its causes, as text (JSON escapes it itself): each cause
+/// is added after a `: ` unless the message so far already says it (library errors that name
+/// their source in their own text, and the io::Error under them, would otherwise print it two
+/// or three times).
+pub fn error_text(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
@@ -68,7 +75,7 @@ pub fn error_line(e: &anyhow::Error) -> String {
         }
         line.push_str(&text);
     }
-    clean(&line).into_owned()
+    line
 }
 
 #[cfg(test)]

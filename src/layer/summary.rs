@@ -17,7 +17,7 @@ use super::scan::{kind_of, EntryInfo, EntryKind};
 use super::tar_header::for_each_entry;
 use super::LayerError;
 use crate::model::Digest;
-use crate::verdict::elf::{ElfInfo, ElfScanner};
+use crate::verdict::elf::{ElfError, ElfInfo, ElfScanner};
 
 /// One kept file: its contents and the owner names its header gives (the rest of its header
 /// is the [`EntryInfo`] at the same path).
@@ -47,12 +47,12 @@ pub struct LayerSummary {
     pub oversized: Vec<(String, u64)>,
     /// Every ELF file (and hard link to one), in layer order: what the dynamic loader reads of
     /// it, or why it could not be summarised.
-    pub elf: Vec<(String, Result<ElfInfo, String>)>,
+    pub elf: Vec<(String, Result<ElfInfo, ElfError>)>,
 }
 
 impl LayerSummary {
     /// The ELF summary of the regular file at `path` in this layer.
-    pub fn elf(&self, path: &str) -> Option<&Result<ElfInfo, String>> {
+    pub fn elf(&self, path: &str) -> Option<&Result<ElfInfo, ElfError>> {
         self.elf
             .iter()
             .rev()
@@ -117,7 +117,7 @@ pub fn summarize(
                         if scanner.is_done() {
                             // Not ELF, or summarised: keep the result, stop feeding.
                             if let Some(e) = elf.take().and_then(|s| s.finish().transpose()) {
-                                out.elf.push((path.clone(), e.map_err(|e| e.reason)));
+                                out.elf.push((path.clone(), e));
                             }
                         }
                     }
@@ -127,7 +127,7 @@ pub fn summarize(
                     }
                 }
                 if let Some(e) = elf.and_then(|s| s.finish().transpose()) {
-                    out.elf.push((path.clone(), e.map_err(|e| e.reason)));
+                    out.elf.push((path.clone(), e));
                 }
                 content = Some(Digest::from_sha256(hash.finalize().into()));
                 if let Some(k) = kept {

@@ -15,7 +15,7 @@ pub struct Digest {
 }
 
 /// A string that is not a `sha256:` digest of 64 lowercase hex characters.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid digest {input:?}: {reason}")]
 pub struct DigestParseError {
     /// The input, as given.

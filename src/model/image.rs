@@ -9,8 +9,113 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::digest::DigestParseError;
 use super::media;
 use super::Digest;
+
+/// Why bytes are not a valid manifest, index, config or descriptor. The caller names the blob
+/// or file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// Not JSON at all.
+    #[error("invalid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// JSON, but not an object.
+    #[error("not a JSON object")]
+    NotAnObject,
+    /// A descriptor that is not an object.
+    #[error("descriptor is not a JSON object")]
+    DescriptorNotAnObject,
+    /// A required field is missing or has the wrong type.
+    #[error("{object} has no {field}")]
+    Missing {
+        /// `descriptor`, `manifest` or `index`.
+        object: &'static str,
+        /// What it lacks (`mediaType`, `valid size`, `layers array`).
+        field: &'static str,
+    },
+    /// A digest that does not parse.
+    #[error(transparent)]
+    Digest(#[from] DigestParseError),
+    /// An index where a manifest was expected.
+    #[error("expected an image manifest, found an index ({media_type})")]
+    IndexNotManifest {
+        /// The media type found.
+        media_type: String,
+    },
+    /// A manifest of a media type ocipatch does not read.
+    #[error("unsupported manifest media type {media_type}")]
+    ManifestMediaType {
+        /// The media type found.
+        media_type: String,
+    },
+    /// Something else where an index was expected.
+    #[error("expected an index, found {media_type}")]
+    NotAnIndex {
+        /// The media type found.
+        media_type: String,
+    },
+    /// `schemaVersion` is not 2.
+    #[error("schemaVersion must be 2")]
+    SchemaVersion,
+    /// oci-spec refuses the document (its message, then its causes).
+    #[error("{}", spec_chain(.0))]
+    Spec(#[source] oci_spec::OciSpecError),
+    /// A problem of one field of the document.
+    #[error("{field}: {source}")]
+    In {
+        /// Where it is.
+        field: Field,
+        /// The problem there.
+        #[source]
+        source: Box<FormatError>,
+    },
+}
+
+/// A field of a manifest, index or config, for [`FormatError::In`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// A manifest's `config` descriptor.
+    ConfigDescriptor,
+    /// A manifest's `layers[i]`.
+    Layer(usize),
+    /// An index's `manifests[i]`.
+    Manifests(usize),
+    /// A config's `rootfs.diff_ids[i]`.
+    DiffId(usize),
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::ConfigDescriptor => f.write_str("config descriptor"),
+            Field::Layer(i) => write!(f, "layer {i}"),
+            Field::Manifests(i) => write!(f, "manifests[{i}]"),
+            Field::DiffId(i) => write!(f, "rootfs.diff_ids[{i}]"),
+        }
+    }
+}
+
+impl FormatError {
+    fn at(field: Field) -> impl FnOnce(FormatError) -> FormatError {
+        move |e| FormatError::In {
+            field,
+            source: Box::new(e),
+        }
+    }
+}
+
+/// oci-spec's errors say "serde failed"; the useful part is in the source chain.
+fn spec_chain(e: &oci_spec::OciSpecError) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
 
 /// A content descriptor plus the whole JSON object it came from (annotations, urls, platform,
 /// and any field a newer spec or a vendor added).
@@ -40,28 +145,31 @@ impl Descriptor {
         }
     }
 
-    /// Reads a descriptor object, keeping every field. Errors (a plain message, the caller adds
-    /// which descriptor) when `mediaType`, `digest` or `size` is missing or invalid.
-    pub fn from_json(v: &Value) -> Result<Descriptor, String> {
+    /// Reads a descriptor object, keeping every field. Errors (the caller adds which
+    /// descriptor) when `mediaType`, `digest` or `size` is missing or invalid.
+    pub fn from_json(v: &Value) -> Result<Descriptor, FormatError> {
+        let missing = |field| FormatError::Missing {
+            object: "descriptor",
+            field,
+        };
         let raw = v
             .as_object()
-            .ok_or("descriptor is not a JSON object")?
+            .ok_or(FormatError::DescriptorNotAnObject)?
             .clone();
         let media_type = raw
             .get("mediaType")
             .and_then(Value::as_str)
-            .ok_or("descriptor has no mediaType")?
+            .ok_or_else(|| missing("mediaType"))?
             .to_string();
         let digest = raw
             .get("digest")
             .and_then(Value::as_str)
-            .ok_or("descriptor has no digest")?
-            .parse::<Digest>()
-            .map_err(|e| e.to_string())?;
+            .ok_or_else(|| missing("digest"))?
+            .parse::<Digest>()?;
         let size = raw
             .get("size")
             .and_then(Value::as_u64)
-            .ok_or("descriptor has no valid size")?;
+            .ok_or_else(|| missing("valid size"))?;
         Ok(Descriptor {
             media_type,
             digest,
@@ -187,23 +295,12 @@ impl std::fmt::Display for Platform {
     }
 }
 
-fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, FormatError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err("not a JSON object".to_string()),
-        Err(e) => Err(format!("invalid JSON: {e}")),
+        Ok(_) => Err(FormatError::NotAnObject),
+        Err(e) => Err(FormatError::Json(e)),
     }
-}
-
-/// oci-spec's errors say "serde failed"; the useful part is in the source chain.
-fn spec_error(e: oci_spec::OciSpecError) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }
 
 fn annotations_of(json: &Map<String, Value>) -> BTreeMap<String, String> {
@@ -235,7 +332,10 @@ pub struct Manifest {
 impl Manifest {
     /// `descriptor_media_type` is what the referring index or tag said; OCI manifests may omit
     /// their own `mediaType`.
-    pub fn parse(bytes: &[u8], descriptor_media_type: Option<&str>) -> Result<Manifest, String> {
+    pub fn parse(
+        bytes: &[u8],
+        descriptor_media_type: Option<&str>,
+    ) -> Result<Manifest, FormatError> {
         let json = parse_object(bytes)?;
         let media_type = json
             .get("mediaType")
@@ -244,27 +344,29 @@ impl Manifest {
             .unwrap_or(media::OCI_MANIFEST)
             .to_string();
         if media::is_index(&media_type) {
-            return Err(format!(
-                "expected an image manifest, found an index ({media_type})"
-            ));
+            return Err(FormatError::IndexNotManifest { media_type });
         }
         if !media::is_manifest(&media_type) {
-            return Err(format!("unsupported manifest media type {media_type}"));
+            return Err(FormatError::ManifestMediaType { media_type });
         }
         if json.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
-            return Err("schemaVersion must be 2".to_string());
+            return Err(FormatError::SchemaVersion);
         }
-        let config = Descriptor::from_json(json.get("config").ok_or("manifest has no config")?)
-            .map_err(|e| format!("config descriptor: {e}"))?;
+        let missing = |field| FormatError::Missing {
+            object: "manifest",
+            field,
+        };
+        let config = Descriptor::from_json(json.get("config").ok_or_else(|| missing("config"))?)
+            .map_err(FormatError::at(Field::ConfigDescriptor))?;
         let layers = json
             .get("layers")
             .and_then(Value::as_array)
-            .ok_or("manifest has no layers array")?
+            .ok_or_else(|| missing("layers array"))?
             .iter()
             .enumerate()
-            .map(|(i, l)| Descriptor::from_json(l).map_err(|e| format!("layer {i}: {e}")))
+            .map(|(i, l)| Descriptor::from_json(l).map_err(FormatError::at(Field::Layer(i))))
             .collect::<Result<Vec<_>, _>>()?;
-        oci_spec::image::ImageManifest::from_reader(bytes).map_err(spec_error)?;
+        oci_spec::image::ImageManifest::from_reader(bytes).map_err(FormatError::Spec)?;
         Ok(Manifest {
             bytes: bytes.to_vec(),
             json,
@@ -312,7 +414,7 @@ impl Index {
     /// Parses an index (OCI) or manifest list (Docker). `descriptor_media_type` is what the referring
     /// descriptor or tag said, used when the index omits its own `mediaType`. Errors when the bytes
     /// are not JSON, not an index, or not `schemaVersion` 2.
-    pub fn parse(bytes: &[u8], descriptor_media_type: Option<&str>) -> Result<Index, String> {
+    pub fn parse(bytes: &[u8], descriptor_media_type: Option<&str>) -> Result<Index, FormatError> {
         let json = parse_object(bytes)?;
         let media_type = json
             .get("mediaType")
@@ -321,20 +423,23 @@ impl Index {
             .unwrap_or(media::OCI_INDEX)
             .to_string();
         if !media::is_index(&media_type) {
-            return Err(format!("expected an index, found {media_type}"));
+            return Err(FormatError::NotAnIndex { media_type });
         }
         if json.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
-            return Err("schemaVersion must be 2".to_string());
+            return Err(FormatError::SchemaVersion);
         }
         let manifests = json
             .get("manifests")
             .and_then(Value::as_array)
-            .ok_or("index has no manifests array")?
+            .ok_or(FormatError::Missing {
+                object: "index",
+                field: "manifests array",
+            })?
             .iter()
             .enumerate()
-            .map(|(i, m)| Descriptor::from_json(m).map_err(|e| format!("manifests[{i}]: {e}")))
+            .map(|(i, m)| Descriptor::from_json(m).map_err(FormatError::at(Field::Manifests(i))))
             .collect::<Result<Vec<_>, _>>()?;
-        oci_spec::image::ImageIndex::from_reader(bytes).map_err(spec_error)?;
+        oci_spec::image::ImageIndex::from_reader(bytes).map_err(FormatError::Spec)?;
         Ok(Index {
             bytes: bytes.to_vec(),
             json,
@@ -368,9 +473,10 @@ pub struct Config {
 impl Config {
     /// Parses a config: it must be JSON that oci-spec accepts as an image configuration, with
     /// valid diff IDs.
-    pub fn parse(bytes: &[u8]) -> Result<Config, String> {
+    pub fn parse(bytes: &[u8]) -> Result<Config, FormatError> {
         let json = parse_object(bytes)?;
-        let typed = oci_spec::image::ImageConfiguration::from_reader(bytes).map_err(spec_error)?;
+        let typed =
+            oci_spec::image::ImageConfiguration::from_reader(bytes).map_err(FormatError::Spec)?;
         let platform = Platform {
             os: typed.os().to_string(),
             architecture: typed.architecture().to_string(),
@@ -384,7 +490,7 @@ impl Config {
             .enumerate()
             .map(|(i, d)| {
                 d.parse::<Digest>()
-                    .map_err(|e| format!("rootfs.diff_ids[{i}]: {e}"))
+                    .map_err(|e| FormatError::at(Field::DiffId(i))(e.into()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
@@ -429,16 +535,31 @@ mod tests {
     #[test]
     fn manifest_parse_reports_what_is_missing() {
         let err = Manifest::parse(br#"{"schemaVersion":2}"#, None).unwrap_err();
-        assert!(err.contains("config"), "{err}");
+        assert!(
+            matches!(
+                err,
+                FormatError::Missing {
+                    field: "config",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.to_string(), "manifest has no config");
         let err = Manifest::parse(b"{", None).unwrap_err();
-        assert!(err.contains("invalid JSON"), "{err}");
+        assert!(matches!(err, FormatError::Json(_)), "{err}");
+        assert!(err.to_string().starts_with("invalid JSON: "), "{err}");
         let idx = format!(
             r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#,
             media::OCI_INDEX
         );
-        assert!(Manifest::parse(idx.as_bytes(), None)
-            .unwrap_err()
-            .contains("index"));
+        let err = Manifest::parse(idx.as_bytes(), None).unwrap_err();
+        assert!(matches!(err, FormatError::IndexNotManifest { .. }), "{err}");
+        let layer = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"a","digest":"{D}","size":1}},"layers":[{{"mediaType":"a","size":1}}]}}"#
+        );
+        let err = Manifest::parse(layer.as_bytes(), None).unwrap_err();
+        assert_eq!(err.to_string(), "layer 0: descriptor has no digest");
     }
 
     #[test]

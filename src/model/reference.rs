@@ -170,7 +170,7 @@ impl Reference {
                     if n.starts_with('@') {
                         return Err(err("docker-archive references by index (@N) are not supported; use NAME:TAG"));
                     }
-                    normalise_docker_name(n).map_err(|r| err(&r))?;
+                    normalise_docker_name(n).map_err(|r| err(&r.to_string()))?;
                 }
                 Location::DockerArchive {
                     file,
@@ -187,7 +187,7 @@ impl Reference {
                         ..err(&userinfo_reason(with_password))
                     });
                 }
-                parse_registry(rest).map_err(|r| err(&r))?
+                parse_registry(rest).map_err(|r| err(&r.to_string()))?
             }
             other => {
                 return Err(err(&format!(
@@ -421,10 +421,20 @@ impl fmt::Display for Shard {
     }
 }
 
+/// A `--shard` that is not `I/N` with `0 <= I < N`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid shard {input:?}: expected I/N with 0 <= I < N, e.g. 0/4")]
+pub struct ShardError {
+    /// The input, as given.
+    pub input: String,
+}
+
 impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let bad = || format!("invalid shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/4");
+    type Err = ShardError;
+    fn from_str(s: &str) -> Result<Shard, ShardError> {
+        let bad = || ShardError {
+            input: s.to_string(),
+        };
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let index: u64 = i.trim().parse().map_err(|_| bad())?;
         let count: u64 = n.trim().parse().map_err(|_| bad())?;
@@ -554,14 +564,33 @@ fn check_layout_tag(tag: &str) -> Result<String, &'static str> {
     Ok(tag.to_string())
 }
 
+/// Why a registry reference's name (or a `docker save` image name) is not a Docker name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The digest after `@` does not parse.
+    #[error(transparent)]
+    Digest(#[from] super::digest::DigestParseError),
+    /// A tag with characters a registry tag cannot have.
+    #[error("invalid tag {0:?}")]
+    Tag(String),
+    /// Nothing before the tag or digest.
+    #[error("missing repository")]
+    MissingRepository,
+    /// A repository path with characters a registry does not allow.
+    #[error("invalid repository {0:?} (lowercase letters, digits, '.', '_', '-' and '/')")]
+    Repository(String),
+    /// An archive image named by digest.
+    #[error("{0:?}: an archive image is named NAME[:TAG], not by digest")]
+    ByDigest(String),
+}
+
 /// A `docker save` image name in its full form, as docker compares them: `app:1` is
 /// `docker.io/library/app:1`, `example/app` is `docker.io/example/app:latest`. Digests are
 /// not names (an archive's `RepoTags` hold tags only).
-pub fn normalise_docker_name(name: &str) -> Result<String, String> {
+pub fn normalise_docker_name(name: &str) -> Result<String, NameError> {
     if name.contains('@') {
-        return Err(format!(
-            "{name:?}: an archive image is named NAME[:TAG], not by digest"
-        ));
+        return Err(NameError::ByDigest(name.to_string()));
     }
     match parse_registry(name)? {
         Location::Registry {
@@ -605,12 +634,10 @@ fn suggest_transport(input: &str) -> String {
     }
 }
 
-fn parse_registry(rest: &str) -> Result<Location, String> {
+fn parse_registry(rest: &str) -> Result<Location, NameError> {
     // The digest follows the last `@` (`Reference::parse` refused userinfo before).
     let (name, selector) = if let Some((name, digest)) = rest.rsplit_once('@') {
-        let d: Digest = digest
-            .parse()
-            .map_err(|e: super::digest::DigestParseError| e.to_string())?;
+        let d: Digest = digest.parse()?;
         // `name:tag@digest` pins by digest; the tag is informational.
         let name = match name.rsplit_once(':') {
             Some((n, t)) if !t.contains('/') => n,
@@ -621,7 +648,7 @@ fn parse_registry(rest: &str) -> Result<Location, String> {
         match rest.rsplit_once(':') {
             Some((n, t)) if !t.contains('/') => {
                 if !is_registry_tag(t) {
-                    return Err(format!("invalid tag {t:?}"));
+                    return Err(NameError::Tag(t.to_string()));
                 }
                 (n, Selector::Tag(t.to_string()))
             }
@@ -629,7 +656,7 @@ fn parse_registry(rest: &str) -> Result<Location, String> {
         }
     };
     if name.is_empty() {
-        return Err("missing repository".to_string());
+        return Err(NameError::MissingRepository);
     }
     let (host, repository) = match name.split_once('/') {
         Some((first, path))
@@ -648,9 +675,7 @@ fn parse_registry(rest: &str) -> Result<Location, String> {
                 })
         })
     {
-        return Err(format!(
-            "invalid repository {repository:?} (lowercase letters, digits, '.', '_', '-' and '/')"
-        ));
+        return Err(NameError::Repository(repository));
     }
     Ok(Location::Registry {
         host,

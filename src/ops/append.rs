@@ -13,7 +13,7 @@ use super::layers::scan_layers;
 use super::load::{load, Image, Loaded};
 use super::progress::Progress;
 use super::write::{write_image, BlobCopy, BlobStats};
-use crate::error::{Error, Result};
+use crate::error::{Error, LayerContext, PlanContext, Result, UsageError};
 use crate::layer::{build_layer, BuildOptions, LayerCompression, LayerInput, Tree};
 use crate::model::time::{format_rfc3339, parse_rfc3339};
 use crate::model::{Descriptor, Digest, Reference};
@@ -147,7 +147,10 @@ pub fn append(opts: &AppendOptions, progress: &dyn Progress) -> Result<AppendRep
     let loaded = load(src.as_ref(), &root)?;
     let images = loaded.images();
     let Some(first) = images.first() else {
-        return Err(Error::Refused(format!("{} has no images", opts.image)));
+        return Err(Error::NoImages {
+            image: opts.image.to_string(),
+            wanted: "images",
+        });
     };
     let mtime = opts
         .source_date_epoch
@@ -211,13 +214,17 @@ fn checked_deletes(opts: &AppendOptions, src: &dyn Source, image: &Image) -> Res
     let tree = lower_tree(src, image)?;
     for d in &opts.deletes {
         let path = crate::layer::path::normalize(d)
-            .map_err(|e| Error::Usage(format!("--delete {d:?}: {e}")))?
-            .ok_or_else(|| Error::Usage(format!("--delete {d:?}: cannot delete the root")))?;
+            .map_err(|source| UsageError::DeletePath {
+                path: d.clone(),
+                source: Box::new(source),
+            })?
+            .ok_or_else(|| UsageError::DeleteRoot { path: d.clone() })?;
         if !tree.contains(&path) {
-            return Err(Error::Usage(format!(
-                "--delete {d:?}: no such path in {}",
-                opts.image
-            )));
+            return Err(UsageError::DeleteMissing {
+                path: d.clone(),
+                image: opts.image.to_string(),
+            }
+            .into());
         }
     }
     Ok(Some(tree))
@@ -256,8 +263,12 @@ impl StagedLayer {
         let tmp = blobs.join("building");
         let built = {
             let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            build_layer(&input, &build, lower, &mut f)
-                .map_err(|e| Error::Refused(format!("--layer {}: {e}", opts.layer.display())))?
+            build_layer(&input, &build, lower, &mut f).map_err(|source| Error::Layer {
+                reference: opts.image.to_string(),
+                digest: None,
+                context: LayerContext::Input(opts.layer.clone()),
+                source: Box::new(source),
+            })?
         };
         std::fs::rename(&tmp, blobs.join(built.digest.hex())).map_err(|e| Error::io(&tmp, e))?;
         std::fs::write(
@@ -324,7 +335,10 @@ fn plan_entries(
             img.map(|img| {
                 plan::plan_append(img.parts(), layer, history.clone(), set_created).map_err(|e| {
                     Error::Plan {
-                        context: format!("cannot append to {} ({})", opts.image, img.platform()),
+                        context: PlanContext::Append {
+                            image: opts.image.to_string(),
+                            platform: img.platform().to_string(),
+                        },
                         source: Box::new(e),
                     }
                 })
@@ -352,10 +366,10 @@ fn plan_entries(
         (Some(ip), _) => ip.descriptor.clone(),
         (None, Some(Some(p))) => p.manifest_descriptor.clone(),
         (None, _) => {
-            return Err(Error::Refused(format!(
-                "{} has no image to append to",
-                opts.image
-            )))
+            return Err(Error::NoImages {
+                image: opts.image.to_string(),
+                wanted: "image to append to",
+            })
         }
     };
     Ok(PlannedAppend { plans, index, root })
@@ -489,8 +503,9 @@ fn parse_platform(s: &str) -> Result<(&str, &str, Option<&str>)> {
     match parts.as_slice() {
         [os, arch] if ok(os) && ok(arch) => Ok((os, arch, None)),
         [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok((os, arch, Some(variant))),
-        _ => Err(Error::Usage(format!(
-            "--platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8"
-        ))),
+        _ => Err(UsageError::Platform {
+            value: s.to_string(),
+        }
+        .into()),
     }
 }

@@ -11,7 +11,7 @@ use super::fleet;
 use super::load::{load, Loaded};
 use super::pkgdb::{base_upgrades, default_cache_dir};
 use super::summaries::LayerSummaries;
-use crate::error::{Error, Result};
+use crate::error::{Error, MissingInput, Result};
 use crate::model::{reference, Digest, Platform, Reference};
 use crate::pkgdb::PackageChange;
 use crate::plan::rebase::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
@@ -75,21 +75,17 @@ fn base_reference(
     if let Some(r) = explicit {
         return Ok(r.clone());
     }
-    let name = name.ok_or_else(|| Error::NeedsFlag {
-        flag: "--base",
-        message: format!("{image} has no {ANNOTATION_BASE_NAME} annotation; pass --base REF"),
-    })?;
+    let name = name.ok_or_else(|| Error::needs_flag(image, MissingInput::BaseName))?;
     // The annotation comes from the image: quoted redacted, as any reference.
-    Reference::from_base_name(name).map_err(|e| {
-            Error::NeedsFlag {
-                flag: "--base",
-                message: format!(
-                    "{image}: its {ANNOTATION_BASE_NAME} annotation {:?} is not a usable reference ({}); pass --base REF",
-                    reference::redact(name),
-                    e.reason()
-                ),
-            }
-        })
+    Reference::from_base_name(name).map_err(|source| {
+        Error::needs_flag(
+            image,
+            MissingInput::InvalidBaseName {
+                name: reference::redact(name).into_owned(),
+                source: Box::new(source),
+            },
+        )
+    })
 }
 
 /// Tells whether an image's base is outdated, per platform: `base`, else the base its
@@ -121,10 +117,9 @@ fn check_with(
 ) -> Result<CheckReport> {
     let src = open_source(image_ref, registry)?;
     let image = load(src.as_ref(), &src.root()?)?;
-    let first = *image.images().first().ok_or_else(|| {
-        Error::Refused(format!(
-            "{image_ref} has no image manifest (its index lists none); nothing to check"
-        ))
+    let first = *image.images().first().ok_or_else(|| Error::NoImages {
+        image: image_ref.to_string(),
+        wanted: "image manifest (its index lists none); nothing to check",
     })?;
     let annotations = first.manifest.annotations();
     let base_ref = base_reference(base, annotations.get(ANNOTATION_BASE_NAME), image_ref)?;
@@ -136,11 +131,14 @@ fn check_with(
     let mut platforms = Vec::new();
     for img in image.images() {
         let platform = img.platform();
-        let now = current.for_platform(platform).ok_or_else(|| {
-            Error::Refused(format!(
-                "the base {base_ref} has no image for platform {platform} of {image_ref}"
-            ))
-        })?;
+        let now = current
+            .for_platform(platform)
+            .ok_or_else(|| Error::NoPlatform {
+                which: "the base",
+                base: Some(base_ref.to_string()),
+                platform: platform.to_string(),
+                image: image_ref.to_string(),
+            })?;
         let recorded = img
             .manifest
             .annotations()
@@ -267,6 +265,9 @@ pub struct FleetCheckEntry {
     /// Why the check failed; `None` when it succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The failure's [`Error::kind`]; `None` when the check succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<&'static str>,
 }
 
 /// What a fleet check found: counts, then one entry per image, in the list's order.
@@ -316,6 +317,7 @@ pub fn check_fleet(
                 requests,
                 report: Some(r),
                 error: None,
+                error_kind: None,
             },
             Err(e) => FleetCheckEntry {
                 image: image.to_string(),
@@ -323,6 +325,7 @@ pub fn check_fleet(
                 requests,
                 report: None,
                 error: Some(e.to_string()),
+                error_kind: Some(e.kind()),
             },
         }
     });

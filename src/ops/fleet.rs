@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use super::load::Loaded;
-use crate::error::{Error, Result};
+use crate::error::{Result, UsageError};
 use crate::model::{Reference, Shard};
 
 /// An image graph a run reads once and its images share (a base), behind a lock of its own:
@@ -100,16 +100,21 @@ pub fn check_destinations(jobs: &[(Reference, Reference)]) -> Result<()> {
     for (img, dest) in jobs {
         // Compared as written: the shown form may hide a part that tells two apart.
         if let Some(other) = seen.insert(dest.as_written().to_string(), img.to_string()) {
-            return Err(Error::Usage(format!(
-                "{other} and {img} would both be written to {dest}; use {{name}}, {{tag}} or {{index}} in -o"
-            )));
+            return Err(UsageError::SameDestination {
+                first: other,
+                second: img.to_string(),
+                destination: dest.to_string(),
+            }
+            .into());
         }
         if matches!(dest.transport(), "oci-archive" | "docker-archive") {
             if let Some(other) = archives.insert(dest.place(), img.to_string()) {
-                return Err(Error::Usage(format!(
-                    "{other} and {img} would both be written into the archive {}; a fleet writes one image per archive (use {{name}} in the file name, or an oci: layout)",
-                    dest.place()
-                )));
+                return Err(UsageError::SameArchive {
+                    first: other,
+                    second: img.to_string(),
+                    archive: dest.place(),
+                }
+                .into());
             }
         }
     }

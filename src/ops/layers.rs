@@ -7,7 +7,7 @@ use std::io::Read;
 use rayon::prelude::*;
 
 use crate::engine::{self, Compression, ConsumeError};
-use crate::error::{Error, Result};
+use crate::error::{BlobError, Error, LayerContext, Result};
 use crate::layer::{scan_headers, EntryInfo, LayerError};
 use crate::model::Descriptor;
 use crate::transport::{absent_foreign_layer, bounded, check_blob, Source};
@@ -27,14 +27,17 @@ pub fn read_layer<T>(
     if absent_foreign_layer(src, desc)? {
         return Ok(None);
     }
-    let invalid = |reason: String| Error::InvalidBlob {
+    let invalid = |source: BlobError| Error::InvalidBlob {
         reference: src.reference().to_string(),
         what: "layer",
         digest: desc.digest.clone(),
-        reason,
+        source,
     };
-    let compression = Compression::from_media_type(&desc.media_type)
-        .ok_or_else(|| invalid(format!("unknown layer media type {}", desc.media_type)))?;
+    let compression = Compression::from_media_type(&desc.media_type).ok_or_else(|| {
+        invalid(BlobError::UnknownMediaType {
+            media_type: desc.media_type.clone(),
+        })
+    })?;
     let blob = bounded(src.open_blob(&desc.digest)?, desc);
     // Only the stored digest is checked (a descriptor names no diff ID); a big layer is
     // decompressed on a thread of its own while `consume` reads it.
@@ -44,11 +47,18 @@ pub fn read_layer<T>(
     };
     let (value, digests) = match engine::decode_with_options(blob, compression, opts, consume) {
         Ok(done) => done,
-        Err(ConsumeError::Consumer(e)) => return Err(invalid(e.to_string())),
+        Err(ConsumeError::Consumer(source)) => {
+            return Err(Error::Layer {
+                reference: src.reference().to_string(),
+                digest: Some(desc.digest.clone()),
+                context: LayerContext::Blob,
+                source: Box::new(source),
+            })
+        }
         Err(ConsumeError::Stream(e)) => {
             return Err(check_blob(src, desc, Err(e))
                 .err()
-                .unwrap_or_else(|| invalid("unreadable".into())))
+                .unwrap_or_else(|| invalid(BlobError::Unreadable)))
         }
     };
     let size = digests.size;

@@ -1,7 +1,7 @@
 //! Reading an image graph (index → manifests → configs) from any source, every JSON blob
 //! checked against its descriptor.
 
-use crate::error::{Error, Result};
+use crate::error::{BlobError, Error, Result};
 use crate::model::{media, Config, Descriptor, Index, Manifest, Platform};
 use crate::plan::Parts;
 use crate::transport::{read_json_blob, Source};
@@ -103,12 +103,12 @@ impl Loaded {
     }
 }
 
-fn invalid(src: &dyn Source, what: &'static str, desc: &Descriptor, reason: String) -> Error {
+fn invalid(src: &dyn Source, what: &'static str, desc: &Descriptor, source: BlobError) -> Error {
     Error::InvalidBlob {
         reference: src.reference().to_string(),
         what,
         digest: desc.digest.clone(),
-        reason,
+        source,
     }
 }
 
@@ -119,7 +119,8 @@ pub fn load_image(src: &dyn Source, desc: &Descriptor) -> Result<Image> {
 
 fn read_manifest(src: &dyn Source, desc: &Descriptor) -> Result<Manifest> {
     let bytes = read_json_blob(src, desc, "manifest")?;
-    Manifest::parse(&bytes, Some(&desc.media_type)).map_err(|e| invalid(src, "manifest", desc, e))
+    Manifest::parse(&bytes, Some(&desc.media_type))
+        .map_err(|e| invalid(src, "manifest", desc, e.into()))
 }
 
 /// The image of a manifest already read (and checked) from `src`: reads its config.
@@ -129,15 +130,14 @@ pub(crate) fn image_from(src: &dyn Source, desc: &Descriptor, manifest: Manifest
             src,
             "manifest",
             desc,
-            format!(
-                "it is an artifact (config media type {}), not an image",
-                manifest.config.media_type
-            ),
+            BlobError::Artifact {
+                config_media_type: manifest.config.media_type.clone(),
+            },
         ));
     }
     let config_bytes = read_json_blob(src, &manifest.config, "config")?;
-    let config =
-        Config::parse(&config_bytes).map_err(|e| invalid(src, "config", &manifest.config, e))?;
+    let config = Config::parse(&config_bytes)
+        .map_err(|e| invalid(src, "config", &manifest.config, e.into()))?;
     Ok(Image {
         descriptor: desc.clone(),
         manifest,
@@ -151,8 +151,8 @@ pub fn load(src: &dyn Source, desc: &Descriptor) -> Result<Loaded> {
         return Ok(Loaded::Single(load_image(src, desc)?));
     }
     let bytes = read_json_blob(src, desc, "index")?;
-    let index =
-        Index::parse(&bytes, Some(&desc.media_type)).map_err(|e| invalid(src, "index", desc, e))?;
+    let index = Index::parse(&bytes, Some(&desc.media_type))
+        .map_err(|e| invalid(src, "index", desc, e.into()))?;
     let mut entries = Vec::with_capacity(index.manifests.len());
     for entry in &index.manifests {
         let other = |why: &str| {

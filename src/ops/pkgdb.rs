@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::stack::{summaries_of, Copy, Found, Stack, StackView};
 use super::summaries::LayerSummaries;
-use crate::error::{Error, Result};
+use crate::error::{Error, LayerName, PackageDbError, Result};
 use crate::layer::{
     path, resolve, EntryKind, FileEntry, Finding, FindingClass, FindingKind, LayerSummary, Lookup,
 };
@@ -313,25 +313,26 @@ struct Run<'a> {
 
 /// A database over the size cap of what a layer summary keeps (`pkgdb::MAX_DB_SIZE`).
 fn too_large(src: &dyn Source, stack: &Stack, path: &str, size: u64, layer: usize) -> Error {
-    Error::NeedsFlag {
-        flag: "--no-package-db",
-        message: format!(
-            "{}: package database /{path} in {} is {size} bytes, more than the {} bytes ocipatch reads of one; pass --no-package-db to rebase without reconciling it",
-            src.reference(),
-            stack.layer_name(layer),
-            pkgdb::MAX_DB_SIZE
-        ),
+    Error::PackageDb {
+        reference: src.reference().to_string(),
+        path: path.to_string(),
+        layer: stack.layer(layer),
+        line: None,
+        source: Box::new(PackageDbError::TooLarge {
+            size,
+            limit: pkgdb::MAX_DB_SIZE,
+        }),
     }
 }
 
 /// A database that does not parse: never write a wrong one; `--no-package-db` skips the step.
-fn unparsable(src: &dyn Source, path: &str, whence: &str, e: impl std::fmt::Display) -> Error {
-    Error::NeedsFlag {
-        flag: "--no-package-db",
-        message: format!(
-            "{}: /{path} in {whence} does not parse: {e}; fix the image, or pass --no-package-db to rebase without reconciling it",
-            src.reference()
-        ),
+fn unparsable(src: &dyn Source, path: &str, layer: LayerName, e: pkgdb::ParseError) -> Error {
+    Error::PackageDb {
+        reference: src.reference().to_string(),
+        path: path.to_string(),
+        layer,
+        line: Some(e.line),
+        source: Box::new(e.into()),
     }
 }
 
@@ -461,8 +462,8 @@ impl Run<'_> {
         self.files.push(file_like(copy, &target, bytes));
     }
 
-    fn app_layer_name(&self, copy: &Copy) -> String {
-        self.stacks.image.layer_name(copy.layer)
+    fn app_layer(&self, copy: &Copy) -> LayerName {
+        self.stacks.image.layer(copy.layer)
     }
 
     /// One database file of a text format: the three copies, merged.
@@ -472,18 +473,18 @@ impl Run<'_> {
             return Ok(());
         };
         let (old_copy, new_copy) = self.base_copies(path)?;
-        let parse = |copy: &Copy, src: &dyn Source, whence: String| {
-            pkgdb::parse(format, &copy.content).map_err(|e| unparsable(src, path, &whence, e))
+        let parse = |copy: &Copy, src: &dyn Source, layer: LayerName| {
+            pkgdb::parse(format, &copy.content).map_err(|e| unparsable(src, path, layer, e))
         };
         let (image_src, new_src) = (self.input.image_src, self.input.new_src);
-        let app_db = parse(&app_copy, image_src, self.app_layer_name(&app_copy))?;
+        let app_db = parse(&app_copy, image_src, self.app_layer(&app_copy))?;
         let old_db = old_copy
             .as_ref()
-            .map(|c| parse(c, image_src, self.stacks.old.layer_name(c.layer)))
+            .map(|c| parse(c, image_src, self.stacks.old.layer(c.layer)))
             .transpose()?;
         let new_db = new_copy
             .as_ref()
-            .map(|c| parse(c, new_src, self.stacks.new.layer_name(c.layer)))
+            .map(|c| parse(c, new_src, self.stacks.new.layer(c.layer)))
             .transpose()?;
         let merged = pkgdb::merge(old_db.as_ref(), new_db.as_ref(), &app_db);
         let unchanged = merged.bytes == app_copy.content;
@@ -546,14 +547,14 @@ impl Run<'_> {
     // it is.
     fn status_d_file(&mut self, file: &str, app_copy: &Copy) -> Result<()> {
         let src = self.input.image_src;
-        let parse = |bytes: &[u8], whence: String| {
-            pkgdb::parse(Format::DpkgStatus, bytes).map_err(|e| unparsable(src, file, &whence, e))
+        let parse = |bytes: &[u8], layer: LayerName| {
+            pkgdb::parse(Format::DpkgStatus, bytes).map_err(|e| unparsable(src, file, layer, e))
         };
-        let app_db = parse(&app_copy.content, self.app_layer_name(app_copy))?;
+        let app_db = parse(&app_copy.content, self.app_layer(app_copy))?;
         let (old_copy, new_copy) = self.base_copies(file)?;
         let new_db = new_copy
             .as_ref()
-            .map(|n| parse(&n.content, self.stacks.new.layer_name(n.layer)))
+            .map(|n| parse(&n.content, self.stacks.new.layer(n.layer)))
             .transpose()?;
         let old_content = old_copy.as_ref().map(|c| &c.content[..]);
         let new_content = new_copy.as_ref().map(|c| &c.content[..]);
@@ -620,15 +621,14 @@ impl Run<'_> {
     /// NDB are refused (reported as not reconciled when the new base changed them, which also
     /// leaves the shadowed-file safety finding real, so `--strict` fails).
     fn rpm(&mut self) -> Result<()> {
-        let fail = |src: &dyn Source, path: &str, whence: String, e: &dyn std::fmt::Display| {
-            Error::NeedsFlag {
-            flag: "--no-package-db",
-            message: format!(
-                "{}: rpm database /{path} in {whence}: {e}; fix the image, or pass --no-package-db to rebase without reconciling it",
-                src.reference()
-            ),
-        }
-        };
+        let fail =
+            |src: &dyn Source, path: &str, layer: LayerName, e: PackageDbError| Error::PackageDb {
+                reference: src.reference().to_string(),
+                path: path.to_string(),
+                layer,
+                line: None,
+                source: Box::new(e),
+            };
         for (path, kind) in pkgdb::RpmDbKind::PATHS {
             let AppCopy::File(app_copy) = self.app_copy(path)? else {
                 continue;
@@ -663,31 +663,31 @@ impl Run<'_> {
                         return Err(fail(
                             src,
                             &wal,
-                            stack.layer_name(c.layer),
-                            &"the write-ahead log is not empty (the database was not closed cleanly)",
+                            stack.layer(c.layer),
+                            PackageDbError::WalNotEmpty,
                         ));
                     }
                 }
             }
             let (image_src, new_src) = (self.input.image_src, self.input.new_src);
             let app_db = pkgdb::rpm::read(&app_copy.content)
-                .map_err(|e| fail(image_src, path, self.app_layer_name(&app_copy), &e))?;
+                .map_err(|e| fail(image_src, path, self.app_layer(&app_copy), e.into()))?;
             let old_db = match &old_copy {
                 Some(c) => Some(
                     pkgdb::rpm::read(&c.content)
-                        .map_err(|e| fail(image_src, path, stacks.old.layer_name(c.layer), &e))?,
+                        .map_err(|e| fail(image_src, path, stacks.old.layer(c.layer), e.into()))?,
                 ),
                 None => None,
             };
             let new_db = match &new_copy {
                 Some(c) => Some(
                     pkgdb::rpm::read(&c.content)
-                        .map_err(|e| fail(new_src, path, stacks.new.layer_name(c.layer), &e))?,
+                        .map_err(|e| fail(new_src, path, stacks.new.layer(c.layer), e.into()))?,
                 ),
                 None => None,
             };
             let merged = pkgdb::rpm::merge(old_db.as_ref(), new_db.as_ref(), &app_db)
-                .map_err(|e| fail(image_src, path, self.app_layer_name(&app_copy), &e))?;
+                .map_err(|e| fail(image_src, path, self.app_layer(&app_copy), e.into()))?;
             self.any_change |= !merged.same_as_app;
             self.report.databases.push(DbFile {
                 path: path.to_string(),
@@ -893,7 +893,7 @@ pub fn base_upgrades(
         };
         let parse = |c: &Copy, src: &dyn Source, stack: &Stack| {
             pkgdb::parse(format, &c.content)
-                .map_err(|e| unparsable(src, format.path(), &stack.layer_name(c.layer), e))
+                .map_err(|e| unparsable(src, format.path(), stack.layer(c.layer), e))
         };
         let (mine, theirs) = (
             parse(&mine, image_src, &image)?,

@@ -13,8 +13,9 @@ use super::safety::{self, SafetyReport};
 use super::summaries::LayerSummaries;
 use super::write::{write_image, BlobCopy, BlobStats, SharedCopies};
 use crate::engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, LayerContext, MissingInput, PlanContext, Result, UsageError};
 use crate::layer::{build_files_layer, FindingClass, LayerCompression};
+use crate::model::image::FormatError;
 use crate::model::{
     reference, Config, Descriptor, Digest, Location, Manifest, Platform, Reference,
 };
@@ -152,15 +153,16 @@ fn find_old_base<'a>(
 ) -> Result<&'a Image> {
     let new_src = bases.new_src.as_ref();
     let platform = image.platform();
-    let no_match = |what: &str| {
-        Error::Refused(format!(
-            "{what} has no image for platform {platform} of {image_ref}"
-        ))
+    let no_match = |which: &'static str, base: Option<String>| Error::NoPlatform {
+        which,
+        base,
+        platform: platform.to_string(),
+        image: image_ref.to_string(),
     };
     if let Some(from) = from {
         return from
             .for_platform(platform)
-            .ok_or_else(|| no_match("the old base (--from)"));
+            .ok_or_else(|| no_match("the old base (--from)", None));
     }
     let Some(digest) = image
         .manifest
@@ -168,18 +170,15 @@ fn find_old_base<'a>(
         .get(ANNOTATION_BASE_DIGEST)
         .cloned()
     else {
-        return Err(Error::NeedsFlag {
-            flag: "--from",
-            message: format!(
-                "{image_ref} ({platform}) has no {ANNOTATION_BASE_DIGEST} annotation, so its old base is unknown; pass --from OLD_BASE"
-            ),
-        });
+        return Err(Error::needs_flag(
+            image_ref,
+            MissingInput::BaseDigest {
+                platform: platform.to_string(),
+            },
+        ));
     };
-    let digest: Digest = digest.parse().map_err(|e| Error::NeedsFlag {
-        flag: "--from",
-        message: format!(
-            "{image_ref}: invalid {ANNOTATION_BASE_DIGEST} annotation: {e}; pass --from OLD_BASE"
-        ),
+    let digest: Digest = digest.parse().map_err(|source| {
+        Error::needs_flag(image_ref, MissingInput::InvalidBaseDigest { source })
     })?;
     if !resolved.contains_key(&digest) {
         let cell = bases
@@ -202,13 +201,13 @@ fn find_old_base<'a>(
                 }
             }
             let loaded = found.ok_or_else(|| {
-                Error::NeedsFlag {
-                    flag: "--from",
-                    message: format!(
-                        "the old base {digest} of {image_ref} (its {ANNOTATION_BASE_DIGEST} annotation) is neither in {} nor in {image_ref}; pass --from OLD_BASE",
-                        new_src.reference()
-                    ),
-                }
+                Error::needs_flag(
+                    image_ref,
+                    MissingInput::OldBase {
+                        digest: digest.clone(),
+                        searched: new_src.reference().to_string(),
+                    },
+                )
             })?;
             *cell = Some(Arc::new(loaded));
         }
@@ -218,7 +217,7 @@ fn find_old_base<'a>(
     // An annotation naming an index (some tools record that) still resolves per platform.
     resolved[&digest]
         .for_platform(platform)
-        .ok_or_else(|| no_match(&format!("the old base {digest}")))
+        .ok_or_else(|| no_match("the old base", Some(digest.to_string())))
 }
 
 /// The rebase, planned; nothing written yet.
@@ -331,12 +330,14 @@ fn plan_all(
             image_src,
         )?;
         old_bases.push(old.descriptor.digest.to_string());
-        let new = new_base.for_platform(platform).ok_or_else(|| {
-            Error::Refused(format!(
-                "the new base {} has no image for platform {platform} of {}",
-                opts.onto, opts.image
-            ))
-        })?;
+        let new = new_base
+            .for_platform(platform)
+            .ok_or_else(|| Error::NoPlatform {
+                which: "the new base",
+                base: Some(opts.onto.to_string()),
+                platform: platform.to_string(),
+                image: opts.image.to_string(),
+            })?;
         let base_len = old.config.diff_ids.len().min(img.manifest.layers.len());
         // An earlier rebase's package-database layer is replaced, never stacked.
         let replaces_top = opts.package_db.enabled && has_package_db_layer_on_top(img);
@@ -355,14 +356,15 @@ fn plan_all(
             base_name.as_deref(),
         )
         .map_err(|source| Error::Plan {
-            context: format!(
-                "cannot rebase {} ({platform}) from {} onto {}",
-                opts.image,
-                opts.from
+            context: PlanContext::Rebase {
+                image: opts.image.to_string(),
+                platform: platform.to_string(),
+                from: opts
+                    .from
                     .as_ref()
                     .map_or_else(|| old.descriptor.digest.to_string(), |f| f.to_string()),
-                opts.onto
-            ),
+                onto: opts.onto.to_string(),
+            },
             source: Box::new(source),
         })?;
         if opts.package_db.enabled {
@@ -384,11 +386,13 @@ fn plan_all(
                 if !rec.files.is_empty() {
                     let mut blob = Vec::new();
                     let layer = build_files_layer(&rec.files, LayerCompression::Gzip, &mut blob)
-                        .map_err(|e| {
-                            Error::Refused(format!(
-                                "{} ({platform}): building the package-database layer: {e}",
-                                opts.image
-                            ))
+                        .map_err(|source| Error::Layer {
+                            reference: opts.image.to_string(),
+                            digest: None,
+                            context: LayerContext::PackageDb {
+                                platform: platform.to_string(),
+                            },
+                            source: Box::new(source),
                         })?;
                     built.add(blob);
                     p = append_package_db_layer(p, img, &layer, &opts.image)?;
@@ -459,10 +463,10 @@ fn plan_all(
                 .map(|e| e.image().map(&mut plan_one).transpose())
                 .collect::<Result<Vec<_>>>()?;
             if plans.iter().all(Option::is_none) {
-                return Err(Error::Refused(format!(
-                    "{} has no images to rebase",
-                    opts.image
-                )));
+                return Err(Error::NoImages {
+                    image: opts.image.to_string(),
+                    wanted: "images to rebase",
+                });
             }
             let os_versions: Vec<Option<String>> = plans
                 .iter()
@@ -639,11 +643,13 @@ fn has_package_db_layer_on_top(img: &Image) -> bool {
 
 /// The image without its top layer (and that layer's diff ID and history entry).
 fn without_top_layer(img: &Image, reference: &Reference) -> Result<Image> {
-    let bad = |what: &str, e: String| {
-        Error::Corrupt(format!(
-            "{reference}: removing the earlier package-database layer: {what}: {e}"
-        ))
+    let bad = |step: &'static str, source: FormatError| Error::Rewrite {
+        reference: reference.to_string(),
+        step,
+        source,
     };
+    const CONFIG: &str = "removing the earlier package-database layer: config";
+    const MANIFEST: &str = "removing the earlier package-database layer: manifest";
     let mut manifest = img.manifest.json.clone();
     if let Some(serde_json::Value::Array(layers)) = manifest.get_mut("layers") {
         layers.pop();
@@ -657,16 +663,17 @@ fn without_top_layer(img: &Image, reference: &Reference) -> Result<Image> {
     if let Some(serde_json::Value::Array(h)) = config.get_mut("history") {
         h.pop();
     }
-    let config_bytes = serde_json::to_vec(&config).map_err(|e| bad("config", e.to_string()))?;
-    let config = Config::parse(&config_bytes).map_err(|e| bad("config", e))?;
+    let config_bytes =
+        serde_json::to_vec(&config).map_err(|e| bad(CONFIG, FormatError::Json(e)))?;
+    let config = Config::parse(&config_bytes).map_err(|e| bad(CONFIG, e))?;
     let mut config_desc = img.manifest.config.clone();
     config_desc.digest = Digest::of(&config_bytes);
     config_desc.size = config_bytes.len() as u64;
     manifest.insert("config".into(), config_desc.to_json());
     let manifest_bytes =
-        serde_json::to_vec(&manifest).map_err(|e| bad("manifest", e.to_string()))?;
+        serde_json::to_vec(&manifest).map_err(|e| bad(MANIFEST, FormatError::Json(e)))?;
     let manifest = Manifest::parse(&manifest_bytes, Some(&img.manifest.media_type))
-        .map_err(|e| bad("manifest", e))?;
+        .map_err(|e| bad(MANIFEST, e))?;
     let mut descriptor = img.descriptor.clone();
     descriptor.digest = Digest::of(&manifest_bytes);
     descriptor.size = manifest_bytes.len() as u64;
@@ -685,10 +692,10 @@ fn append_package_db_layer(
     layer: &crate::layer::BuiltLayer,
     reference: &Reference,
 ) -> Result<ImagePlan> {
-    let bad = |e: String| {
-        Error::Corrupt(format!(
-            "{reference}: adding the package-database layer: {e}"
-        ))
+    let bad = |source: FormatError| Error::Rewrite {
+        reference: reference.to_string(),
+        step: "adding the package-database layer",
+        source,
     };
     let manifest =
         Manifest::parse(&p.manifest, Some(&p.manifest_descriptor.media_type)).map_err(bad)?;
@@ -713,7 +720,12 @@ fn append_package_db_layer(
         serde_json::Value::Object(entry),
         None,
     )
-    .map_err(|e| bad(e.to_string()))?;
+    .map_err(|source| Error::Plan {
+        context: PlanContext::PackageDbLayer {
+            image: reference.to_string(),
+        },
+        source: Box::new(source),
+    })?;
 
     let (mut config_bytes, mut manifest_bytes) = (ap.config, ap.manifest);
     let same_json = |bytes: &[u8], original: &serde_json::Map<String, serde_json::Value>| {
@@ -726,9 +738,9 @@ fn append_package_db_layer(
         config_desc.digest = Digest::of(&config_bytes);
         config_desc.size = config_bytes.len() as u64;
         let mut m: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&manifest_bytes).map_err(|e| bad(e.to_string()))?;
+            serde_json::from_slice(&manifest_bytes).map_err(|e| bad(FormatError::Json(e)))?;
         m.insert("config".into(), config_desc.to_json());
-        manifest_bytes = serde_json::to_vec(&m).map_err(|e| bad(e.to_string()))?;
+        manifest_bytes = serde_json::to_vec(&m).map_err(|e| bad(FormatError::Json(e)))?;
     }
     if manifest_bytes != original.manifest.bytes
         && same_json(&manifest_bytes, &original.manifest.json)
@@ -791,42 +803,28 @@ fn classify_findings(report: &mut SafetyReport, db: Option<&pkgdb::PackageDbRepo
     }
 }
 
-/// `--strict`: any safety finding fails the rebase before anything is written.
+/// `--strict`: any safety finding fails the rebase before anything is written (the error
+/// carries the verdict; its message names the first finding).
 fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
-    let findings: Vec<String> = reports
-        .iter()
-        .flat_map(|r| {
-            let findings = r
-                .findings
-                .iter()
-                .filter(|f| f.class == FindingClass::Real)
-                .map(move |f| format!("{} {}: {}", r.platform, f.path, f.detail));
-            let platform = r
-                .platform_changes
-                .iter()
-                .map(move |c| format!("{} {c}", r.platform));
-            findings.chain(platform)
-        })
-        .collect();
-    match findings.first() {
-        None => Ok(()),
-        Some(first) => Err(Error::Refused(format!(
-            "rebase of {} refused by --strict: {} safety finding(s), first: {first}",
-            opts.image,
-            findings.len()
-        ))),
+    if reports.iter().all(SafetyReport::is_clean) {
+        return Ok(());
     }
+    Err(Error::Strict {
+        image: opts.image.to_string(),
+        reports: reports.to_vec(),
+    })
 }
 
 /// `--base-name` goes into the image's annotations, pushed with it wherever it goes: a name
 /// that holds what may be a password (`user:pass@host/repo`) is refused, as in a reference.
 fn check_base_name(opts: &RebaseOptions) -> Result<()> {
     match &opts.base_name {
-        Some(name) if reference::secret_part(name).is_some() => Err(Error::Usage(format!(
-            "--base-name {:?}: a base name carries no credentials (it is written into the \
-             image); name the base as HOST/REPO:TAG",
-            reference::redact(name)
-        ))),
+        Some(name) if reference::secret_part(name).is_some() => {
+            Err(UsageError::BaseNameCredentials {
+                name: reference::redact(name).into_owned(),
+            }
+            .into())
+        }
         _ => Ok(()),
     }
 }

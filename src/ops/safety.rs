@@ -628,7 +628,7 @@ fn result_elf_errors(result: &Stack, new_len: usize) -> Vec<(String, String)> {
             for (p, e) in &s.elf {
                 if let Err(why) = e {
                     if result.tree().layer_of(p) == Some(l) {
-                        out.push((p.clone(), why.clone()));
+                        out.push((p.clone(), why.reason.clone()));
                     }
                 }
             }

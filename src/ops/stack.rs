@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::summaries::LayerSummaries;
-use crate::error::{Error, Result};
+use crate::error::{Error, LayerName, Result};
 use crate::layer::{resolve, EntryInfo, EntryKind, KeptFile, LayerSummary, Lookup, Tree};
 use crate::model::Descriptor;
 use crate::pkgdb;
@@ -96,9 +96,14 @@ impl<'a> Stack<'a> {
 
     /// `"{name} layer {digest}"` for the layer at `index`.
     pub fn layer_name(&self, index: usize) -> String {
-        match self.layers.get(index) {
-            Some(l) => format!("{} layer {}", self.name, l.desc.digest),
-            None => self.name.to_string(),
+        self.layer(index).to_string()
+    }
+
+    /// The layer at `index`, named for errors (the stack alone when there is no such layer).
+    pub fn layer(&self, index: usize) -> LayerName {
+        LayerName {
+            image: self.name,
+            digest: self.layers.get(index).map(|l| l.desc.digest.clone()),
         }
     }
 
@@ -160,12 +165,11 @@ impl<'a> Stack<'a> {
             Some(k) => k.clone(),
             None => self
                 .read_again(layer, &content_path, counter)?
-                .ok_or_else(|| {
-                    Error::Corrupt(format!(
-                        "{}: {path} leads to {found}, whose contents are not in {}",
-                        self.layers[layer].src.reference(),
-                        self.layer_name(layer)
-                    ))
+                .ok_or_else(|| Error::MissingContents {
+                    reference: self.layers[layer].src.reference().to_string(),
+                    path: path.to_string(),
+                    found: found.clone(),
+                    layer: self.layer(layer),
                 })?,
         };
         Ok(Found::File(Box::new(Copy {

@@ -24,7 +24,7 @@ use crate::layer::{summarize, EntryInfo, KeptFile, LayerSummary};
 use crate::model::{Descriptor, Digest};
 use crate::pkgdb;
 use crate::transport::{self, Source};
-use crate::verdict::elf::ElfInfo;
+use crate::verdict::elf::{ElfError, ElfInfo};
 
 /// The files whose contents a summary keeps: the package databases, the release files, the
 /// accounts files and the dynamic loader's configuration and cache. Part of the cache format:
@@ -186,30 +186,28 @@ impl LayerSummaries {
         }
     }
 
-    fn decode(&self, digest: &Digest, bytes: &[u8]) -> std::result::Result<LayerSummary, String> {
-        let (head, body) = split_entry(bytes).ok_or("not a cache entry")?;
+    fn decode(&self, digest: &Digest, bytes: &[u8]) -> std::result::Result<LayerSummary, Unusable> {
+        let (head, body) = split_entry(bytes).ok_or(Unusable::NotAnEntry)?;
         let expected = header_line(digest, &Digest::of(body));
         if head != expected.as_bytes() {
             return Err(if head.starts_with(format!("{MAGIC} ").as_bytes()) {
-                "written by another ocipatch version, or for another layer, or its contents changed"
-                    .into()
+                Unusable::Stale
             } else {
-                "not a cache entry".into()
+                Unusable::NotAnEntry
             });
         }
-        let cached: Cached = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let cached: Cached = serde_json::from_slice(body).map_err(Unusable::Json)?;
         let mut kept = Vec::with_capacity(cached.kept.len());
         for k in cached.kept {
             let path = self
                 .content_path(&k.content)
-                .ok_or("no content directory")?;
-            let content = transport::read_capped(&path, pkgdb::MAX_DB_SIZE)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .ok_or(Unusable::NoContentDir)?;
+            let content = match transport::read_capped(&path, pkgdb::MAX_DB_SIZE) {
+                Ok(c) => c,
+                Err(source) => return Err(Unusable::Content { path, source }),
+            };
             if Digest::of(&content) != k.content {
-                return Err(format!(
-                    "{}: contents do not match its name",
-                    path.display()
-                ));
+                return Err(Unusable::ContentMismatch { path });
             }
             kept.push(KeptFile {
                 path: k.path,
@@ -264,6 +262,23 @@ impl LayerSummaries {
     }
 }
 
+/// Why a cache entry is ignored (the layer is read again, with a warning that says this).
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error("not a cache entry")]
+    NotAnEntry,
+    #[error("written by another ocipatch version, or for another layer, or its contents changed")]
+    Stale,
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("no content directory")]
+    NoContentDir,
+    #[error("{}: {source}", path.display())]
+    Content { path: PathBuf, source: io::Error },
+    #[error("{}: contents do not match its name", path.display())]
+    ContentMismatch { path: PathBuf },
+}
+
 /// `MAGIC FORMAT VERSION LAYER BODY-DIGEST`: what an entry must say of itself.
 fn header_line(layer: &Digest, body: &Digest) -> String {
     format!(
@@ -282,7 +297,7 @@ struct Cached {
     entries: Vec<EntryInfo>,
     kept: Vec<CachedKept>,
     oversized: Vec<(String, u64)>,
-    elf: Vec<(String, Result<ElfInfo, String>)>,
+    elf: Vec<(String, Result<ElfInfo, ElfError>)>,
 }
 
 #[derive(Serialize)]
@@ -290,7 +305,7 @@ struct CachedRef<'a> {
     entries: &'a [EntryInfo],
     kept: Vec<CachedKept>,
     oversized: &'a [(String, u64)],
-    elf: &'a [(String, Result<ElfInfo, String>)],
+    elf: &'a [(String, Result<ElfInfo, ElfError>)],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -360,7 +375,12 @@ mod tests {
                 gname: "root".into(),
             }],
             oversized: vec![("etc/ld.so.cache".into(), 1 << 30)],
-            elf: vec![("usr/bin/x".into(), Err("truncated".into()))],
+            elf: vec![(
+                "usr/bin/x".into(),
+                Err(ElfError {
+                    reason: "truncated".into(),
+                }),
+            )],
         }
     }
 

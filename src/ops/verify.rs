@@ -42,6 +42,12 @@ pub struct Problem {
     pub path: String,
     /// What is wrong, for humans (digest or size mismatch, missing blob, invalid JSON, ...).
     pub message: String,
+    /// What is wrong, as a stable name: the [`Error::kind`] of the error that reading the
+    /// blob met (`missing-blob`, `invalid-blob`, `registry-unauthorized`…), or what the check
+    /// found (`digest-mismatch`, `size-mismatch`, `diff-id-mismatch`, `size-conflict`,
+    /// `layer-count-mismatch`, `unknown-media-type`, `decompress`, `read-blob`, `no-images`,
+    /// `too-deep`).
+    pub error_kind: &'static str,
 }
 
 /// What [`verify()`] checked and found. Serialized for `--json`.
@@ -94,11 +100,40 @@ struct BlobJob {
     path: String,
 }
 
+/// What a check found that is not an error of reading (see [`Problem::error_kind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    DigestMismatch,
+    SizeMismatch,
+    DiffIdMismatch,
+    SizeConflict,
+    LayerCountMismatch,
+    UnknownMediaType,
+    NoImages,
+    TooDeep,
+}
+
+impl Found {
+    fn kind(self) -> &'static str {
+        match self {
+            Found::DigestMismatch => "digest-mismatch",
+            Found::SizeMismatch => "size-mismatch",
+            Found::DiffIdMismatch => "diff-id-mismatch",
+            Found::SizeConflict => "size-conflict",
+            Found::LayerCountMismatch => "layer-count-mismatch",
+            Found::UnknownMediaType => "unknown-media-type",
+            Found::NoImages => "no-images",
+            Found::TooDeep => "too-deep",
+        }
+    }
+}
+
 fn problem(
     kind: &'static str,
     digest: &Digest,
     platforms: Vec<String>,
     path: &str,
+    found: Found,
     message: String,
 ) -> Problem {
     Problem {
@@ -107,15 +142,27 @@ fn problem(
         platforms,
         path: path.to_string(),
         message,
+        error_kind: found.kind(),
     }
 }
 
-/// The error text without the reference prefix (the report names the image once).
-fn reason(e: &Error, reference: &Reference) -> String {
-    let s = e.to_string();
-    s.strip_prefix(&format!("{reference}: "))
-        .unwrap_or(&s)
-        .to_string()
+/// A problem from the error reading the blob met: its kind, and its message without the
+/// reference (the report names the image once).
+fn error_problem(
+    kind: &'static str,
+    digest: &Digest,
+    platforms: Vec<String>,
+    path: &str,
+    e: &Error,
+) -> Problem {
+    Problem {
+        kind,
+        digest: digest.clone(),
+        platforms,
+        path: path.to_string(),
+        message: e.detail(),
+        error_kind: e.kind(),
+    }
 }
 
 /// How an index entry is named in a path: its platform, else what it is.
@@ -134,7 +181,6 @@ fn entry_label(d: &Descriptor) -> String {
 /// The walk over the graph: each index and manifest read once, blobs collected for the engine.
 struct Walk<'a> {
     src: &'a dyn Source,
-    reference: &'a Reference,
     seen: HashSet<Digest>,
     blobs: BTreeMap<Digest, BlobJob>,
     problems: Vec<Problem>,
@@ -144,10 +190,6 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn reason(&self, e: &Error) -> String {
-        reason(e, self.reference)
-    }
-
     fn visit(&mut self, desc: &Descriptor, path: &str, label: &str, depth: usize) {
         if !self.seen.insert(desc.digest.clone()) {
             return;
@@ -164,16 +206,22 @@ impl Walk<'_> {
     fn visit_index(&mut self, desc: &Descriptor, path: &str, depth: usize) {
         if depth > MAX_DEPTH {
             let message = format!("indexes nested more than {MAX_DEPTH} deep: not followed");
-            let p = problem("index", &desc.digest, vec![], path, message);
+            let p = problem("index", &desc.digest, vec![], path, Found::TooDeep, message);
             self.problems.push(p);
             return;
         }
-        let index = read_json_blob(self.src, desc, "index")
-            .and_then(|b| Index::parse(&b, Some(&desc.media_type)).map_err(Error::Corrupt));
+        let index = read_json_blob(self.src, desc, "index").and_then(|b| {
+            Index::parse(&b, Some(&desc.media_type)).map_err(|e| Error::InvalidBlob {
+                reference: self.src.reference().to_string(),
+                what: "index",
+                digest: desc.digest.clone(),
+                source: e.into(),
+            })
+        });
         let index = match index {
             Ok(index) => index,
             Err(e) => {
-                let p = problem("index", &desc.digest, vec![], path, self.reason(&e));
+                let p = error_problem("index", &desc.digest, vec![], path, &e);
                 self.problems.push(p);
                 return;
             }
@@ -195,22 +243,16 @@ impl Walk<'_> {
         // Read (and check) it once, to tell an image from an artifact.
         let manifest = read_json_blob(self.src, desc, "manifest").and_then(|b| {
             Manifest::parse(&b, Some(&desc.media_type)).map_err(|e| Error::InvalidBlob {
-                reference: self.reference.to_string(),
+                reference: self.src.reference().to_string(),
                 what: "manifest",
                 digest: desc.digest.clone(),
-                reason: e,
+                source: e.into(),
             })
         });
         let manifest = match manifest {
             Ok(m) => m,
             Err(e) => {
-                let p = problem(
-                    "manifest",
-                    &desc.digest,
-                    vec![label.into()],
-                    path,
-                    self.reason(&e),
-                );
+                let p = error_problem("manifest", &desc.digest, vec![label.into()], path, &e);
                 self.problems.push(p);
                 return;
             }
@@ -241,7 +283,7 @@ impl Walk<'_> {
             Ok(image) => image,
             Err(e) => {
                 // The manifest was fine: the config is at fault.
-                let digest = match &e {
+                let digest = match e.unshared() {
                     Error::InvalidBlob { digest, .. }
                     | Error::MissingBlob { digest, .. }
                     | Error::SizeMismatch { digest, .. } => digest.clone(),
@@ -258,7 +300,7 @@ impl Walk<'_> {
                 } else {
                     path.to_string()
                 };
-                let p = problem(kind, &digest, vec![label.into()], &at, self.reason(&e));
+                let p = error_problem(kind, &digest, vec![label.into()], &at, &e);
                 self.problems.push(p);
                 return;
             }
@@ -275,6 +317,7 @@ impl Walk<'_> {
                 &image.manifest.config.digest,
                 vec![platform.clone()],
                 &format!("{path} → config"),
+                Found::LayerCountMismatch,
                 format!(
                     "the manifest lists {n_layers} layers but the config lists {n_ids} diff IDs"
                 ),
@@ -313,6 +356,7 @@ impl Walk<'_> {
                 &desc.digest,
                 vec![label.to_string()],
                 path,
+                Found::SizeConflict,
                 format!(
                     "listed with size {} here and {} at {}",
                     desc.size, job.descriptor.size, job.path
@@ -367,7 +411,6 @@ pub fn verify(
     };
     let mut walk = Walk {
         src: src.as_ref(),
-        reference,
         seen: HashSet::new(),
         blobs: BTreeMap::new(),
         problems: Vec::new(),
@@ -388,6 +431,7 @@ pub fn verify(
             &root.digest,
             vec![],
             root_label,
+            Found::NoImages,
             "the index lists no image manifests".into(),
         ));
     }
@@ -404,7 +448,7 @@ pub fn verify(
     let results: Vec<(Vec<Problem>, bool, u64)> = engine::map_biggest_first(
         &jobs,
         |job| job.descriptor.size,
-        |job| check_blob(src.as_ref(), job, progress, reference),
+        |job| check_blob(src.as_ref(), job, progress),
     );
     progress.finish();
     for (job, (mut p, foreign, bytes)) in jobs.iter().zip(results) {
@@ -430,10 +474,18 @@ fn check_blob(
     src: &dyn Source,
     job: &BlobJob,
     progress: &dyn Progress,
-    reference: &Reference,
 ) -> (Vec<Problem>, bool, u64) {
     let d = &job.descriptor;
-    let bad = |msg: String| problem(job.kind, &d.digest, job.platforms.clone(), &job.path, msg);
+    let bad = |found: Found, msg: String| {
+        problem(
+            job.kind,
+            &d.digest,
+            job.platforms.clone(),
+            &job.path,
+            found,
+            msg,
+        )
+    };
     if !d.urls().is_empty() && absent_foreign_layer(src, d).unwrap_or(true) {
         return (vec![], true, 0);
     }
@@ -447,7 +499,10 @@ fn check_blob(
     };
     let reader = match src.open_blob(&d.digest) {
         Ok(r) => r,
-        Err(e) => return (vec![bad(reason(&e, reference))], false, 0),
+        Err(e) => {
+            let p = error_problem(job.kind, &d.digest, job.platforms.clone(), &job.path, &e);
+            return (vec![p], false, 0);
+        }
     };
     let counted = Counting {
         inner: reader,
@@ -456,31 +511,42 @@ fn check_blob(
     let got = match engine::digest_stream(counted, compression, None) {
         Ok(got) => got,
         Err(e) => {
-            return (
-                vec![bad(format!("cannot be read as {}: {e}", d.media_type))],
-                false,
-                0,
-            )
+            let message = format!("cannot be read as {}: {e}", d.media_type);
+            // The engine's error, typed, names it (`read-blob`, `decompress`).
+            let e = Error::Blob {
+                reference: src.reference().to_string(),
+                digest: d.digest.clone(),
+                source: e,
+            };
+            let mut p = error_problem(job.kind, &d.digest, job.platforms.clone(), &job.path, &e);
+            p.message = message;
+            return (vec![p], false, 0);
         }
     };
     let mut out = Vec::new();
     if got.digest != d.digest {
-        out.push(bad(format!(
-            "content has digest {} ({} bytes): the blob is corrupt",
-            got.digest, got.size
-        )));
+        out.push(bad(
+            Found::DigestMismatch,
+            format!(
+                "content has digest {} ({} bytes): the blob is corrupt",
+                got.digest, got.size
+            ),
+        ));
     } else if got.size != d.size {
-        out.push(bad(format!(
-            "has {} bytes, its descriptor says {}",
-            got.size, d.size
-        )));
+        out.push(bad(
+            Found::SizeMismatch,
+            format!("has {} bytes, its descriptor says {}", got.size, d.size),
+        ));
     }
     match (&got.diff_id, compression) {
         (_, None) if !image_layer => {}
-        (_, None) => out.push(bad(format!(
-            "unknown layer media type {}: diff ID not checked",
-            d.media_type
-        ))),
+        (_, None) => out.push(bad(
+            Found::UnknownMediaType,
+            format!(
+                "unknown layer media type {}: diff ID not checked",
+                d.media_type
+            ),
+        )),
         (Some(found), Some(_)) => {
             for (expected, platform) in &job.expected {
                 match expected {
@@ -490,6 +556,7 @@ fn check_blob(
                         &d.digest,
                         vec![platform.clone()],
                         &job.path,
+                        Found::DiffIdMismatch,
                         format!(
                         "diff ID mismatch: the config says {e}, the uncompressed content is {found}"
                     ),

@@ -46,8 +46,8 @@ pub struct SharedCopies {
     done: Mutex<HashMap<(String, Digest), Arc<CopyCell>>>,
 }
 
-/// One blob's copy into one place: run once, its outcome (or error text) seen by all.
-type CopyCell = OnceLock<Result<CopyOutcome, String>>;
+/// One blob's copy into one place: run once, its outcome (or its error, shared) seen by all.
+type CopyCell = OnceLock<Result<CopyOutcome, Arc<Error>>>;
 
 impl SharedCopies {
     fn copy(&self, sink: &dyn Sink, c: &BlobCopy) -> Result<CopyOutcome> {
@@ -66,12 +66,13 @@ impl SharedCopies {
         let mut ran = false;
         let result = cell.get_or_init(|| {
             ran = true;
-            copy_one(sink, c).map_err(|e| e.to_string())
+            copy_one(sink, c).map_err(Arc::new)
         });
         match result {
             Ok(outcome) if ran => Ok(*outcome),
             Ok(_) => Ok(CopyOutcome::Present),
-            Err(msg) => Err(Error::Refused(msg.clone())),
+            // The copy's own error, typed, for every image that needed the blob.
+            Err(e) => Err(Error::Shared(e.clone())),
         }
     }
 }
@@ -135,4 +136,71 @@ pub fn write_image(
     }
     sink.commit(root)?;
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::model::Reference;
+    use crate::transport::memory::MemorySource;
+
+    /// A sink whose every copy fails as a corrupt source blob would.
+    struct Failing {
+        reference: Reference,
+        copies: AtomicUsize,
+    }
+
+    impl Sink for Failing {
+        fn reference(&self) -> &Reference {
+            &self.reference
+        }
+        fn copy_blob(&self, src: &dyn Source, desc: &Descriptor) -> Result<CopyOutcome> {
+            self.copies.fetch_add(1, Ordering::SeqCst);
+            Err(Error::DigestMismatch {
+                reference: src.reference().to_string(),
+                expected: desc.digest.clone(),
+                actual: Digest::of(b"other bytes"),
+                size: 11,
+            })
+        }
+        fn shares_blob_store(&self) -> bool {
+            true
+        }
+        fn put_bytes(&self, _: &Descriptor, _: &[u8]) -> Result<()> {
+            Ok(())
+        }
+        fn commit(&self, _: &Descriptor) -> Result<()> {
+            Ok(())
+        }
+        fn abort(&self) {}
+    }
+
+    #[test]
+    fn a_failed_shared_copy_keeps_its_kind_for_every_image_that_waits_for_it() {
+        let sink = Failing {
+            reference: Reference::parse("oci:/nonexistent/out:x").unwrap(),
+            copies: AtomicUsize::new(0),
+        };
+        let src = MemorySource::new("(test)").unwrap();
+        let desc = Descriptor::new("application/octet-stream", Digest::of(b"blob"), 4);
+        let copy = BlobCopy {
+            src: &src,
+            descriptor: &desc,
+            verified: false,
+        };
+        let shared = SharedCopies::default();
+        let first = shared.copy(&sink, &copy).unwrap_err();
+        let second = shared.copy(&sink, &copy).unwrap_err();
+        assert_eq!(sink.copies.load(Ordering::SeqCst), 1, "copied once");
+        for e in [&first, &second] {
+            assert_eq!(e.kind(), "digest-mismatch", "{e}");
+            assert!(
+                matches!(e.unshared(), Error::DigestMismatch { .. }),
+                "{e:?}"
+            );
+        }
+        assert_eq!(first.to_string(), second.to_string());
+    }
 }

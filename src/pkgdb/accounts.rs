@@ -29,9 +29,50 @@ pub struct AccountsMerged {
     pub conflicts: Vec<String>,
 }
 
+/// Why an accounts file cannot be merged (whose copy, which file, what is wrong).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountsError {
+    /// A copy that is not UTF-8.
+    #[error("{whose} {file} is not UTF-8")]
+    NotUtf8 {
+        /// Whose copy: `the old base's`, `the new base's`, `the application's`.
+        whose: &'static str,
+        /// The file (`etc/passwd`).
+        file: String,
+    },
+    /// A line that is not a plain entry (NIS `+`/`-` lines, comments).
+    #[error("{whose} {file} line {line}: not a plain entry (NIS or comment lines are not merged)")]
+    NotPlain {
+        /// Whose copy.
+        whose: &'static str,
+        /// The file.
+        file: String,
+        /// The 1-based line.
+        line: usize,
+    },
+    /// A name listed twice.
+    #[error("{whose} {file} lists {name} twice")]
+    Twice {
+        /// Whose copy.
+        whose: &'static str,
+        /// The file.
+        file: String,
+        /// The user or group name.
+        name: String,
+    },
+}
+
 /// One parsed file: entries in order (name, whole line without `\n`).
-fn entries(text: &[u8], file: &str, whose: &str) -> Result<Vec<(String, String)>, String> {
-    let text = std::str::from_utf8(text).map_err(|_| format!("{whose} {file} is not UTF-8"))?;
+fn entries(
+    text: &[u8],
+    file: &str,
+    whose: &'static str,
+) -> Result<Vec<(String, String)>, AccountsError> {
+    let text = std::str::from_utf8(text).map_err(|_| AccountsError::NotUtf8 {
+        whose,
+        file: file.to_string(),
+    })?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -40,13 +81,18 @@ fn entries(text: &[u8], file: &str, whose: &str) -> Result<Vec<(String, String)>
         }
         let name = line.split(':').next().unwrap_or_default();
         if name.is_empty() || name.starts_with(['#', '+', '-']) {
-            return Err(format!(
-                "{whose} {file} line {}: not a plain entry (NIS or comment lines are not merged)",
-                n + 1
-            ));
+            return Err(AccountsError::NotPlain {
+                whose,
+                file: file.to_string(),
+                line: n + 1,
+            });
         }
         if !seen.insert(name.to_string()) {
-            return Err(format!("{whose} {file} lists {name} twice"));
+            return Err(AccountsError::Twice {
+                whose,
+                file: file.to_string(),
+                name: name.to_string(),
+            });
         }
         out.push((name.to_string(), line.to_string()));
     }
@@ -69,7 +115,7 @@ pub fn merge(
     old: Option<&[u8]>,
     new: Option<&[u8]>,
     app: &[u8],
-) -> Result<AccountsMerged, String> {
+) -> Result<AccountsMerged, AccountsError> {
     let old = entries(old.unwrap_or_default(), file, "the old base's")?;
     let new = entries(new.unwrap_or_default(), file, "the new base's")?;
     let app = entries(app, file, "the application's")?;
@@ -216,14 +262,16 @@ mod tests {
 
     #[test]
     fn what_cannot_be_merged_is_refused() {
-        assert!(merge("etc/group", None, None, b"a:x:1:\na:x:2:\n")
-            .unwrap_err()
-            .contains("twice"));
-        assert!(merge("etc/group", None, None, b"+@nis\n")
-            .unwrap_err()
-            .contains("NIS"));
-        assert!(merge("etc/group", None, None, b"\xff\n")
-            .unwrap_err()
-            .contains("UTF-8"));
+        let e = merge("etc/group", None, None, b"a:x:1:\na:x:2:\n").unwrap_err();
+        assert!(
+            matches!(&e, AccountsError::Twice { name, .. } if name == "a"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("twice"), "{e}");
+        let e = merge("etc/group", None, None, b"+@nis\n").unwrap_err();
+        assert!(matches!(e, AccountsError::NotPlain { line: 1, .. }), "{e}");
+        assert!(e.to_string().contains("NIS"), "{e}");
+        let e = merge("etc/group", None, None, b"\xff\n").unwrap_err();
+        assert_eq!(e.to_string(), "the application's etc/group is not UTF-8");
     }
 }

@@ -208,14 +208,15 @@ pub enum RpmDbError {
     },
 
     /// A package's header blob does not parse, or lacks what an index row needs.
-    #[error("package #{hnum}{}: {reason}", .package.as_ref().map(|p| format!(" ({p})")).unwrap_or_default())]
+    #[error("package #{hnum}{}: {source}", .package.as_ref().map(|p| format!(" ({p})")).unwrap_or_default())]
     Header {
         /// Its number in the database it came from.
         hnum: i64,
         /// `name-[epoch:]version-release.arch`, when the header parsed that far.
         package: Option<String>,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        source: HeaderProblem,
     },
 
     /// A file-trigger name without the trigger index rpm pairs it with.
@@ -247,6 +248,24 @@ pub enum RpmDbError {
         #[source]
         source: rusqlite::Error,
     },
+}
+
+/// What is wrong with one package's header ([`RpmDbError::Header`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderProblem {
+    /// The header blob does not parse.
+    #[error(transparent)]
+    Parse(#[from] rpmheader::HeaderError),
+    /// The `blob` column holds something else than a blob (`text`, `an integer`…).
+    #[error("its blob is {0}, not a header")]
+    NotABlob(&'static str),
+    /// The header has no name.
+    #[error("header has no name")]
+    NoName,
+    /// The header lacks what an index row needs.
+    #[error(transparent)]
+    Index(Box<RpmDbError>),
 }
 
 /// sqlite's error in words: no bare codes, no "FOREIGN KEY constraint failed".
@@ -403,13 +422,11 @@ impl Untrusted {
         let denied = Arc::new(Mutex::new(None));
         let d = denied.clone();
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-            let verdict = authorize(&ctx.action);
-            if let Err(what) = &verdict {
-                *d.lock().unwrap_or_else(|e| e.into_inner()) = Some(what.clone());
-            }
-            match verdict {
-                Ok(()) => Authorization::Allow,
-                Err(_) => Authorization::Deny,
+            if allowed(&ctx.action) {
+                Authorization::Allow
+            } else {
+                *d.lock().unwrap_or_else(|e| e.into_inner()) = Some(describe(&ctx.action));
+                Authorization::Deny
             }
         }))
         .map_err(setup)?;
@@ -544,9 +561,9 @@ fn cut(s: &str) -> String {
 /// What a statement on an input database may use: reads of `sqlite_master`, of
 /// `Packages (hnum, blob)` and `Installtid (key, hnum)`, and two pragmas. Everything else (a
 /// function, a recursive query, a write, another table, whatever a view or trigger would pull
-/// in) fails at prepare time; `Err` says what it was.
-fn authorize(action: &AuthAction<'_>) -> Result<(), String> {
-    let allowed = match *action {
+/// in) fails at prepare time ([`describe`] says what it was).
+fn allowed(action: &AuthAction<'_>) -> bool {
+    match *action {
         AuthAction::Select => true,
         AuthAction::Read {
             table_name,
@@ -565,11 +582,12 @@ fn authorize(action: &AuthAction<'_>) -> Result<(), String> {
             matches!(pragma_name, "quick_check" | "table_xinfo")
         }
         _ => false,
-    };
-    if allowed {
-        return Ok(());
     }
-    Err(match *action {
+}
+
+/// A denied action in words, for [`RpmDbError::Denied`].
+fn describe(action: &AuthAction<'_>) -> String {
+    match *action {
         AuthAction::Read {
             table_name,
             column_name,
@@ -583,7 +601,7 @@ fn authorize(action: &AuthAction<'_>) -> Result<(), String> {
         AuthAction::Attach { .. } => "ATTACH".into(),
         AuthAction::Transaction { .. } => "a transaction".into(),
         ref other => format!("{other:?}"),
-    })
+    }
 }
 
 fn table_xinfo(c: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
@@ -641,16 +659,16 @@ fn read_from(db: &Untrusted) -> Result<RpmDb, RpmDbError> {
     })?;
     let mut packages = Vec::with_capacity(rows.len());
     for (hnum, blob) in rows {
-        let header_error = |reason: String| RpmDbError::Header {
+        let header_error = |source: HeaderProblem| RpmDbError::Header {
             hnum,
             package: None,
-            reason,
+            source,
         };
-        let blob = blob.map_err(|ty| header_error(format!("its blob is {ty}, not a header")))?;
-        let header = rpmheader::parse(&blob).map_err(header_error)?;
+        let blob = blob.map_err(|ty| header_error(HeaderProblem::NotABlob(ty)))?;
+        let header = rpmheader::parse(&blob).map_err(|e| header_error(e.into()))?;
         let name = header
             .string(TAG_NAME)
-            .ok_or_else(|| header_error("header has no name".into()))?;
+            .ok_or_else(|| header_error(HeaderProblem::NoName))?;
         let version = header.string(TAG_VERSION).unwrap_or_default();
         let release = header.string(TAG_RELEASE).unwrap_or_default();
         let evr = match header.u32s(TAG_EPOCH).and_then(|e| e.first()) {
@@ -1220,7 +1238,7 @@ pub fn write(packages: &[&Package], big_endian_tid: bool) -> Result<Vec<u8>, Rpm
                 index_rows(&p.header, *tag, big_endian_tid).map_err(|e| RpmDbError::Header {
                     hnum: p.hnum,
                     package: Some(format!("{}-{}.{}", p.name, p.evr, p.arch)),
-                    reason: e.to_string(),
+                    source: HeaderProblem::Index(Box::new(e)),
                 })?;
             for r in rows {
                 put.execute(params![KeyParam(&r.key, *text), i as i64 + 1, r.idx])
@@ -2062,7 +2080,10 @@ mod tests {
         let e = RpmDbError::Header {
             hnum: 3,
             package: Some("curl-8.0-1.x86_64".into()),
-            reason: "tag 5069 has no matching trigger index (tag 5070)".into(),
+            source: HeaderProblem::Index(Box::new(RpmDbError::TriggerIndex {
+                tag: 5069,
+                index_tag: 5070,
+            })),
         };
         assert_eq!(
             e.to_string(),

@@ -92,25 +92,118 @@ fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+/// Why a header blob does not parse. The caller adds file, layer and package.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// Shorter than the two counts that start it.
+    #[error("header blob of {len} bytes is too short")]
+    TooShort {
+        /// The blob's size.
+        len: usize,
+    },
+    /// No index entries, or more than rpm writes.
+    #[error("header has {count} index entries")]
+    IndexEntries {
+        /// The count.
+        count: u32,
+    },
+    /// A data store over the size rpm writes.
+    #[error("header data store of {size} bytes is too large")]
+    DataTooLarge {
+        /// Its size.
+        size: u32,
+    },
+    /// The blob's size is not what its counts say.
+    #[error("header blob is {len} bytes, its index ({entries} entries) and data store ({data} bytes) say {expected}")]
+    Size {
+        /// The blob's size.
+        len: usize,
+        /// Index entries.
+        entries: u32,
+        /// Data store bytes.
+        data: u32,
+        /// The size they add up to.
+        expected: usize,
+    },
+    /// One index entry is wrong.
+    #[error("header entry {index} (tag {tag}, type {ty}): {problem}")]
+    Entry {
+        /// Its position.
+        index: usize,
+        /// Its tag.
+        tag: u32,
+        /// Its type.
+        ty: u32,
+        /// What is wrong with it.
+        problem: EntryProblem,
+    },
+}
+
+/// What is wrong with one index entry of a header ([`HeaderError::Entry`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryProblem {
+    /// A count of 0 or over the data store's limit.
+    #[error("count {0}")]
+    Count(u32),
+    /// An offset past the data store.
+    #[error("offset {offset} is outside the {len}-byte data store")]
+    Outside {
+        /// The offset.
+        offset: usize,
+        /// The data store's size.
+        len: usize,
+    },
+    /// An offset not aligned to the type's width.
+    #[error("offset {offset} is not aligned to {width}")]
+    Unaligned {
+        /// The offset.
+        offset: usize,
+        /// The type's width.
+        width: usize,
+    },
+    /// Values that run past the data store.
+    #[error("{0} values run past the data store")]
+    PastEnd(usize),
+    /// A STRING with a count other than 1.
+    #[error("a STRING with count {0}")]
+    StringCount(usize),
+    /// A string without its terminating NUL.
+    #[error("string runs past the data store")]
+    StringPastEnd,
+    /// Fewer strings than the count before the data store ends.
+    #[error("strings run past the data store")]
+    StringsPastEnd,
+    /// A type rpm does not define.
+    #[error("unknown type")]
+    UnknownType,
+    /// A tag present twice.
+    #[error("tag appears twice")]
+    TagTwice,
+}
+
 /// Parses a header blob. The error says what is wrong; the caller adds file, layer and package.
-pub fn parse(blob: &[u8]) -> Result<Header, String> {
+pub fn parse(blob: &[u8]) -> Result<Header, HeaderError> {
     if blob.len() < 8 {
-        return Err(format!("header blob of {} bytes is too short", blob.len()));
+        return Err(HeaderError::TooShort { len: blob.len() });
     }
     let (il, dl) = (be32(blob, 0), be32(blob, 4));
     if il == 0 || il > MAX_TAGS {
-        return Err(format!("header has {il} index entries"));
+        return Err(HeaderError::IndexEntries { count: il });
     }
     if dl > MAX_DATA {
-        return Err(format!("header data store of {dl} bytes is too large"));
+        return Err(HeaderError::DataTooLarge { size: dl });
     }
     let index_end = 8 + 16 * il as usize;
     let expected = index_end + dl as usize;
     if blob.len() != expected {
-        return Err(format!(
-            "header blob is {} bytes, its index ({il} entries) and data store ({dl} bytes) say {expected}",
-            blob.len()
-        ));
+        return Err(HeaderError::Size {
+            len: blob.len(),
+            entries: il,
+            data: dl,
+            expected,
+        });
     }
     let data = &blob[index_end..];
     let mut entries = BTreeMap::new();
@@ -122,27 +215,32 @@ pub fn parse(blob: &[u8]) -> Result<Header, String> {
             be32(blob, e + 8),
             be32(blob, e + 12),
         );
-        let bad = |why: &str| format!("header entry {i} (tag {tag}, type {ty}): {why}");
+        let bad = |problem| HeaderError::Entry {
+            index: i,
+            tag,
+            ty,
+            problem,
+        };
         if count == 0 || count > MAX_DATA {
-            return Err(bad(&format!("count {count}")));
+            return Err(bad(EntryProblem::Count(count)));
         }
         let off = off as usize;
         if off >= data.len() {
-            return Err(bad(&format!(
-                "offset {off} is outside the {}-byte data store",
-                data.len()
-            )));
+            return Err(bad(EntryProblem::Outside {
+                offset: off,
+                len: data.len(),
+            }));
         }
         let count = count as usize;
-        let fixed = |width: usize| -> Result<&[u8], String> {
+        let fixed = |width: usize| -> Result<&[u8], HeaderError> {
             if !off.is_multiple_of(width) {
-                return Err(bad(&format!("offset {off} is not aligned to {width}")));
+                return Err(bad(EntryProblem::Unaligned { offset: off, width }));
             }
             let end = count
                 .checked_mul(width)
                 .and_then(|n| n.checked_add(off))
                 .filter(|end| *end <= data.len())
-                .ok_or_else(|| bad(&format!("{count} values run past the data store")))?;
+                .ok_or_else(|| bad(EntryProblem::PastEnd(count)))?;
             Ok(&data[off..end])
         };
         let value = match ty {
@@ -162,7 +260,7 @@ pub fn parse(blob: &[u8]) -> Result<Header, String> {
             ),
             TYPE_STRING | TYPE_STRING_ARRAY | TYPE_I18NSTRING => {
                 if ty == TYPE_STRING && count != 1 {
-                    return Err(bad(&format!("a STRING with count {count}")));
+                    return Err(bad(EntryProblem::StringCount(count)));
                 }
                 let mut strings = Vec::with_capacity(count.min(4096));
                 let mut at = off;
@@ -170,19 +268,19 @@ pub fn parse(blob: &[u8]) -> Result<Header, String> {
                     let len = data[at..]
                         .iter()
                         .position(|b| *b == 0)
-                        .ok_or_else(|| bad("string runs past the data store"))?;
+                        .ok_or_else(|| bad(EntryProblem::StringPastEnd))?;
                     strings.push(data[at..at + len].to_vec());
                     at += len + 1;
                     if at > data.len() || (at == data.len() && strings.len() < count) {
-                        return Err(bad("strings run past the data store"));
+                        return Err(bad(EntryProblem::StringsPastEnd));
                     }
                 }
                 Value::Strings(strings)
             }
-            _ => return Err(bad("unknown type")),
+            _ => return Err(bad(EntryProblem::UnknownType)),
         };
         if entries.insert(tag, (ty, value)).is_some() {
-            return Err(bad("tag appears twice"));
+            return Err(bad(EntryProblem::TagTwice));
         }
     }
     Ok(Header { entries })
@@ -293,7 +391,7 @@ pub(crate) mod tests {
             (good[..good.len() - 1].to_vec(), "say 48"), // truncated store
         ] {
             match parse(&blob) {
-                Err(e) => assert!(e.contains(why), "{why}: {e}"),
+                Err(e) => assert!(e.to_string().contains(why), "{why}: {e}"),
                 Ok(h) => assert!(
                     why.starts_with("tag 1004") && h.get(1004).is_some(),
                     "{why}"
@@ -302,15 +400,40 @@ pub(crate) mod tests {
         }
         // A string that never ends.
         let mut b = build(&[(1000, TYPE_STRING, 1, b"abc".to_vec())]);
-        assert!(parse(&b).unwrap_err().contains("past the data store"));
+        let e = parse(&b).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                HeaderError::Entry {
+                    problem: EntryProblem::StringPastEnd,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("past the data store"), "{e}");
         // A string array whose count lies.
         b = build(&[(1047, TYPE_STRING_ARRAY, 3, strs(&["a", "b"]))]);
-        assert!(parse(&b).unwrap_err().contains("past the data store"));
+        assert!(parse(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("past the data store"));
         // Duplicate tags.
         b = build(&[
             (1000, TYPE_STRING, 1, s("a")),
             (1000, TYPE_STRING, 1, s("b")),
         ]);
-        assert!(parse(&b).unwrap_err().contains("twice"));
+        let e = parse(&b).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                HeaderError::Entry {
+                    tag: 1000,
+                    problem: EntryProblem::TagTwice,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

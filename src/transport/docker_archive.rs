@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::tar_index::{sniff, Magic, TarIndex};
 use super::Source;
 use crate::engine;
-use crate::error::{Error, Result};
+use crate::error::{BlobLocation, Error, FileError, NotFoundHint, Result, UsageError, Wanted};
 use crate::model::reference::normalise_docker_name;
 use crate::model::{media, Descriptor, Digest, Location, Reference};
 
@@ -37,34 +37,73 @@ pub struct Entry {
     pub layers: Vec<String>,
 }
 
-/// `manifest.json` parsed. Errors are messages for `Error::InvalidFile`.
-pub fn parse_manifest_json(bytes: &[u8]) -> std::result::Result<Vec<Entry>, String> {
-    let v: Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("{MANIFEST_JSON}: invalid JSON: {e}"))?;
-    let list = v
-        .as_array()
-        .ok_or_else(|| format!("{MANIFEST_JSON} is not a list of images"))?;
+/// Why a `manifest.json` is not what `docker save` writes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestJsonError {
+    /// Not JSON.
+    #[error("manifest.json: invalid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// Not a list.
+    #[error("manifest.json is not a list of images")]
+    NotAList,
+    /// An image entry that is not an object.
+    #[error("manifest.json: image {image}: not an object")]
+    NotAnObject {
+        /// The entry's index.
+        image: usize,
+    },
+    /// An image entry without a `Config`.
+    #[error("manifest.json: image {image}: no Config")]
+    NoConfig {
+        /// The entry's index.
+        image: usize,
+    },
+    /// `RepoTags` or `Layers` that is not a list of strings.
+    #[error("manifest.json: image {image}: {key} {}", if *list { "holds a non-string" } else { "is not a list" })]
+    NotStrings {
+        /// The entry's index.
+        image: usize,
+        /// `RepoTags` or `Layers`.
+        key: &'static str,
+        /// It is a list (with something other than a string in it).
+        list: bool,
+    },
+}
+
+/// `manifest.json` parsed.
+pub fn parse_manifest_json(bytes: &[u8]) -> std::result::Result<Vec<Entry>, ManifestJsonError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(ManifestJsonError::Json)?;
+    let list = v.as_array().ok_or(ManifestJsonError::NotAList)?;
     list.iter()
         .enumerate()
         .map(|(i, e)| {
-            let bad = |what: &str| format!("{MANIFEST_JSON}: image {i}: {what}");
-            let json = e.as_object().ok_or_else(|| bad("not an object"))?.clone();
+            let json = e
+                .as_object()
+                .ok_or(ManifestJsonError::NotAnObject { image: i })?
+                .clone();
             let config = json
                 .get("Config")
                 .and_then(Value::as_str)
-                .ok_or_else(|| bad("no Config"))?
+                .ok_or(ManifestJsonError::NoConfig { image: i })?
                 .to_string();
-            let strings = |key: &str| -> std::result::Result<Vec<String>, String> {
-                match json.get(key) {
-                    None | Some(Value::Null) => Ok(vec![]),
-                    Some(Value::Array(a)) => a
-                        .iter()
-                        .map(|s| s.as_str().map(str::to_string))
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| bad(&format!("{key} holds a non-string"))),
-                    Some(_) => Err(bad(&format!("{key} is not a list"))),
-                }
-            };
+            let strings =
+                |key: &'static str| -> std::result::Result<Vec<String>, ManifestJsonError> {
+                    let bad = |list| ManifestJsonError::NotStrings {
+                        image: i,
+                        key,
+                        list,
+                    };
+                    match json.get(key) {
+                        None | Some(Value::Null) => Ok(vec![]),
+                        Some(Value::Array(a)) => a
+                            .iter()
+                            .map(|s| s.as_str().map(str::to_string))
+                            .collect::<Option<Vec<_>>>()
+                            .ok_or_else(|| bad(true)),
+                        Some(_) => Err(bad(false)),
+                    }
+                };
             Ok(Entry {
                 repo_tags: strings("RepoTags")?,
                 layers: strings("Layers")?,
@@ -103,40 +142,47 @@ impl DockerArchiveSource {
         let Location::DockerArchive { file, name } = &reference.location else {
             unreachable!("DockerArchiveSource::open is only called for docker-archive: references")
         };
-        let invalid = |reason: String| Error::InvalidFile {
+        let invalid = |source: FileError| Error::InvalidFile {
             reference: reference.to_string(),
             file: file.clone(),
-            reason,
+            source: Box::new(source),
+            overwrite: false,
         };
         if !file.exists() {
             return Err(Error::NotFound {
                 reference: reference.to_string(),
-                what: format!("archive {}", file.display()),
-                hint: String::new(),
+                what: Wanted::Archive(file.clone()),
+                hint: NotFoundHint::None,
             });
         }
-        let tar = TarIndex::open(file).map_err(&invalid)?;
+        let tar = TarIndex::open(file).map_err(|e| invalid(e.into()))?;
         let bytes = tar
             .read_member(MANIFEST_JSON, super::MAX_JSON_BLOB)
-            .map_err(&invalid)?
+            .map_err(|e| invalid(e.into()))?
             .ok_or_else(|| {
-                invalid(format!(
-                    "no {MANIFEST_JSON} member: not a docker-archive (docker save) file"
-                ))
+                invalid(FileError::NoMember {
+                    member: MANIFEST_JSON,
+                    what: "a docker-archive (docker save) file",
+                })
             })?;
-        let entries = parse_manifest_json(&bytes).map_err(&invalid)?;
+        let entries = parse_manifest_json(&bytes).map_err(|e| invalid(e.into()))?;
         let entry = select(reference, &entries, name.as_deref())?;
 
         let config_member = tar.get(&entry.config).ok_or_else(|| {
-            invalid(format!(
-                "config {} listed in {MANIFEST_JSON} is not in the archive",
-                entry.config
-            ))
+            invalid(FileError::NotInArchive {
+                what: "config",
+                member: entry.config.clone(),
+            })
         })?;
         let config = tar
             .read_member(&entry.config, super::MAX_JSON_BLOB)
-            .map_err(&invalid)?
-            .expect("member found above");
+            .map_err(|e| invalid(e.into()))?
+            .ok_or_else(|| {
+                invalid(FileError::NotInArchive {
+                    what: "config",
+                    member: entry.config.clone(),
+                })
+            })?;
         let config_digest = Digest::of(&config);
         let mut blobs = BTreeMap::new();
         blobs.insert(config_digest.clone(), entry.config.clone());
@@ -146,7 +192,7 @@ impl DockerArchiveSource {
             .par_iter()
             .map(|name| layer_descriptor(&tar, name))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(&invalid)?;
+            .map_err(invalid)?;
         let mut layers = Vec::with_capacity(descs.len());
         for (desc, name) in descs.iter().zip(&entry.layers) {
             blobs.insert(desc.digest.clone(), name.clone());
@@ -181,59 +227,60 @@ fn select<'a>(
     entries: &'a [Entry],
     name: Option<&str>,
 ) -> Result<&'a Entry> {
-    let listed = || {
-        let tags: Vec<&str> = entries
+    let listed = || -> Vec<String> {
+        entries
             .iter()
-            .flat_map(|e| e.repo_tags.iter().map(String::as_str))
-            .collect();
-        if tags.is_empty() {
-            String::new()
-        } else {
-            format!(" (RepoTags: {})", tags.join(", "))
-        }
+            .flat_map(|e| e.repo_tags.iter().cloned())
+            .collect()
     };
     match name {
         Some(name) => {
-            let wanted = normalise_docker_name(name).map_err(Error::Usage)?;
+            let wanted = normalise_docker_name(name).map_err(UsageError::from)?;
             entries
                 .iter()
                 .find(|e| e.repo_tags.iter().any(|t| same_name(t, &wanted)))
                 .ok_or_else(|| Error::NotFound {
                     reference: reference.to_string(),
-                    what: format!("image {name:?}"),
-                    hint: listed(),
+                    what: Wanted::Image(name.to_string()),
+                    hint: NotFoundHint::RepoTags(listed()),
                 })
         }
         None => match entries {
             [one] => Ok(one),
             [] => Err(Error::NotFound {
                 reference: reference.to_string(),
-                what: "an image".into(),
-                hint: format!(" ({MANIFEST_JSON} lists no images)"),
+                what: Wanted::AnyImage,
+                hint: NotFoundHint::NoImages,
             }),
-            _ => Err(Error::Usage(format!(
-                "{reference}: the archive holds {} images; name one as docker-archive:FILE:NAME:TAG{}",
-                entries.len(),
-                listed()
-            ))),
+            _ => Err(UsageError::AmbiguousArchive {
+                reference: reference.to_string(),
+                images: entries.len(),
+                repo_tags: listed(),
+            }
+            .into()),
         },
     }
 }
 
 /// A layer member's descriptor: its compression by magic number, its digest from its name
 /// (new layout) or by reading it once (old layout).
-fn layer_descriptor(tar: &TarIndex, name: &str) -> std::result::Result<Descriptor, String> {
-    let m = tar
-        .get(name)
-        .ok_or_else(|| format!("layer {name} listed in {MANIFEST_JSON} is not in the archive"))?;
-    let read_err = |e: std::io::Error| format!("cannot read layer {name}: {e}");
+fn layer_descriptor(tar: &TarIndex, name: &str) -> std::result::Result<Descriptor, FileError> {
+    let m = tar.get(name).ok_or_else(|| FileError::NotInArchive {
+        what: "layer",
+        member: name.to_string(),
+    })?;
+    let unreadable = |source| FileError::LayerMember {
+        member: name.to_string(),
+        source,
+    };
+    let read_err = |e: std::io::Error| unreadable(engine::EngineError::Read(e));
     let media_type = match sniff(&tar.head(m).map_err(read_err)?) {
         Magic::Plain => media::DOCKER_LAYER_TAR,
         Magic::Gzip => media::DOCKER_LAYER_GZIP,
         Magic::Zstd => {
-            return Err(format!(
-                "layer {name} is zstd-compressed, which Docker schema 2 cannot describe"
-            ))
+            return Err(FileError::ZstdLayer {
+                member: name.to_string(),
+            })
         }
     };
     let digest = match digest_from_name(&super::tar_index::normalise(Path::new(name))) {
@@ -241,7 +288,7 @@ fn layer_descriptor(tar: &TarIndex, name: &str) -> std::result::Result<Descripto
         None => {
             let r = tar.open_member(m).map_err(read_err)?;
             engine::digest_stream(r, None, None)
-                .map_err(|e| format!("cannot read layer {name}: {e}"))?
+                .map_err(unreadable)?
                 .digest
         }
     };
@@ -265,7 +312,7 @@ impl Source for DockerArchiveSource {
         let name = self.blobs.get(digest).ok_or_else(|| Error::MissingBlob {
             reference: self.reference.to_string(),
             digest: digest.clone(),
-            location: format!("not part of the image in {}", file().display()),
+            location: BlobLocation::NotInImage(file()),
         })?;
         let m = self
             .tar
@@ -322,12 +369,16 @@ mod tests {
 
     #[test]
     fn malformed_manifest_json_says_what_is_wrong() {
-        assert!(parse_manifest_json(b"{}")
-            .unwrap_err()
-            .contains("not a list"));
-        assert!(parse_manifest_json(br#"[{"Layers":[]}]"#)
-            .unwrap_err()
-            .contains("no Config"));
+        let e = parse_manifest_json(b"{}").unwrap_err();
+        assert!(matches!(e, ManifestJsonError::NotAList), "{e}");
+        assert!(e.to_string().contains("not a list"), "{e}");
+        let e = parse_manifest_json(br#"[{"Layers":[]}]"#).unwrap_err();
+        assert_eq!(e.to_string(), "manifest.json: image 0: no Config");
+        let e = parse_manifest_json(br#"[{"Config":"c","Layers":[1]}]"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "manifest.json: image 0: Layers holds a non-string"
+        );
     }
 
     #[test]

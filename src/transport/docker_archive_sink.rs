@@ -26,7 +26,8 @@ use super::tar_index::{Member, TarIndex};
 use super::tar_writer::{ArchiveLock, TarWriter};
 use super::{CopyOutcome, Sink, Source};
 use crate::engine::Compression;
-use crate::error::{Error, Result};
+use crate::error::{Error, FileError, Result, Unsupported};
+use crate::model::image::FormatError;
 use crate::model::reference::normalise_docker_name;
 use crate::model::{media, Config, Descriptor, Digest, Location, Manifest, Reference};
 
@@ -54,17 +55,23 @@ fn read_existing(reference: &Reference, file: &Path) -> Result<Existing> {
     if !file.exists() {
         return Ok(None);
     }
-    let refuse = |reason: String| Error::InvalidFile {
+    let refuse = |source: FileError| Error::InvalidFile {
         reference: reference.to_string(),
         file: file.to_path_buf(),
-        reason: format!("{reason}; refusing to overwrite it"),
+        source: Box::new(source),
+        overwrite: true,
     };
-    let tar = TarIndex::open(file).map_err(refuse)?;
+    let tar = TarIndex::open(file).map_err(|e| refuse(e.into()))?;
     let bytes = tar
         .read_member(MANIFEST_JSON, super::MAX_JSON_BLOB)
-        .map_err(refuse)?
-        .ok_or_else(|| refuse(format!("no {MANIFEST_JSON}: not a docker-archive")))?;
-    let entries = parse_manifest_json(&bytes).map_err(refuse)?;
+        .map_err(|e| refuse(e.into()))?
+        .ok_or_else(|| {
+            refuse(FileError::NoMember {
+                member: MANIFEST_JSON,
+                what: "a docker-archive",
+            })
+        })?;
+    let entries = parse_manifest_json(&bytes).map_err(|e| refuse(e.into()))?;
     Ok(Some((tar, entries)))
 }
 
@@ -94,18 +101,20 @@ impl DockerArchiveSink {
         })
     }
 
-    fn unsupported(&self, what: String) -> Error {
-        Error::Unsupported(format!("{}: {what}", self.reference))
+    fn unsupported(&self, what: Unsupported) -> Error {
+        Error::Unsupported {
+            reference: self.reference.to_string(),
+            what,
+        }
     }
 
     /// The staged plain tar of each layer, checked against the config's diff IDs.
     fn layer_files(&self, manifest: &Manifest, config: &Config) -> Result<Vec<(Digest, u64)>> {
         if manifest.layers.len() != config.diff_ids.len() {
-            return Err(self.unsupported(format!(
-                "the manifest has {} layers, its config {} diff IDs",
-                manifest.layers.len(),
-                config.diff_ids.len()
-            )));
+            return Err(self.unsupported(Unsupported::LayerCount {
+                layers: manifest.layers.len(),
+                diff_ids: config.diff_ids.len(),
+            }));
         }
         let staged: BTreeMap<Digest, u64> = self.staging.blobs().into_iter().collect();
         let decompressed = self.decompressed.lock().expect("sink lock");
@@ -113,13 +122,18 @@ impl DockerArchiveSink {
         for (i, (layer, diff_id)) in manifest.layers.iter().zip(&config.diff_ids).enumerate() {
             let file = decompressed.get(&layer.digest).unwrap_or(&layer.digest);
             let size = staged.get(file).ok_or_else(|| {
-                self.unsupported(format!("layer {} ({}) was not copied", i, layer.digest))
+                self.unsupported(Unsupported::LayerNotCopied {
+                    index: i,
+                    digest: layer.digest.clone(),
+                })
             })?;
             if file != diff_id {
-                return Err(self.unsupported(format!(
-                    "layer {i} ({}) has diff ID {file}, its config says {diff_id}",
-                    layer.digest
-                )));
+                return Err(self.unsupported(Unsupported::DiffIdMismatch {
+                    index: i,
+                    digest: layer.digest.clone(),
+                    found: file.clone(),
+                    expected: diff_id.clone(),
+                }));
             }
             out.push((file.clone(), *size));
         }
@@ -201,10 +215,7 @@ impl DockerArchiveSink {
                     out.file(name, *size, tar.open_member(*m)?)?;
                 }
                 Origin::Staged(d) => {
-                    let f = self
-                        .staging
-                        .open(d)
-                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    let f = self.staging.open(d).map_err(std::io::Error::other)?;
                     out.file(name, *size, f)?;
                 }
             }
@@ -263,11 +274,10 @@ impl Sink for DockerArchiveSink {
             return Ok(CopyOutcome::Present);
         }
         if super::absent_foreign_layer(src, desc)? {
-            return Err(self.unsupported(format!(
-                "foreign layer {} is not in {} and a docker-archive cannot reference it by URL",
-                desc.digest,
-                src.reference()
-            )));
+            return Err(self.unsupported(Unsupported::ForeignLayer {
+                digest: desc.digest.clone(),
+                source: src.reference().to_string(),
+            }));
         }
         match Compression::from_media_type(&desc.media_type) {
             Some(c @ (Compression::Gzip | Compression::Zstd)) => {
@@ -289,17 +299,22 @@ impl Sink for DockerArchiveSink {
     fn commit(&self, root: &Descriptor) -> Result<()> {
         let result = (|| {
             if media::is_index(&root.media_type) {
-                return Err(self.unsupported(format!(
-                    "{} is a multi-platform index; a docker-archive holds single-platform images",
-                    root.digest
-                )));
+                return Err(self.unsupported(Unsupported::Index {
+                    digest: root.digest.clone(),
+                }));
             }
             let bytes = self.staging.read(&root.digest)?;
+            let invalid = |what, digest: &Digest, e: FormatError| Error::InvalidBlob {
+                reference: self.reference.to_string(),
+                what,
+                digest: digest.clone(),
+                source: e.into(),
+            };
             let manifest = Manifest::parse(&bytes, Some(&root.media_type))
-                .map_err(|e| self.unsupported(format!("manifest {}: {e}", root.digest)))?;
+                .map_err(|e| invalid("manifest", &root.digest, e))?;
             let config_bytes = self.staging.read(&manifest.config.digest)?;
             let config = Config::parse(&config_bytes)
-                .map_err(|e| self.unsupported(format!("config {}: {e}", manifest.config.digest)))?;
+                .map_err(|e| invalid("config", &manifest.config.digest, e))?;
             let layers = self.layer_files(&manifest, &config)?;
             // Under the lock, FILE is what the last writer left: its images are carried over.
             let _lock = ArchiveLock::acquire(&self.file)

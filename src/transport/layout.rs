@@ -25,7 +25,9 @@ use super::{
 };
 use crate::cleanup::{self, Registration};
 use crate::engine::{self, EngineError};
-use crate::error::{Error, Result};
+use crate::error::{
+    BlobError, BlobLocation, Error, FileError, NotFoundHint, Result, UsageError, Wanted,
+};
 use crate::model::media;
 use crate::model::{Descriptor, Digest, Index, Location, Reference, Selector};
 
@@ -55,39 +57,33 @@ impl LayoutSource {
             unreachable!("LayoutSource::open is only called for oci: references")
         };
         let r = reference.to_string();
-        let invalid = |file: PathBuf, reason: String| Error::InvalidFile {
+        let invalid = |file: PathBuf, source: FileError| Error::InvalidFile {
             reference: r.clone(),
             file,
-            reason,
+            source: Box::new(source),
+            overwrite: false,
         };
         if !dir.is_dir() {
             return Err(Error::NotFound {
                 reference: r.clone(),
-                what: format!("directory {}", dir.display()),
-                hint: String::new(),
+                what: Wanted::Directory(dir.clone()),
+                hint: NotFoundHint::None,
             });
         }
         let layout_file = dir.join(LAYOUT_FILE);
-        let layout = super::read_capped(&layout_file, 4096).map_err(|e| {
-            invalid(
-                layout_file.clone(),
-                format!("cannot read ({e}); is this an OCI image layout?"),
-            )
-        })?;
+        let layout = super::read_capped(&layout_file, 4096)
+            .map_err(|e| invalid(layout_file.clone(), FileError::NoLayoutFile(e)))?;
         let version = serde_json::from_slice::<Value>(&layout)
             .ok()
             .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
         if version.as_deref() != Some("1.0.0") {
-            return Err(invalid(
-                layout_file,
-                "not a valid oci-layout file (expected imageLayoutVersion 1.0.0)".into(),
-            ));
+            return Err(invalid(layout_file, FileError::LayoutVersion));
         }
         let index_file = dir.join("index.json");
         let bytes = super::read_capped(&index_file, MAX_JSON_BLOB)
-            .map_err(|e| invalid(index_file.clone(), format!("cannot read: {e}")))?;
+            .map_err(|e| invalid(index_file.clone(), FileError::Read(e)))?;
         let index = Index::parse(&bytes, Some(media::OCI_INDEX))
-            .map_err(|e| invalid(index_file.clone(), e))?;
+            .map_err(|e| invalid(index_file.clone(), e.into()))?;
         Ok(LayoutSource {
             reference: reference.clone(),
             dir: dir.clone(),
@@ -96,8 +92,8 @@ impl LayoutSource {
         })
     }
 
-    fn index_file(&self) -> String {
-        self.dir.join("index.json").display().to_string()
+    fn index_file(&self) -> PathBuf {
+        self.dir.join("index.json")
     }
 }
 
@@ -112,22 +108,22 @@ impl Source for LayoutSource {
                 &self.index,
                 Some(tag),
                 &self.reference,
-                &self.index_file(),
+                (&self.index_file(), None),
                 "layout",
             ),
             Some(Selector::Digest(d)) => {
                 self.descriptor_for_digest(d)?
                     .ok_or_else(|| Error::NotFound {
                         reference: self.reference.to_string(),
-                        what: format!("manifest {d}"),
-                        hint: String::new(),
+                        what: Wanted::Manifest(d.clone()),
+                        hint: NotFoundHint::None,
                     })
             }
             None => select::by_tag_or_default(
                 &self.index,
                 None,
                 &self.reference,
-                &self.index_file(),
+                (&self.index_file(), None),
                 "layout",
             ),
         }
@@ -144,13 +140,13 @@ impl Source for LayoutSource {
             Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::MissingBlob {
                 reference: self.reference.to_string(),
                 digest: digest.clone(),
-                location: path.display().to_string(),
+                location: BlobLocation::File(path),
             }),
             Err(e) if e.kind() == ErrorKind::InvalidData => Err(Error::InvalidBlob {
                 reference: self.reference.to_string(),
                 what: "blob",
                 digest: digest.clone(),
-                reason: format!("{}: {e}", path.display()),
+                source: BlobError::NotRegular { path, source: e },
             }),
             Err(e) => Err(Error::io(path, e)),
         }
@@ -222,9 +218,10 @@ impl LayoutSink {
             None => "latest".to_string(),
             Some(Selector::Tag(t)) => t.clone(),
             Some(Selector::Digest(_)) => {
-                return Err(Error::Usage(format!(
-                    "{reference}: a destination needs a tag, not a digest"
-                )))
+                return Err(UsageError::DigestDestination {
+                    reference: reference.to_string(),
+                }
+                .into())
             }
         };
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -242,10 +239,11 @@ impl LayoutSink {
             Err(e) => return Err(Error::io(dir, e)),
         };
         if !created && !dir.is_dir() {
-            return Err(Error::Refused(format!(
-                "{reference}: {} exists and is not a directory",
-                dir.display()
-            )));
+            return Err(Error::DestinationInUse {
+                destination: reference.to_string(),
+                path: dir.clone(),
+                reason: "exists and is not a directory",
+            });
         }
         let sink = LayoutSink {
             reference: reference.clone(),
@@ -270,23 +268,26 @@ impl LayoutSink {
                 Index::parse(&bytes, Some(media::OCI_INDEX)).map_err(|e| Error::InvalidFile {
                     reference: self.reference.to_string(),
                     file: index_file.clone(),
-                    reason: format!("{e}; refusing to overwrite it"),
+                    source: Box::new(e.into()),
+                    overwrite: true,
                 })?;
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 if !only_layout_entries(dir)? {
-                    return Err(Error::Refused(format!(
-                        "{}: {} is not empty and not an OCI image layout; refusing to write into it",
-                        self.reference,
-                        dir.display()
-                    )));
+                    return Err(Error::DestinationInUse {
+                        destination: self.reference.to_string(),
+                        path: dir.clone(),
+                        reason:
+                            "is not empty and not an OCI image layout; refusing to write into it",
+                    });
                 }
             }
             Err(e) => {
                 return Err(Error::InvalidFile {
                     reference: self.reference.to_string(),
                     file: index_file,
-                    reason: format!("cannot read ({e}); refusing to overwrite it"),
+                    source: Box::new(FileError::Read(e)),
+                    overwrite: true,
                 })
             }
         }
@@ -478,7 +479,8 @@ impl Sink for LayoutSink {
                     return Err(Error::InvalidFile {
                         reference: self.reference.to_string(),
                         file: index_file,
-                        reason: "became invalid while we were writing".into(),
+                        source: Box::new(FileError::ChangedWhileWriting),
+                        overwrite: false,
                     })
                 }
             },

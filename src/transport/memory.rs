@@ -7,7 +7,7 @@ use std::io::Read;
 use std::sync::Mutex;
 
 use super::Source;
-use crate::error::{Error, Result};
+use crate::error::{BlobLocation, Error, Result, Unsupported};
 use crate::model::{Descriptor, Digest, Reference};
 
 /// A [`Source`] whose blobs live in memory: the layers a run builds itself (package databases),
@@ -59,10 +59,10 @@ impl Source for MemorySource {
     }
 
     fn root(&self) -> Result<Descriptor> {
-        Err(Error::Unsupported(format!(
-            "{}: holds layers built by this run, no image",
-            self.reference
-        )))
+        Err(Error::Unsupported {
+            reference: self.reference.to_string(),
+            what: Unsupported::NoImage,
+        })
     }
 
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
@@ -75,7 +75,7 @@ impl Source for MemorySource {
             None => Err(Error::MissingBlob {
                 reference: self.reference.to_string(),
                 digest: digest.clone(),
-                location: "not built by this run".into(),
+                location: BlobLocation::NotBuilt,
             }),
         }
     }

@@ -23,7 +23,7 @@ pub use registry::auth::Credentials;
 pub use registry::client::{Deadlines, Session};
 
 use crate::engine::{BlobDigests, EngineError};
-use crate::error::{Error, Result};
+use crate::error::{BlobError, Error, Result};
 use crate::model::{Descriptor, Digest, Location, Reference};
 
 /// Largest manifest, index or config we read into memory. Registries cap manifests at 4 MiB;
@@ -276,10 +276,10 @@ pub fn read_json_blob(src: &dyn Source, desc: &Descriptor, what: &'static str) -
             reference,
             what,
             digest: desc.digest.clone(),
-            reason: format!(
-                "descriptor size {} exceeds the {MAX_JSON_BLOB}-byte limit",
-                desc.size
-            ),
+            source: BlobError::TooLarge {
+                size: desc.size,
+                limit: MAX_JSON_BLOB,
+            },
         });
     }
     let mut bytes = Vec::with_capacity(desc.size as usize);
@@ -290,7 +290,7 @@ pub fn read_json_blob(src: &dyn Source, desc: &Descriptor, what: &'static str) -
             reference: reference.clone(),
             what,
             digest: desc.digest.clone(),
-            reason: format!("read failed: {e}"),
+            source: BlobError::Read(e),
         })?;
     verify_bytes(&reference, desc, &bytes)?;
     Ok(bytes)

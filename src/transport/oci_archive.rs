@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::layout::{LAYOUT_CONTENT, LAYOUT_FILE};
+use super::layout::LAYOUT_FILE;
 use super::select;
 use super::tar_index::TarIndex;
 use super::Source;
-use crate::error::{Error, Result};
+use crate::error::{BlobLocation, Error, FileError, NotFoundHint, Result, Wanted};
 use crate::model::media;
 use crate::model::{Descriptor, Digest, Index, Location, Reference};
 
@@ -32,38 +32,44 @@ impl OciArchive {
     /// Indexes the archive `file` and parses its `oci-layout` and `index.json`. Errors name
     /// `reference`: not found, not a tar, or not an OCI layout.
     pub fn open(reference: &Reference, file: &Path) -> Result<OciArchive> {
-        let invalid = |reason: String| Error::InvalidFile {
+        let invalid = |source: FileError| Error::InvalidFile {
             reference: reference.to_string(),
             file: file.to_path_buf(),
-            reason,
+            source: Box::new(source),
+            overwrite: false,
         };
         if !file.exists() {
             return Err(Error::NotFound {
                 reference: reference.to_string(),
-                what: format!("archive {}", file.display()),
-                hint: String::new(),
+                what: Wanted::Archive(file.to_path_buf()),
+                hint: NotFoundHint::None,
             });
         }
-        let tar = TarIndex::open(file).map_err(&invalid)?;
+        let tar = TarIndex::open(file).map_err(|e| invalid(e.into()))?;
+        let no_member = |member| FileError::NoMember {
+            member,
+            what: "an oci-archive",
+        };
         let layout = tar
             .read_member(LAYOUT_FILE, 4096)
-            .map_err(&invalid)?
-            .ok_or_else(|| invalid(format!("no {LAYOUT_FILE} member: not an oci-archive")))?;
+            .map_err(|e| invalid(e.into()))?
+            .ok_or_else(|| invalid(no_member(LAYOUT_FILE)))?;
         let version = serde_json::from_slice::<Value>(&layout)
             .ok()
             .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
         if version.as_deref() != Some("1.0.0") {
-            return Err(invalid(format!(
-                "{LAYOUT_FILE} is not {}",
-                String::from_utf8_lossy(LAYOUT_CONTENT)
-            )));
+            return Err(invalid(FileError::ArchiveLayoutVersion));
         }
         let bytes = tar
             .read_member("index.json", super::MAX_JSON_BLOB)
-            .map_err(&invalid)?
-            .ok_or_else(|| invalid("no index.json member: not an oci-archive".into()))?;
-        let index = Index::parse(&bytes, Some(media::OCI_INDEX))
-            .map_err(|e| invalid(format!("index.json: {e}")))?;
+            .map_err(|e| invalid(e.into()))?
+            .ok_or_else(|| invalid(no_member("index.json")))?;
+        let index = Index::parse(&bytes, Some(media::OCI_INDEX)).map_err(|e| {
+            invalid(FileError::Member {
+                member: "index.json",
+                source: Box::new(e.into()),
+            })
+        })?;
         Ok(OciArchive { tar, index })
     }
 
@@ -83,7 +89,10 @@ impl OciArchive {
         let m = self.tar.get(&name).ok_or_else(|| Error::MissingBlob {
             reference: reference.to_string(),
             digest: digest.clone(),
-            location: format!("no member {name} in {}", self.tar.file().display()),
+            location: BlobLocation::ArchiveMember {
+                member: name.clone(),
+                file: self.tar.file().to_path_buf(),
+            },
         })?;
         let r = self
             .tar
@@ -126,7 +135,7 @@ impl Source for OciArchiveSource {
             &self.archive.index,
             self.tag.as_deref(),
             &self.reference,
-            &format!("{} (index.json)", self.file.display()),
+            (&self.file, Some("index.json")),
             "archive",
         )
     }

@@ -50,11 +50,13 @@ fn read_existing(reference: &Reference, file: &Path) -> Result<Option<OciArchive
             Error::InvalidFile {
                 reference,
                 file,
-                reason,
+                source,
+                ..
             } => Error::InvalidFile {
                 reference,
                 file,
-                reason: format!("{reason}; refusing to overwrite it"),
+                source,
+                overwrite: true,
             },
             e => e,
         })
@@ -138,7 +140,7 @@ impl OciArchiveSink {
 }
 
 fn into_io(e: Error) -> std::io::Error {
-    std::io::Error::other(e.to_string())
+    std::io::Error::other(e)
 }
 
 impl Sink for OciArchiveSink {

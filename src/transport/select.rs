@@ -3,7 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::error::{Error, Result};
+use std::path::Path;
+
+use crate::error::{Error, FileError, NotFoundHint, Result, Wanted};
 use crate::model::media;
 use crate::model::{Descriptor, Digest, Index, Reference};
 
@@ -22,13 +24,16 @@ pub fn tags(index: &Index) -> Vec<String> {
     tags
 }
 
+/// Where an index is, for messages: a file, and the member of it for an archive.
+pub type IndexFile<'a> = (&'a Path, Option<&'static str>);
+
 /// The descriptor tagged `tag`; an error when the tag names two different manifests.
 /// `index_file` names the index in messages.
 pub fn by_tag(
     index: &Index,
     tag: &str,
     reference: &Reference,
-    index_file: &str,
+    index_file: IndexFile,
 ) -> Result<Option<Descriptor>> {
     let found: Vec<&Descriptor> = index
         .manifests
@@ -38,22 +43,36 @@ pub fn by_tag(
     match found.as_slice() {
         [] => Ok(None),
         [one, rest @ ..] if rest.iter().all(|d| d.digest == one.digest) => Ok(Some((*one).clone())),
-        _ => Err(Error::Corrupt(format!(
-            "{reference}: tag {tag:?} names {} different manifests in {index_file}",
-            found.len(),
-        ))),
+        _ => {
+            let problem = FileError::DuplicateTag {
+                tag: tag.to_string(),
+                manifests: found.len(),
+            };
+            let (file, member) = index_file;
+            Err(Error::InvalidFile {
+                reference: reference.to_string(),
+                file: file.to_path_buf(),
+                source: Box::new(match member {
+                    Some(member) => FileError::Member {
+                        member,
+                        source: Box::new(problem),
+                    },
+                    None => problem,
+                }),
+                overwrite: false,
+            })
+        }
     }
 }
 
-pub fn tag_not_found(index: &Index, tag: &str, reference: &Reference, what: &str) -> Error {
-    let tags = tags(index);
+/// A tag the index does not have, listing those it has (`what`: `layout` or `archive`).
+pub fn tag_not_found(index: &Index, tag: &str, reference: &Reference, what: &'static str) -> Error {
     Error::NotFound {
         reference: reference.to_string(),
-        what: format!("tag {tag:?}"),
-        hint: if tags.is_empty() {
-            format!(" (the {what} has no tagged images)")
-        } else {
-            format!(" (tags: {})", tags.join(", "))
+        what: Wanted::Tag(tag.to_string()),
+        hint: NotFoundHint::Tags {
+            store: what,
+            tags: tags(index),
         },
     }
 }
@@ -64,8 +83,8 @@ pub fn by_tag_or_default(
     index: &Index,
     tag: Option<&str>,
     reference: &Reference,
-    index_file: &str,
-    what: &str,
+    index_file: IndexFile,
+    what: &'static str,
 ) -> Result<Descriptor> {
     match tag {
         Some(tag) => by_tag(index, tag, reference, index_file)?

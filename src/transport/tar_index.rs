@@ -75,34 +75,111 @@ pub fn normalise(path: &Path) -> String {
     parts.join("/")
 }
 
+/// Why a file is not a (complete, uncompressed) tar archive, or one of its members cannot be
+/// read. The caller names the file ([`crate::Error::InvalidFile`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TarError {
+    /// Opening the file failed.
+    #[error("cannot open: {0}")]
+    Open(#[source] io::Error),
+    /// Its size could not be read.
+    #[error("cannot stat: {0}")]
+    Stat(#[source] io::Error),
+    /// Reading it failed.
+    #[error("cannot read: {0}")]
+    Read(#[source] io::Error),
+    /// An empty file.
+    #[error("the file is empty, not a tar archive")]
+    Empty,
+    /// A compressed archive (`gzip` or `zstd`).
+    #[error("the archive is {0} compressed; only uncompressed tar archives are supported (decompress it first, as for skopeo)")]
+    Compressed(&'static str),
+    /// Not a tar archive at all.
+    #[error("not a tar archive: {0}")]
+    NotTar(#[source] io::Error),
+    /// A header that does not parse.
+    #[error("not a valid tar archive: {0}")]
+    Invalid(#[source] io::Error),
+    /// The file ends inside a header (`after`: the member before it, if any).
+    #[error("truncated: the archive ends inside {} ({source})", after.as_ref().map_or_else(|| "its first header".to_string(), |m| format!("the header after member {m}")))]
+    TruncatedHeader {
+        /// The last complete member.
+        after: Option<String>,
+        /// What the tar reader said.
+        #[source]
+        source: io::Error,
+    },
+    /// A member name that does not decode.
+    #[error("bad member name: {0}")]
+    BadName(#[source] io::Error),
+    /// A member's data runs past the end of the file.
+    #[error(
+        "truncated: member {name} needs {size} bytes at offset {offset}, the file has {len} bytes"
+    )]
+    TruncatedMember {
+        /// The member.
+        name: String,
+        /// Its size.
+        size: u64,
+        /// Where its data starts.
+        offset: u64,
+        /// The file's size.
+        len: u64,
+    },
+    /// No end-of-archive marker (`after`: the last member, if any).
+    #[error("{}", match after { None => "truncated or not a tar archive: no end-of-archive marker".to_string(), Some(m) => format!("truncated: the archive ends after member {m} without its end-of-archive marker") })]
+    NoEnd {
+        /// The last member.
+        after: Option<String>,
+    },
+    /// A member over the size ocipatch reads whole.
+    #[error("member {name} has {size} bytes, more than the {limit}-byte limit")]
+    MemberTooLarge {
+        /// The member.
+        name: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Reading a member failed.
+    #[error("cannot read member {name}: {source}")]
+    ReadMember {
+        /// The member.
+        name: String,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+}
+
 impl TarIndex {
-    /// Scans the headers of `file`. Errors are messages for `Error::InvalidFile`.
-    pub fn open(file: &Path) -> Result<TarIndex, String> {
-        let mut f = File::open(file).map_err(|e| format!("cannot open: {e}"))?;
-        let len = f.metadata().map_err(|e| format!("cannot stat: {e}"))?.len();
+    /// Scans the headers of `file`.
+    pub fn open(file: &Path) -> Result<TarIndex, TarError> {
+        let mut f = File::open(file).map_err(TarError::Open)?;
+        let len = f.metadata().map_err(TarError::Stat)?.len();
         let mut head = [0u8; 4];
-        let n = read_up_to(&mut f, &mut head).map_err(|e| format!("cannot read: {e}"))?;
+        let n = read_up_to(&mut f, &mut head).map_err(TarError::Read)?;
         if n == 0 {
-            return Err("the file is empty, not a tar archive".into());
+            return Err(TarError::Empty);
         }
         match sniff(&head[..n]) {
             Magic::Plain => {}
             m => {
-                return Err(format!(
-                    "the archive is {} compressed; only uncompressed tar archives are supported (decompress it first, as for skopeo)",
-                    if m == Magic::Gzip { "gzip" } else { "zstd" }
-                ))
+                return Err(TarError::Compressed(if m == Magic::Gzip {
+                    "gzip"
+                } else {
+                    "zstd"
+                }))
             }
         }
-        f.seek(SeekFrom::Start(0))
-            .map_err(|e| format!("cannot read: {e}"))?;
+        f.seek(SeekFrom::Start(0)).map_err(TarError::Read)?;
         let mut members = BTreeMap::new();
         let mut links = BTreeMap::new();
-        let handle = Arc::new(f.try_clone().map_err(|e| format!("cannot open: {e}"))?);
+        let handle = Arc::new(f.try_clone().map_err(TarError::Open)?);
         let mut archive = tar::Archive::new(f);
-        let entries = archive
-            .entries_with_seek()
-            .map_err(|e| format!("not a tar archive: {e}"))?;
+        let entries = archive.entries_with_seek().map_err(TarError::NotTar)?;
         // Where the last member's data (padded to a block) ends: the end-of-archive marker
         // must follow. The tar crate also stops quietly at EOF, so a file cut exactly between
         // two members would otherwise pass for a complete, smaller archive.
@@ -112,17 +189,15 @@ impl TarIndex {
             let entry = entry.map_err(|e| {
                 // A header that would lie past EOF: the file was cut inside it.
                 if len < end + 512 {
-                    let after = if last.is_empty() {
-                        "its first header".to_string()
-                    } else {
-                        format!("the header after member {last}")
-                    };
-                    format!("truncated: the archive ends inside {after} ({e})")
+                    TarError::TruncatedHeader {
+                        after: (!last.is_empty()).then(|| last.clone()),
+                        source: e,
+                    }
                 } else {
-                    format!("not a valid tar archive: {e}")
+                    TarError::Invalid(e)
                 }
             })?;
-            let name = normalise(&entry.path().map_err(|e| format!("bad member name: {e}"))?);
+            let name = normalise(&entry.path().map_err(TarError::BadName)?);
             end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
             last.clone_from(&name);
             let kind = entry.header().entry_type();
@@ -133,10 +208,12 @@ impl TarIndex {
                 };
                 // Seeking over the data cannot notice a short file; the end of the data can.
                 if m.offset.saturating_add(m.size) > len {
-                    return Err(format!(
-                        "truncated: member {name} needs {} bytes at offset {}, the file has {len} bytes",
-                        m.size, m.offset
-                    ));
+                    return Err(TarError::TruncatedMember {
+                        name,
+                        size: m.size,
+                        offset: m.offset,
+                        len,
+                    });
                 }
                 links.remove(&name);
                 members.insert(name, m);
@@ -158,10 +235,8 @@ impl TarIndex {
             }
         }
         if len < end + 512 {
-            return Err(if last.is_empty() {
-                "truncated or not a tar archive: no end-of-archive marker".to_string()
-            } else {
-                format!("truncated: the archive ends after member {last} without its end-of-archive marker")
+            return Err(TarError::NoEnd {
+                after: (!last.is_empty()).then_some(last),
             });
         }
         Ok(TarIndex {
@@ -204,20 +279,24 @@ impl TarIndex {
     }
 
     /// A small member whole (JSON files), refusing anything over `limit` bytes.
-    pub fn read_member(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, String> {
+    pub fn read_member(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, TarError> {
         let Some(m) = self.get(name) else {
             return Ok(None);
         };
         if m.size > limit {
-            return Err(format!(
-                "member {name} has {} bytes, more than the {limit}-byte limit",
-                m.size
-            ));
+            return Err(TarError::MemberTooLarge {
+                name: name.to_string(),
+                size: m.size,
+                limit,
+            });
         }
         let mut bytes = Vec::with_capacity(m.size as usize);
         self.open_member(m)
             .and_then(|mut r| r.read_to_end(&mut bytes))
-            .map_err(|e| format!("cannot read member {name}: {e}"))?;
+            .map_err(|source| TarError::ReadMember {
+                name: name.to_string(),
+                source,
+            })?;
         Ok(Some(bytes))
     }
 
@@ -336,6 +415,8 @@ mod tests {
         let f = fs_open_rw(&p);
         f.set_len(4096).unwrap();
         let e = TarIndex::open(&p).unwrap_err();
+        assert!(matches!(e, TarError::TruncatedMember { .. }), "{e}");
+        let e = e.to_string();
         assert!(e.contains("truncated") && e.contains("big"), "{e}");
         // cut exactly after a member: no end-of-archive marker
         write_tar(&p, |b| {
@@ -344,6 +425,11 @@ mod tests {
         });
         fs_open_rw(&p).set_len(1024).unwrap();
         let e = TarIndex::open(&p).unwrap_err();
+        assert!(
+            matches!(&e, TarError::NoEnd { after: Some(a) } if a == "a"),
+            "{e}"
+        );
+        let e = e.to_string();
         assert!(
             e.contains("truncated") && e.contains("after member a"),
             "{e}"
@@ -358,9 +444,10 @@ mod tests {
         gz.write_all(&[0u8; 1024]).unwrap();
         std::fs::write(&p, gz.finish().unwrap()).unwrap();
         let e = TarIndex::open(&p).unwrap_err();
-        assert!(e.contains("gzip"), "{e}");
+        assert!(matches!(e, TarError::Compressed("gzip")), "{e}");
+        assert!(e.to_string().contains("gzip"), "{e}");
         std::fs::write(&p, b"").unwrap();
-        assert!(TarIndex::open(&p).unwrap_err().contains("empty"));
+        assert!(matches!(TarIndex::open(&p), Err(TarError::Empty)));
     }
 
     fn fs_open_rw(p: &Path) -> File {

@@ -125,7 +125,9 @@ pub struct ElfInfo {
 }
 
 /// Why an ELF file could not be summarised.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// Kept in layer summaries (and the layer cache) as its reason alone.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(transparent)]
 #[error("cannot summarise ELF file: {reason}")]
 pub struct ElfError {
     /// What was wrong, in a few words.

@@ -317,22 +317,55 @@ fn deb_fields(text: &str) -> DebFields {
     f
 }
 
+/// Why a relation (a dpkg alternative, an apk dependency token) does not parse; becomes a
+/// note of the verdict (the relation is not checked).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum SyntaxError {
+    #[error("missing package name")]
+    MissingName,
+    #[error("invalid package name {}", quote(.0))]
+    InvalidName(String),
+    #[error("missing architecture name after ':'")]
+    MissingArch,
+    #[error("bad version relationship {0}")]
+    BadRelationship(String),
+    #[error("version unterminated")]
+    Unterminated,
+    #[error("version followed by something other than ')'")]
+    AfterVersion,
+    #[error("version {}: {source}", quote(version))]
+    Version {
+        version: String,
+        source: super::version::DpkgVersionError,
+    },
+    #[error("{} after the package name", quote(.0))]
+    Trailing(String),
+    #[error("no version after the operator in {}", quote(.0))]
+    NoVersion(String),
+    #[error("bad operator in {}", quote(.0))]
+    BadOperator(String),
+    #[error("invalid version {}", quote(.0))]
+    InvalidVersion(String),
+    #[error("no package name in {}", quote(.0))]
+    NoName(String),
+}
+
 /// Parses one alternative the way dpkg's `f_dependency` does (whitespace anywhere between the
 /// parts; the obsolete `<`/`>`; a missing operator is dpkg's implicit `=`).
-fn parse_deb_alt(s: &str) -> Result<DebAlt<'_>, String> {
+fn parse_deb_alt(s: &str) -> Result<DebAlt<'_>, SyntaxError> {
     let s = s.trim();
     let name_end = s
         .find(|c: char| c.is_whitespace() || matches!(c, ':' | '(' | '[' | '<'))
         .unwrap_or(s.len());
     let name = &s[..name_end];
     if name.is_empty() {
-        return Err("missing package name".into());
+        return Err(SyntaxError::MissingName);
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"+-._".contains(&b))
     {
-        return Err(format!("invalid package name {}", quote(name)));
+        return Err(SyntaxError::InvalidName(name.to_string()));
     }
     let mut rest = &s[name_end..];
     let mut arch = None;
@@ -341,7 +374,7 @@ fn parse_deb_alt(s: &str) -> Result<DebAlt<'_>, String> {
             .find(|c: char| c.is_whitespace() || c == '(')
             .unwrap_or(r.len());
         if end == 0 {
-            return Err("missing architecture name after ':'".into());
+            return Err(SyntaxError::MissingArch);
         }
         arch = Some(&r[..end]);
         rest = &r[end..];
@@ -360,7 +393,7 @@ fn parse_deb_alt(s: &str) -> Result<DebAlt<'_>, String> {
                     Some(b'=') => (le, 2),
                     Some(&c2) if c2 == c1 => (if c1 == b'<' { Op::Lt } else { Op::Gt }, 2),
                     Some(b'<' | b'>') => {
-                        return Err(format!("bad version relationship {}", &r[..2]));
+                        return Err(SyntaxError::BadRelationship(r[..2].to_string()));
                     }
                     _ => (le, 1),
                 }
@@ -376,17 +409,20 @@ fn parse_deb_alt(s: &str) -> Result<DebAlt<'_>, String> {
         let after = r[vend..].trim_start();
         let Some(after) = after.strip_prefix(')') else {
             return Err(if after.is_empty() {
-                "version unterminated".to_string()
+                SyntaxError::Unterminated
             } else {
-                "version followed by something other than ')'".to_string()
+                SyntaxError::AfterVersion
             });
         };
-        dpkg_parse(version).map_err(|e| format!("version {}: {e}", quote(version)))?;
+        dpkg_parse(version).map_err(|source| SyntaxError::Version {
+            version: version.to_string(),
+            source,
+        })?;
         constraint = Some((op, version));
         rest = after.trim_start();
     }
     if !rest.is_empty() {
-        return Err(format!("{} after the package name", quote(rest)));
+        return Err(SyntaxError::Trailing(rest.to_string()));
     }
     Ok(DebAlt {
         name,
@@ -397,7 +433,7 @@ fn parse_deb_alt(s: &str) -> Result<DebAlt<'_>, String> {
 
 /// A relation field: clauses separated by `,`, alternatives by `|`. An empty field has no
 /// clauses; an empty clause is an error (dpkg's "missing package name").
-fn parse_deb_field(value: &str) -> Vec<(&str, Result<Vec<DebAlt<'_>>, String>)> {
+fn parse_deb_field(value: &str) -> Vec<(&str, Result<Vec<DebAlt<'_>>, SyntaxError>)> {
     if value.trim().is_empty() {
         return Vec::new();
     }
@@ -581,7 +617,7 @@ pub fn dpkg(db: &Db) -> Checked {
     out.finish()
 }
 
-fn deb_note(p: &DebPkg, kind: RelationKind, clause: &str, why: &str) -> String {
+fn deb_note(p: &DebPkg, kind: RelationKind, clause: &str, why: &dyn fmt::Display) -> String {
     format!(
         "{} {}: {kind} {} does not parse: {why}",
         p.record.name,
@@ -946,7 +982,7 @@ struct ApkDep<'a> {
 }
 
 /// Parses a token as apk-tools 2.x `apk_blob_pull_dep` does.
-fn parse_apk_dep(token: &str) -> Result<ApkDep<'_>, String> {
+fn parse_apk_dep(token: &str) -> Result<ApkDep<'_>, SyntaxError> {
     let (conflict, body) = match token.strip_prefix('!') {
         Some(b) => (true, b),
         None => (false, token),
@@ -958,12 +994,12 @@ fn parse_apk_dep(token: &str) -> Result<ApkDep<'_>, String> {
             let ops = &body[at..];
             let op_len = ops
                 .find(|c: char| !is_op(c))
-                .ok_or_else(|| format!("no version after the operator in {}", quote(token)))?;
+                .ok_or_else(|| SyntaxError::NoVersion(token.to_string()))?;
             let op = ApkOp::parse(&ops[..op_len])
-                .ok_or_else(|| format!("bad operator in {}", quote(token)))?;
+                .ok_or_else(|| SyntaxError::BadOperator(token.to_string()))?;
             let version = &ops[op_len..];
             if !op.is_checksum() && !apk_version_valid(version) {
-                return Err(format!("invalid version {}", quote(version)));
+                return Err(SyntaxError::InvalidVersion(version.to_string()));
             }
             (&body[..at], Some((op, version)))
         }
@@ -971,7 +1007,7 @@ fn parse_apk_dep(token: &str) -> Result<ApkDep<'_>, String> {
     // A repository tag (`name@edge`) does not change what is installed.
     let name = name.split('@').next().unwrap_or("");
     if name.is_empty() {
-        return Err(format!("no package name in {}", quote(token)));
+        return Err(SyntaxError::NoName(token.to_string()));
     }
     Ok(ApkDep {
         conflict,

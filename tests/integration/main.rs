@@ -4,6 +4,7 @@ mod append;
 mod archive;
 mod check;
 mod cli;
+mod errors;
 #[path = "../registry/fake.rs"]
 mod fake;
 mod fleet;

@@ -34,15 +34,115 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// A `--creds` value that is not `USER:PASSWORD` (the value is never shown: it is a secret).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected USER:PASSWORD, with a user name before the ':'")]
+pub struct CredentialsError;
+
+/// Why the credentials for a registry could not be looked up: which file or helper failed,
+/// never what it returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// An auth file that exists but cannot be read.
+    #[error("cannot read auth file {}: {source}", file.display())]
+    Read {
+        /// The auth file.
+        file: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An auth file that is not JSON.
+    #[error("auth file {} is not valid JSON: {source}", file.display())]
+    Json {
+        /// The auth file.
+        file: PathBuf,
+        /// What the parser said (positions, not contents).
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An `auths` entry that does not decode.
+    #[error("auth file {}: entry for {key}: {problem}", file.display())]
+    Entry {
+        /// The auth file.
+        file: PathBuf,
+        /// The entry's key.
+        key: String,
+        /// What is wrong with it.
+        #[source]
+        problem: EntryError,
+    },
+    /// A credential helper that cannot be started.
+    #[error("cannot run credential helper {program}: {source}")]
+    HelperSpawn {
+        /// `docker-credential-NAME`.
+        program: String,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A credential helper that could not be waited for.
+    #[error("credential helper {program} failed: {source}")]
+    HelperWait {
+        /// `docker-credential-NAME`.
+        program: String,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A credential helper that exited with an error.
+    #[error("credential helper {program} failed ({status}) for {host}")]
+    HelperFailed {
+        /// `docker-credential-NAME`.
+        program: String,
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// The registry asked for.
+        host: String,
+    },
+    /// A credential helper whose answer is not JSON.
+    #[error("credential helper {program} did not print JSON for {host}")]
+    HelperOutput {
+        /// `docker-credential-NAME`.
+        program: String,
+        /// The registry asked for.
+        host: String,
+    },
+    /// A credential helper that answered with an identity token.
+    #[error("credential helper {program} returned an identity token for {host}; identity tokens are not supported, use --creds")]
+    IdentityToken {
+        /// `docker-credential-NAME`.
+        program: String,
+        /// The registry asked for.
+        host: String,
+    },
+}
+
+/// What is wrong with an auth file entry's `auth` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryError {
+    /// Not base64.
+    #[error("\"auth\" is not valid base64")]
+    NotBase64,
+    /// Not UTF-8 once decoded.
+    #[error("\"auth\" is not UTF-8")]
+    NotUtf8,
+    /// Not `USER:PASSWORD` once decoded.
+    #[error("\"auth\" does not decode to USER:PASSWORD")]
+    NotUserPassword,
+}
+
 impl Credentials {
     /// `USER:PASS` as given to `--creds` (the password may contain `:`).
-    pub fn parse(s: &str) -> Result<Credentials, String> {
+    pub fn parse(s: &str) -> Result<Credentials, CredentialsError> {
         match s.split_once(':') {
             Some((u, p)) if !u.is_empty() => Ok(Credentials {
                 username: u.to_string(),
                 password: p.to_string(),
             }),
-            _ => Err("expected USER:PASSWORD, with a user name before the ':'".to_string()),
+            _ => Err(CredentialsError),
         }
     }
 
@@ -88,15 +188,22 @@ pub fn lookup(
     files: &[PathBuf],
     host: &str,
     repository: &str,
-) -> Result<Option<Credentials>, String> {
+) -> Result<Option<Credentials>, AuthError> {
     for file in files {
         let bytes = match std::fs::read(file) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(format!("cannot read auth file {}: {e}", file.display())),
+            Err(source) => {
+                return Err(AuthError::Read {
+                    file: file.clone(),
+                    source,
+                })
+            }
         };
-        let json: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("auth file {} is not valid JSON: {e}", file.display()))?;
+        let json: Value = serde_json::from_slice(&bytes).map_err(|source| AuthError::Json {
+            file: file.clone(),
+            source,
+        })?;
         if let Some(found) = lookup_in(&json, host, repository, file)? {
             return Ok(Some(found));
         }
@@ -109,7 +216,7 @@ fn lookup_in(
     host: &str,
     repository: &str,
     file: &Path,
-) -> Result<Option<Credentials>, String> {
+) -> Result<Option<Credentials>, AuthError> {
     if let Some(helper) = json
         .get("credHelpers")
         .and_then(|h| h.get(host))
@@ -137,8 +244,11 @@ fn lookup_in(
     for key in wanted.iter().rev() {
         let entry = auths.iter().find(|(k, _)| normalise_key(k, host) == *key);
         if let Some((_, entry)) = entry {
-            return decode_entry(entry)
-                .map_err(|e| format!("auth file {}: entry for {key}: {e}", file.display()));
+            return decode_entry(entry).map_err(|problem| AuthError::Entry {
+                file: file.to_path_buf(),
+                key: key.clone(),
+                problem,
+            });
         }
     }
     Ok(None)
@@ -161,7 +271,7 @@ fn normalise_key(key: &str, host: &str) -> String {
     k.to_string()
 }
 
-fn decode_entry(entry: &Value) -> Result<Option<Credentials>, String> {
+fn decode_entry(entry: &Value) -> Result<Option<Credentials>, EntryError> {
     if let Some(auth) = entry
         .get("auth")
         .and_then(Value::as_str)
@@ -169,11 +279,11 @@ fn decode_entry(entry: &Value) -> Result<Option<Credentials>, String> {
     {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
-            .map_err(|_| "\"auth\" is not valid base64".to_string())?;
-        let s = String::from_utf8(raw).map_err(|_| "\"auth\" is not UTF-8".to_string())?;
+            .map_err(|_| EntryError::NotBase64)?;
+        let s = String::from_utf8(raw).map_err(|_| EntryError::NotUtf8)?;
         return Credentials::parse(&s)
             .map(Some)
-            .map_err(|_| "\"auth\" does not decode to USER:PASSWORD".to_string());
+            .map_err(|_| EntryError::NotUserPassword);
     }
     match (
         entry.get("username").and_then(Value::as_str),
@@ -188,7 +298,7 @@ fn decode_entry(entry: &Value) -> Result<Option<Credentials>, String> {
 }
 
 /// `docker-credential-NAME get`, registry host on stdin, `{"Username","Secret"}` on stdout.
-fn run_helper(name: &str, host: &str) -> Result<Option<Credentials>, String> {
+fn run_helper(name: &str, host: &str) -> Result<Option<Credentials>, AuthError> {
     let program = format!("docker-credential-{name}");
     let mut child = Command::new(&program)
         .arg("get")
@@ -196,7 +306,10 @@ fn run_helper(name: &str, host: &str) -> Result<Option<Credentials>, String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run credential helper {program}: {e}"))?;
+        .map_err(|source| AuthError::HelperSpawn {
+            program: program.clone(),
+            source,
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         // Docker stores Docker Hub's credentials under its legacy index URL.
         let server = if host == "docker.io" {
@@ -209,26 +322,33 @@ fn run_helper(name: &str, host: &str) -> Result<Option<Credentials>, String> {
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| format!("credential helper {program} failed: {e}"))?;
+        .map_err(|source| AuthError::HelperWait {
+            program: program.clone(),
+            source,
+        })?;
     if !out.status.success() {
         // The helpers' protocol: "credentials not found" on stdout means none stored.
         let said = String::from_utf8_lossy(&out.stdout);
         if said.contains("credentials not found") {
             return Ok(None);
         }
-        return Err(format!(
-            "credential helper {program} failed ({}) for {host}",
-            out.status
-        ));
+        return Err(AuthError::HelperFailed {
+            program,
+            status: out.status,
+            host: host.to_string(),
+        });
     }
-    let json: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|_| format!("credential helper {program} did not print JSON for {host}"))?;
+    let json: Value = serde_json::from_slice(&out.stdout).map_err(|_| AuthError::HelperOutput {
+        program: program.clone(),
+        host: host.to_string(),
+    })?;
     let user = json.get("Username").and_then(Value::as_str).unwrap_or("");
     let secret = json.get("Secret").and_then(Value::as_str).unwrap_or("");
     if user == "<token>" {
-        return Err(format!(
-            "credential helper {program} returned an identity token for {host}; identity tokens are not supported, use --creds"
-        ));
+        return Err(AuthError::IdentityToken {
+            program,
+            host: host.to_string(),
+        });
     }
     if user.is_empty() && secret.is_empty() {
         return Ok(None);
@@ -419,6 +539,17 @@ mod tests {
         let file = dir.path().join("auth.json");
         std::fs::write(&file, r#"{"auths":{"h.io":{"auth":"!!notbase64-secret"}}}"#).unwrap();
         let e = lookup(&[file], "h.io", "r").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuthError::Entry {
+                    problem: EntryError::NotBase64,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = e.to_string();
         assert!(e.contains("auth.json"), "{e}");
         assert!(!e.contains("notbase64-secret"), "{e}");
     }
@@ -437,7 +568,7 @@ mod tests {
     #[test]
     fn creds_errors_never_show_the_value() {
         for bad in ["tokenonly-s3cr3t", ":s3cr3t", ""] {
-            let e = Credentials::parse(bad).unwrap_err();
+            let e = Credentials::parse(bad).unwrap_err().to_string();
             assert!(!e.contains("s3cr3t"), "{e}");
         }
     }
@@ -463,7 +594,9 @@ mod tests {
             ),
         ] {
             std::fs::write(&file, &contents).unwrap();
-            let e = lookup(std::slice::from_ref(&file), "h.io", "r").unwrap_err();
+            let e = lookup(std::slice::from_ref(&file), "h.io", "r")
+                .unwrap_err()
+                .to_string();
             assert!(
                 !e.contains("s3cr3t") && !e.contains(&enc(b"u:s3cr3t-value")),
                 "{e}"

@@ -18,7 +18,7 @@ use ureq::http::{self, Method, Response, StatusCode};
 use super::auth::{self, Challenge, Credentials};
 use super::body;
 use super::secret::{shown_url, Secrets};
-use crate::error::{Error, Result};
+use crate::error::{Error, RegistryAnswer, Result};
 use crate::transport::RegistryOptions;
 
 /// Attempts per request when the failure is transient (connection reset, 429, 5xx).
@@ -87,10 +87,12 @@ impl Body<'_> {
     }
 }
 
-/// A failed request, and whether trying again may help (connection reset, 429, 5xx).
+/// A failed request, and whether this request may be tried again: [`Error::is_temporary`] of
+/// its own failure (connection reset, 429, 5xx), never for a failure that was retried already
+/// (a token request) or is not the registry's (a source blob that does not match).
 pub struct SendFailure {
-    /// What went wrong, naming the reference.
-    pub error: Error,
+    /// What went wrong, naming the reference (boxed: a failure is rare, the `Result` common).
+    pub error: Box<Error>,
     /// Whether trying again may help.
     pub transient: bool,
 }
@@ -318,6 +320,18 @@ pub fn read_small(resp: Response<ureq::Body>, limit: u64) -> std::io::Result<Vec
     Ok(out)
 }
 
+/// A registry error without an answer (no status), its message scrubbed of `secrets`.
+fn unanswered(reference: &str, secrets: &Secrets, message: &str, transient: bool) -> Error {
+    Error::Registry {
+        reference: reference.to_string(),
+        message: secrets.scrub(message),
+        status: None,
+        code: None,
+        detail: None,
+        transient,
+    }
+}
+
 impl Connection {
     fn open(
         reference: &str,
@@ -325,7 +339,7 @@ impl Connection {
         creds: Option<Credentials>,
         opts: &RegistryOptions,
         session: &Session,
-    ) -> std::result::Result<Connection, String> {
+    ) -> Result<Connection> {
         // The system's trust store (as skopeo and docker use), so registries signed by a
         // private CA the machine trusts work; SSL_CERT_FILE / SSL_CERT_DIR are honoured.
         let tls = ureq::tls::TlsConfig::builder()
@@ -355,7 +369,6 @@ impl Connection {
             .build()
             .into();
         let api = api_host(host);
-        let _ = reference;
         let mut conn = Connection {
             agent,
             host: host.to_string(),
@@ -379,19 +392,29 @@ impl Connection {
             } else {
                 ""
             };
-            return Err(format!(
-                "cannot reach registry {host} over HTTPS: {}{hint}",
-                https_err.message
+            return Err(unanswered(
+                reference,
+                &conn.secrets,
+                &format!(
+                    "cannot reach registry {host} over HTTPS: {}{hint}",
+                    https_err.message
+                ),
+                false,
             ));
         }
         let https_err = https_err.message;
         conn.base = format!("http://{api}");
-        conn.ping(session).map_err(|http_err| {
-            format!(
-                "cannot reach registry {host}: HTTPS: {https_err}; HTTP: {}",
-                http_err.message
-            )
-        })?;
+        if let Err(http_err) = conn.ping(session) {
+            return Err(unanswered(
+                reference,
+                &conn.secrets,
+                &format!(
+                    "cannot reach registry {host}: HTTPS: {https_err}; HTTP: {}",
+                    http_err.message
+                ),
+                false,
+            ));
+        }
         Ok(conn)
     }
 
@@ -454,10 +477,6 @@ impl Client {
         repository: &str,
         opts: &RegistryOptions,
     ) -> Result<Client> {
-        let fail = |message: String| Error::Registry {
-            reference: reference.to_string(),
-            message: Secrets::new(opts.creds.as_ref()).scrub(&message),
-        };
         let creds = match &opts.creds {
             Some(c) => Some(c.clone()),
             None => auth::lookup(
@@ -465,7 +484,10 @@ impl Client {
                 host,
                 repository,
             )
-            .map_err(fail)?,
+            .map_err(|source| Error::Credentials {
+                reference: reference.to_string(),
+                source,
+            })?,
         };
         let key = format!(
             "{host}\0{}\0{:?}\0{}",
@@ -487,9 +509,7 @@ impl Client {
                 session: session.clone(),
             });
         }
-        let secrets = Secrets::new(creds.as_ref());
-        let conn = Connection::open(reference, host, creds, opts, &session)
-            .map_err(|message| fail(secrets.scrub(&message)))?;
+        let conn = Connection::open(reference, host, creds, opts, &session)?;
         let conn = Arc::new(conn);
         pool.insert(key, conn.clone());
         drop(pool);
@@ -799,7 +819,7 @@ impl Client {
                         attempt += 1;
                         continue;
                     }
-                    Err(f) => return Err(f.error),
+                    Err(f) => return Err(*f.error),
                 };
             // Only the registry's own challenge counts: another host (an upload Location)
             // gets no credentials from us, so its 401 is just an answer.
@@ -844,7 +864,7 @@ impl Client {
         expected: u64,
     ) -> std::result::Result<Response<ureq::Body>, SendFailure> {
         let fatal = |error: Error| SendFailure {
-            error,
+            error: Box::new(error),
             transient: false,
         };
         let mut b = http::Request::builder().method(method.clone()).uri(url);
@@ -894,68 +914,83 @@ impl Client {
                 }
             }
         }
+        let failure = |error: Error| SendFailure {
+            transient: error.is_temporary(),
+            error: Box::new(error),
+        };
         match result {
-            Ok(r) if retry_status(r.status()) && !body.replayable() => {
-                let status = r.status();
-                Err(SendFailure {
-                    error: self.status_error(&format!("{method} {}", shown_url(url)), r),
-                    transient: retry_status(status),
-                })
-            }
+            Ok(r) if retry_status(r.status()) && !body.replayable() => Err(failure(
+                self.status_error(&format!("{method} {}", shown_url(url)), r),
+            )),
             Ok(r) => Ok(r),
-            Err(e) => Err(SendFailure {
-                transient: transient(&e),
-                error: self.error_msg(format!(
-                    "{method} {}: {}",
-                    shown_url(url),
-                    self.describe(e, bytes)
-                )),
-            }),
+            Err(e) => {
+                let may_pass = transient(&e);
+                let message = format!("{method} {}: {}", shown_url(url), self.describe(e, bytes));
+                Err(failure(unanswered(
+                    &self.reference,
+                    &self.conn.secrets,
+                    &message,
+                    may_pass,
+                )))
+            }
         }
     }
 
-    /// A registry error naming this client's reference. The message is scrubbed of this
-    /// connection's secrets (see `Secrets::scrub`): it may quote what the registry said.
+    /// A registry error without an answer (no status), naming this client's reference. The
+    /// message is scrubbed of this connection's secrets (see `Secrets::scrub`): it may quote
+    /// what the registry said.
     pub fn error_msg(&self, message: String) -> Error {
+        unanswered(&self.reference, &self.conn.secrets, &message, false)
+    }
+
+    /// "WHAT: registry answered 404 Not Found (MANIFEST_UNKNOWN: manifest unknown)", with the
+    /// status, code and message typed ([`Error::Registry`]).
+    pub fn status_error(&self, what: &str, resp: Response<ureq::Body>) -> Error {
+        let answer = self.answer(resp);
         Error::Registry {
             reference: self.reference.clone(),
-            message: self.conn.secrets.scrub(&message),
+            message: self.conn.secrets.scrub(what),
+            status: Some(answer.status),
+            code: answer.code,
+            detail: answer.message,
+            transient: false,
         }
     }
 
-    /// "WHAT: registry answered 404 Not Found (MANIFEST_UNKNOWN: manifest unknown)".
-    pub fn status_error(&self, what: &str, resp: Response<ureq::Body>) -> Error {
-        self.error_msg(format!("{what}: {}", answer(resp)))
-    }
-
-    /// The registry's answer as [`Client::status_error`] words it (status, first error code
-    /// and message), scrubbed of this connection's secrets: some registries echo the request,
-    /// its `Authorization` header included.
-    pub fn answer(&self, resp: Response<ureq::Body>) -> String {
-        self.conn.secrets.scrub(&answer(resp))
+    /// The registry's answer (status, first error code and message), scrubbed of this
+    /// connection's secrets: some registries echo the request, its `Authorization` header
+    /// included.
+    pub fn answer(&self, resp: Response<ureq::Body>) -> RegistryAnswer {
+        let a = answer(resp);
+        let scrub = |s: Option<String>| s.map(|s| self.conn.secrets.scrub(&s));
+        RegistryAnswer {
+            status: a.status,
+            code: scrub(a.code),
+            message: scrub(a.message),
+        }
     }
 }
 
 /// The status and, from the distribution error body, the first error's code and message: the
 /// registry's own text, unscrubbed (callers go through `Client::answer` or `status_error`).
-fn answer(resp: Response<ureq::Body>) -> String {
-    let status = resp.status();
-    let auth_hint = if status == StatusCode::UNAUTHORIZED {
-        " (check the credentials: --creds, --authfile or the auth files)"
-    } else {
-        ""
-    };
+fn answer(resp: Response<ureq::Body>) -> RegistryAnswer {
+    let status = resp.status().as_u16();
     let body = read_small(resp, 64 << 10).unwrap_or_default();
-    let detail = serde_json::from_slice::<Value>(&body)
+    let first = serde_json::from_slice::<Value>(&body)
         .ok()
-        .and_then(|v| v.get("errors")?.as_array()?.first().cloned())
-        .map(|e| {
-            let code = e.get("code").and_then(Value::as_str).unwrap_or("");
-            let msg = e.get("message").and_then(Value::as_str).unwrap_or("");
-            format!(" ({code}: {msg})")
-        })
-        .unwrap_or_default();
-    format!("registry answered {status}{detail}{auth_hint}")
+        .and_then(|v| v.get("errors")?.as_array()?.first().cloned());
+    let field = |key: &str| {
+        first
+            .as_ref()
+            .and_then(|e| e.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    RegistryAnswer {
+        status,
+        code: field("code"),
+        message: field("message"),
+    }
 }
 
 /// A transport error as one line (ureq's own wording, which never includes headers), except

@@ -29,7 +29,9 @@ use ureq::http::{Method, StatusCode};
 
 use self::client::{header, Body, Client, SendFailure, MANIFEST_ACCEPT};
 use super::{CopyOutcome, RegistryOptions, Sink, Source, MAX_JSON_BLOB};
-use crate::error::{Error, Result};
+use crate::error::{
+    BlobError, BlobLocation, Error, NotFoundHint, RegistryAnswer, Result, UsageError, Wanted,
+};
 use crate::model::{media, Descriptor, Digest, Index, Location, Manifest, Reference, Selector};
 
 /// Where a reference points: its host, repository and tag or digest.
@@ -66,7 +68,7 @@ fn manifest_media_type(content_type: Option<&str>, bytes: &[u8]) -> Option<Strin
 }
 
 /// A fetched manifest (descriptor, bytes), or the registry's 404 answer.
-type Fetched = std::result::Result<(Descriptor, Vec<u8>), String>;
+type Fetched = std::result::Result<(Descriptor, Vec<u8>), RegistryAnswer>;
 
 /// A repository opened for reading.
 pub struct RegistrySource {
@@ -216,11 +218,11 @@ impl RegistrySource {
             .insert(desc.digest.clone(), bytes.to_vec());
     }
 
-    fn not_found(&self, what: String, answer: String) -> Error {
+    fn not_found(&self, what: Wanted, answer: RegistryAnswer) -> Error {
         Error::NotFound {
             reference: self.reference.to_string(),
             what,
-            hint: format!(" ({answer})"),
+            hint: NotFoundHint::Registry(Box::new(answer)),
         }
     }
 
@@ -283,8 +285,8 @@ impl Source for RegistrySource {
     fn root(&self) -> Result<Descriptor> {
         let (_, _, selector) = parts(&self.reference);
         let what = match selector {
-            Selector::Tag(t) => format!("tag {t:?}"),
-            Selector::Digest(d) => format!("manifest {d}"),
+            Selector::Tag(t) => Wanted::Tag(t.clone()),
+            Selector::Digest(d) => Wanted::Manifest(d.clone()),
         };
         match self.fetch_manifest(selector)? {
             Ok((desc, _)) => Ok(desc),
@@ -299,7 +301,7 @@ impl Source for RegistrySource {
         let missing = || Error::MissingBlob {
             reference: self.reference.to_string(),
             digest: digest.clone(),
-            location: format!("registry {}", self.client.host()),
+            location: BlobLocation::Registry(self.client.host().to_string()),
         };
         let is_manifest = self.manifest_digests.lock().expect("lock").contains(digest);
         if !is_manifest {
@@ -405,14 +407,23 @@ struct Verifying<'a> {
 
 impl Read for Verifying<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf).inspect_err(|e| {
-            self.problem.get_or_insert_with(|| Error::InvalidBlob {
-                reference: self.reference.clone(),
-                what: "blob",
-                digest: self.expected.digest.clone(),
-                reason: format!("read failed: {e}"),
-            });
-        })?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                // The upload fails because of the source: what it said is the problem, and
+                // the HTTP client gets an error of the same kind that stops the request.
+                let kind = e.kind();
+                if self.problem.is_none() {
+                    self.problem = Some(Error::InvalidBlob {
+                        reference: self.reference.clone(),
+                        what: "blob",
+                        digest: self.expected.digest.clone(),
+                        source: BlobError::Read(e),
+                    });
+                }
+                return Err(io::Error::new(kind, "reading the source blob failed"));
+            }
+        };
         self.hash.update(&buf[..n]);
         self.size += n as u64;
         // Checked as soon as the last byte is read: with a Content-Length body the HTTP client
@@ -451,9 +462,10 @@ impl RegistrySink {
     pub fn open(reference: &Reference, opts: &RegistryOptions) -> Result<RegistrySink> {
         let (host, repository, selector) = parts(reference);
         let Selector::Tag(tag) = selector else {
-            return Err(Error::Usage(format!(
-                "{reference}: a destination needs a tag, not a digest"
-            )));
+            return Err(UsageError::DigestDestination {
+                reference: reference.to_string(),
+            }
+            .into());
         };
         let client = Client::connect(&reference.to_string(), host, repository, opts)?;
         Ok(RegistrySink {
@@ -545,7 +557,7 @@ impl RegistrySink {
         location: &str,
     ) -> std::result::Result<(), SendFailure> {
         let fatal = |error| SendFailure {
-            error,
+            error: Box::new(error),
             transient: false,
         };
         let mut reader = Verifying {
@@ -600,7 +612,7 @@ impl RegistrySink {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(250 << attempt));
                 }
-                Err(f) => return Err(f.error),
+                Err(f) => return Err(*f.error),
             }
         }
     }
