@@ -10,7 +10,7 @@
 //! `org.opencontainers.image.base.digest` annotation, in NEW_BASE's layout.
 
 use ocipatch::model::Reference;
-use ocipatch::ops::{self, rebase::SafetyScan, RebaseOptions};
+use ocipatch::ops::{self, rebase::SafetyScan, Job, RebaseRun};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,21 +31,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: rebase_layouts [IMAGE NEW_BASE DEST]".into()),
     };
 
-    let opts = RebaseOptions {
-        image: Reference::parse(&image)?,
-        onto: Reference::parse(&onto)?,
-        from: None, // found via the base.digest annotation
-        dest: Reference::parse(&dest)?,
-        base_name: None,
-        dry_run: false,
-        safety: SafetyScan::On,
-        strict: false,
-        abi_check: true,
-        registry: Default::default(),
-        package_db: Default::default(),
-        write: Default::default(),
+    let run = RebaseRun {
+        safety: SafetyScan::On, // the verdict even for registry images
+        ..RebaseRun::new(Reference::parse(&onto)?)
     };
-    let report = ops::rebase(&opts, &ops::Silent)?;
+    let job = Job {
+        image: Reference::parse(&image)?,
+        dest: Reference::parse(&dest)?,
+    };
+    let report = ops::rebase(&run, &job, &ops::Silent)?;
 
     println!("rebased {} onto {}", report.image, report.new_base);
     for p in &report.platforms {
@@ -65,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{} -> {}", report.destination, report.digest);
 
     // Everything written is intact.
-    let check = ops::verify(&opts.dest, &Default::default(), &ops::Silent)?;
+    let check = ops::verify(&job.dest, &Default::default(), &ops::Silent)?;
     assert!(check.problems.is_empty(), "{:?}", check.problems);
     Ok(())
 }

@@ -675,6 +675,19 @@ pub enum UsageError {
         /// The name, what may be a password replaced by `***`.
         name: String,
     },
+    /// A fleet's `-o` pattern that does not expand to a reference for an image.
+    #[error("-o: {source}")]
+    Pattern {
+        /// Why.
+        #[source]
+        source: crate::model::reference::ReferenceError,
+    },
+    /// A fleet with no image (an empty `--images-from` file).
+    #[error("--images-from {file}: the file lists no image")]
+    NoImagesListed {
+        /// The file, as given.
+        file: String,
+    },
 }
 
 /// ` (RepoTags: a, b)`, or nothing when there are none.

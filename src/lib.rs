@@ -11,7 +11,7 @@
 //!
 //! | operation | function | options | report |
 //! | --- | --- | --- | --- |
-//! | rebase onto a new base | [`ops::rebase()`] (one image), [`ops::rebase_fleet`] (many) | [`ops::RebaseOptions`] | [`ops::RebaseReport`] |
+//! | rebase onto a new base | [`ops::rebase()`] (one image), [`ops::rebase_fleet`] (many, jobs from [`ops::fleet::jobs`]) | [`ops::RebaseRun`] (per run) + [`ops::Job`] (per image) | [`ops::RebaseReport`], [`ops::fleet::Report`] |
 //! | append a layer | [`ops::append()`], [`ops::append::append_scratch`] (onto an empty image) | [`ops::AppendOptions`] | [`ops::AppendReport`] |
 //! | verify every blob | [`ops::verify()`] | [`transport::RegistryOptions`] | [`ops::VerifyReport`] |
 //! | inspect layers and base | [`ops::inspect()`] | an optional candidate base | [`ops::InspectReport`] |
@@ -36,28 +36,23 @@
 //!
 //! ```
 //! use ocipatch::model::Reference;
-//! use ocipatch::ops::{self, rebase::SafetyScan, RebaseOptions};
+//! use ocipatch::ops::{self, Job, RebaseRun};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let tmp = tempfile::tempdir()?;
 //! # let dest = format!("oci:{}:app", tmp.path().join("rebased").display());
-//! let opts = RebaseOptions {
+//! // What the run shares: the new base and the flags (the old base is found through each
+//! // image's base.digest annotation; `write: .copy_blobs(true)` gives no hard links).
+//! let run = RebaseRun::new(Reference::parse("oci:testdata/images:base-v2")?);
+//! // One image and where it goes.
+//! let job = Job {
 //!     image: Reference::parse("oci:testdata/images:app")?,
-//!     onto: Reference::parse("oci:testdata/images:base-v2")?,
-//!     from: None, // found via the image's base.digest annotation
 //!     dest: Reference::parse(&dest)?, // e.g. "oci:/tmp/rebased:app"
-//!     base_name: None,
-//!     dry_run: false,
-//!     safety: SafetyScan::Off,
-//!     strict: false,
-//!     abi_check: true,
-//!     registry: Default::default(),
-//!     package_db: Default::default(),
-//!     write: Default::default(), // or .copy_blobs(true): no hard links to the source's blobs
 //! };
-//! let report = ops::rebase(&opts, &ops::Silent)?;
+//! let report = ops::rebase(&run, &job, &ops::Silent)?;
 //! println!("{} -> {}", report.destination, report.digest);
-//! let check = ops::verify(&opts.dest, &Default::default(), &ops::Silent)?;
+//! assert!(report.safety.iter().flatten().all(|s| s.is_clean()));
+//! let check = ops::verify(&job.dest, &Default::default(), &ops::Silent)?;
 //! assert!(check.problems.is_empty());
 //! # Ok(())
 //! # }

@@ -44,45 +44,6 @@ pub fn check_failed_without_base(e: &anyhow::Error) -> anyhow::Error {
     )
 }
 
-/// Warnings for a rebase that is probably onto the wrong base (issue 13: both succeeded
-/// silently). Judged on diff IDs (layer contents), per platform:
-/// - the new base shares no layer with the old one: not a newer build of the same base, or a
-///   base rebuilt from scratch (then the warning can be ignored);
-/// - the new base already contains the application's own layers: `--onto` names an
-///   application image (or an earlier rebase of this one), so its layers would be there twice.
-pub fn wrong_base_warnings(report: &ocipatch::ops::RebaseReport) -> Vec<String> {
-    let mut out = Vec::new();
-    for p in report.platforms.iter().filter(|p| !p.unchanged) {
-        let new_ids: Vec<_> = p.layers_added.iter().map(|l| &l.diff_id).collect();
-        let app_in_new = p
-            .layers_kept
-            .iter()
-            .filter(|l| new_ids.contains(&&l.diff_id))
-            .count();
-        if app_in_new > 0 {
-            out.push(format!(
-                "{}: the new base {} already contains {app_in_new} of the application's {} layer(s); \
-they are now in the image twice. Is --onto an application image instead of its base?",
-                p.platform,
-                report.new_base,
-                p.layers_kept.len()
-            ));
-        } else if !p.layers_removed.is_empty()
-            && !p
-                .layers_removed
-                .iter()
-                .any(|l| new_ids.contains(&&l.diff_id))
-        {
-            out.push(format!(
-                "{}: the new base {} shares no layer with the old base {}; check that --onto is a \
-newer build of the same base (a base rebuilt from scratch looks like this too)",
-                p.platform, report.new_base, report.old_base
-            ));
-        }
-    }
-    out
-}
-
 /// For a docker-archive destination: the digest tools agree on. The format stores no
 /// manifest, so every reader makes one up (ours with uncompressed layer descriptors, skopeo
 /// its own), and the digest `rebase` prints is the manifest it planned; the config digest

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use serde::Serialize;
 
 use super::progress::Bar;
 use super::text::{errln, outln, push_line};
 use super::{exit, human_bytes, print_json, usage};
 use ocipatch::layer::FindingClass;
 use ocipatch::model::{Reference, Shard};
-use ocipatch::ops::{self, rebase::SafetyScan, RebaseOptions, RebaseReport};
+use ocipatch::ops::fleet::{Entry, Status as FleetStatus};
+use ocipatch::ops::{self, rebase::SafetyScan, Job, RebaseReport, RebaseRun};
 use ocipatch::pkgdb::{DbAction, PackageDbReport};
 use ocipatch::transport::WriteOptions;
 
@@ -111,32 +111,15 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
             .images_from
             .as_deref()
             .unwrap_or(std::path::Path::new("-"));
-        return Err(usage(format!(
-            "--images-from {}: the file lists no image",
-            file.display()
-        )));
+        let e: ocipatch::Error = ocipatch::error::UsageError::NoImagesListed {
+            file: file.display().to_string(),
+        }
+        .into();
+        return Err(e.into());
     }
-    // {index} is the position in the whole list, so a shard writes where one run would.
-    let jobs = images
-        .iter()
-        .enumerate()
-        .map(|(i, img)| {
-            let dest =
-                Reference::expand(&args.dest, img, i + 1).map_err(|e| usage(format!("-o: {e}")))?;
-            Ok((img.clone(), dest))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let jobs = ops::fleet::select(jobs, args.shard, |(img, _)| img);
-    ops::fleet::check_destinations(&jobs)?;
-    let Some((image, dest)) = jobs.first().cloned() else {
-        // A shard that holds none of the images: an empty, successful run.
-        return fleet(&args, &placeholder_options(&args)?, &[]);
-    };
-    let opts = RebaseOptions {
-        image,
-        onto: args.onto.clone(),
+    let jobs = ops::fleet::jobs(&images, &args.dest, args.shard)?;
+    let run = RebaseRun {
         from: args.from.clone(),
-        dest,
         base_name: args.base_name.clone(),
         dry_run: args.dry_run,
         registry: args.registry.options(),
@@ -155,6 +138,7 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
                 .or_else(ops::pkgdb::default_cache_dir),
         },
         write: WriteOptions::default().copy_blobs(args.copy),
+        ..RebaseRun::new(args.onto.clone())
     };
     if args.no_abi_check && !args.quiet {
         errln!(
@@ -162,37 +146,31 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
         );
     }
     if args.no_package_db && !args.quiet {
-        eprintln!(
+        errln!(
             "ocipatch: warning: --no-package-db: package databases the application carries are left as they are; scanners will report the old base's package versions"
         );
     }
-    if jobs.len() == 1 && args.images_from.is_none() && args.shard.is_none() {
-        return single(&args, &opts);
+    match jobs.as_slice() {
+        [job] if args.images_from.is_none() && args.shard.is_none() => single(&args, &run, job),
+        _ => fleet(&args, &run, &jobs),
     }
-    fleet(&args, &opts, &jobs)
 }
 
-fn single(args: &RebaseArgs, opts: &RebaseOptions) -> anyhow::Result<i32> {
-    let report = ops::rebase(opts, &Bar::new(args.quiet))?;
-    let mut warnings = report.warnings.clone();
-    warnings.extend(super::hints::wrong_base_warnings(&report));
+fn single(args: &RebaseArgs, run: &RebaseRun, job: &Job) -> anyhow::Result<i32> {
+    let report = ops::rebase(run, job, &Bar::new(args.quiet))?;
     if !args.quiet {
-        for w in &warnings {
-            eprintln!("ocipatch: warning: {w}");
+        for w in &report.warnings {
+            errln!("ocipatch: warning: {w}");
         }
     }
     if args.json {
-        let mut json = super::json_report(&report)?;
-        if !warnings.is_empty() {
-            json["warnings"] = serde_json::json!(warnings);
-        }
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        print_json(&report)?;
     } else {
         if !args.quiet {
-            eprint!("{}", summary(&report));
+            summary(&report).lines().for_each(|l| errln!("{l}"));
             if !report.dry_run {
-                let note = super::hints::docker_archive_note(&opts.dest, &opts.registry);
-                note.iter().for_each(|n| eprintln!("{n}"));
+                let note = super::hints::docker_archive_note(&job.dest, &run.registry);
+                note.iter().for_each(|n| errln!("{n}"));
             }
         }
         outln!("{}", report.digest);
@@ -200,113 +178,12 @@ fn single(args: &RebaseArgs, opts: &RebaseOptions) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-/// Options for a run with no image to rebase (an empty shard): never used to rebase.
-fn placeholder_options(args: &RebaseArgs) -> anyhow::Result<RebaseOptions> {
-    Ok(RebaseOptions {
-        image: args.onto.clone(),
-        onto: args.onto.clone(),
-        from: args.from.clone(),
-        dest: args.onto.clone(),
-        base_name: None,
-        dry_run: true,
-        safety: SafetyScan::Off,
-        strict: false,
-        abi_check: false,
-        registry: args.registry.options(),
-        package_db: ops::pkgdb::PackageDbOptions {
-            enabled: false,
-            cache_dir: None,
-        },
-        write: WriteOptions::default(),
-    })
-}
-
-#[derive(Serialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-enum Status {
-    /// Written (or, with --dry-run, planned).
-    Rebased,
-    /// The destination already held exactly the planned image; nothing written.
-    Unchanged,
-    Failed,
-}
-
-#[derive(Serialize)]
-struct FleetEntry {
-    image: String,
-    destination: String,
-    status: Status,
-    /// Registry requests this image sent.
-    requests: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    report: Option<RebaseReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_kind: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-struct FleetReport {
-    rebased: usize,
-    unchanged: usize,
-    failed: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    shard: Option<String>,
-    requests: ops::fleet::Requests,
-    images: Vec<FleetEntry>,
-}
-
-fn fleet(
-    args: &RebaseArgs,
-    opts: &RebaseOptions,
-    jobs: &[(Reference, Reference)],
-) -> anyhow::Result<i32> {
-    let run = if jobs.is_empty() {
-        ops::rebase::FleetRun {
-            images: Vec::new(),
-            requests: Default::default(),
-        }
-    } else {
-        ops::rebase_fleet(opts, jobs, args.jobs.into())?
-    };
-    let images: Vec<FleetEntry> = jobs
-        .iter()
-        .zip(run.images)
-        .map(|((img, dest), r)| {
-            let (status, report, error) = match r.result {
-                Ok(r) if r.up_to_date => (Status::Unchanged, Some(r), None),
-                Ok(r) => (Status::Rebased, Some(r), None),
-                Err(e) => (Status::Failed, None, Some(e)),
-            };
-            let error_kind = error.as_ref().map(|e| e.kind());
-            let error = error.map(|e| e.to_string());
-            FleetEntry {
-                image: img.to_string(),
-                destination: dest.to_string(),
-                status,
-                requests: r.requests,
-                report,
-                error,
-                error_kind,
-            }
-        })
-        .collect();
-    let count = |s: Status| images.iter().filter(|e| e.status == s).count();
-    let report = FleetReport {
-        rebased: count(Status::Rebased),
-        unchanged: count(Status::Unchanged),
-        failed: count(Status::Failed),
-        shard: args.shard.map(|s| s.to_string()),
-        requests: run.requests,
-        images,
-    };
+fn fleet(args: &RebaseArgs, run: &RebaseRun, jobs: &[Job]) -> anyhow::Result<i32> {
+    let report = ops::rebase_fleet(run, jobs, args.shard, args.jobs.into())?;
     if args.json {
         print_json(&report)?;
     } else {
-        let w = |f: fn(&FleetEntry) -> &str| {
-            report.images.iter().map(|e| f(e).len()).max().unwrap_or(0)
-        };
+        let w = |f: fn(&Entry) -> &str| report.images.iter().map(|e| f(e).len()).max().unwrap_or(0);
         let (wi, wd) = (w(|e| &e.image).max(5), w(|e| &e.destination).max(11));
         outln!("{:wi$}  {:wd$}  RESULT  SAFETY", "IMAGE", "DESTINATION");
         for e in &report.images {
@@ -345,7 +222,11 @@ fn fleet(
             report.requests.total,
             report.requests.per_image
         );
-        for e in report.images.iter().filter(|e| e.status == Status::Failed) {
+        for e in report
+            .images
+            .iter()
+            .filter(|e| e.status == FleetStatus::Failed)
+        {
             errln!(
                 "  failed: {}: {}",
                 e.image,

@@ -131,6 +131,22 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// A fresh descriptor of `bytes`: their digest and size.
+    pub fn of_bytes(media_type: &str, bytes: &[u8]) -> Descriptor {
+        Descriptor::new(media_type, Digest::of(bytes), bytes.len() as u64)
+    }
+
+    /// This descriptor (media type, platform, annotations…) pointing at `bytes` instead: their
+    /// digest and size.
+    pub fn with_bytes(mut self, bytes: &[u8]) -> Descriptor {
+        self.digest = Digest::of(bytes);
+        self.size = bytes.len() as u64;
+        self.raw
+            .insert("digest".into(), self.digest.to_string().into());
+        self.raw.insert("size".into(), self.size.into());
+        self
+    }
+
     /// A fresh descriptor, keys in the spec's order.
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
         let mut raw = Map::new();

@@ -208,6 +208,30 @@ impl Reference {
         &self.written
     }
 
+    /// Whether the image is in a registry (`docker://`).
+    pub fn is_registry(&self) -> bool {
+        matches!(self.location, Location::Registry { .. })
+    }
+
+    /// Whether the reference is an archive file (`oci-archive:`, `docker-archive:`), which a
+    /// writer rewrites whole: one image per archive in a fleet.
+    pub fn is_archive(&self) -> bool {
+        matches!(
+            self.location,
+            Location::OciArchive { .. } | Location::DockerArchive { .. }
+        )
+    }
+
+    /// The registry host and repository, for a registry reference.
+    pub fn registry_repository(&self) -> Option<(String, String)> {
+        match &self.location {
+            Location::Registry {
+                host, repository, ..
+            } => Some((host.clone(), repository.clone())),
+            _ => None,
+        }
+    }
+
     /// Where the image is stored, without the tag or digest: two references with the same place
     /// share one blob store (tags of one layout, images of one repository).
     pub fn place(&self) -> String {

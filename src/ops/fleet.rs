@@ -90,14 +90,136 @@ impl Requests {
     }
 }
 
+/// One image of a fleet and where its result goes.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The image.
+    pub image: Reference,
+    /// Its destination (the `-o` pattern, expanded for this image).
+    pub dest: Reference,
+}
+
+/// The jobs of a rebase fleet: each image with its destination (`pattern` expanded; `{index}`
+/// is the position in the whole list, so a shard writes where one run would), the shard's share
+/// kept, and the destinations checked once ([`check_destinations`]).
+pub fn jobs(images: &[Reference], pattern: &str, shard: Option<Shard>) -> Result<Vec<Job>> {
+    let all = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| {
+            let dest = Reference::expand(pattern, image, i + 1)
+                .map_err(|source| UsageError::Pattern { source })?;
+            Ok(Job {
+                image: image.clone(),
+                dest,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let jobs = select(all, shard, |j| &j.image);
+    check_destinations(&jobs)?;
+    Ok(jobs)
+}
+
+/// What became of one image of a fleet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Written (or, with --dry-run, planned).
+    Rebased,
+    /// The destination already held exactly the planned image; nothing written.
+    Unchanged,
+    /// It failed (the others went on).
+    Failed,
+}
+
+/// One image of a rebase fleet's report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Entry {
+    /// The image, as given.
+    pub image: String,
+    /// Its destination.
+    pub destination: String,
+    /// What became of it.
+    pub status: Status,
+    /// Registry requests this image sent.
+    pub requests: u64,
+    /// Its report, when it did not fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<super::RebaseReport>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The failure's [`crate::Error::kind`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<&'static str>,
+}
+
+/// A rebase fleet's report: counts, then one entry per job, in the jobs' order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Images written (or planned).
+    pub rebased: usize,
+    /// Images whose destination already held the result.
+    pub unchanged: usize,
+    /// Images that failed.
+    pub failed: usize,
+    /// The shard this run took, `I/N`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// The run's registry request counts.
+    pub requests: Requests,
+    /// One entry per job.
+    pub images: Vec<Entry>,
+}
+
+impl Report {
+    /// The report of a run: one entry per job and its result.
+    pub(crate) fn new(
+        jobs: &[Job],
+        results: Vec<(Result<super::RebaseReport>, u64)>,
+        shard: Option<Shard>,
+        requests: Requests,
+    ) -> Report {
+        let images: Vec<Entry> = jobs
+            .iter()
+            .zip(results)
+            .map(|(job, (result, requests))| {
+                let (status, report, error, error_kind) = match result {
+                    Ok(r) if r.up_to_date => (Status::Unchanged, Some(r), None, None),
+                    Ok(r) => (Status::Rebased, Some(r), None, None),
+                    Err(e) => (Status::Failed, None, Some(e.to_string()), Some(e.kind())),
+                };
+                Entry {
+                    image: job.image.to_string(),
+                    destination: job.dest.to_string(),
+                    status,
+                    requests,
+                    report,
+                    error,
+                    error_kind,
+                }
+            })
+            .collect();
+        let count = |s: Status| images.iter().filter(|e| e.status == s).count();
+        Report {
+            rebased: count(Status::Rebased),
+            unchanged: count(Status::Unchanged),
+            failed: count(Status::Failed),
+            shard: shard.map(|s| s.to_string()),
+            requests,
+            images,
+        }
+    }
+}
+
 /// The rules a fleet's destinations must follow, checked before anything runs: no two images
 /// written to one destination, and at most one image per archive (an archive is rewritten
 /// whole by each writer, so two images into one would race). Usage errors: the `-o` pattern
 /// is at fault.
-pub fn check_destinations(jobs: &[(Reference, Reference)]) -> Result<()> {
+pub fn check_destinations(jobs: &[Job]) -> Result<()> {
     let mut seen = std::collections::HashMap::new();
     let mut archives = std::collections::HashMap::new();
-    for (img, dest) in jobs {
+    for Job { image: img, dest } in jobs {
         // Compared as written: the shown form may hide a part that tells two apart.
         if let Some(other) = seen.insert(dest.as_written().to_string(), img.to_string()) {
             return Err(UsageError::SameDestination {
@@ -107,7 +229,7 @@ pub fn check_destinations(jobs: &[(Reference, Reference)]) -> Result<()> {
             }
             .into());
         }
-        if matches!(dest.transport(), "oci-archive" | "docker-archive") {
+        if dest.is_archive() {
             if let Some(other) = archives.insert(dest.place(), img.to_string()) {
                 return Err(UsageError::SameArchive {
                     first: other,

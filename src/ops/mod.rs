@@ -17,7 +17,8 @@ pub mod write;
 
 pub use append::{append, AppendOptions, AppendReport};
 pub use check::{check, CheckReport};
+pub use fleet::Job;
 pub use inspect::{inspect, InspectReport};
 pub use progress::{Progress, Silent};
-pub use rebase::{rebase, rebase_fleet, RebaseOptions, RebaseReport};
+pub use rebase::{rebase, rebase_fleet, RebaseReport, RebaseRun};
 pub use verify::{verify, VerifyReport};

@@ -1,11 +1,11 @@
 //! `ocipatch rebase`: open the sources, plan, copy the blobs the plan needs, commit.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::fleet;
+use super::fleet::{self, Job};
 use super::load::{load, Entry, Image, Loaded};
 use super::pkgdb::{self as dbops, DbInput, PackageDbOptions};
 use super::progress::{Progress, Silent};
@@ -15,10 +15,7 @@ use super::write::{write_image, BlobCopy, BlobStats, SharedCopies};
 use crate::engine;
 use crate::error::{Error, LayerContext, MissingInput, PlanContext, Result, UsageError};
 use crate::layer::{build_files_layer, FindingClass, LayerCompression};
-use crate::model::image::FormatError;
-use crate::model::{
-    reference, Config, Descriptor, Digest, Location, Manifest, Platform, Reference,
-};
+use crate::model::{reference, Descriptor, Digest, Location, Platform, Reference};
 use crate::pkgdb::{self, DbLayer};
 use crate::plan::{self, rebase::ANNOTATION_BASE_DIGEST, ImagePlan, ImageReport, Origin};
 use crate::transport::memory::MemorySource;
@@ -40,35 +37,54 @@ pub enum SafetyScan {
     On,
 }
 
-/// What [`rebase()`] does: which image, onto which base, where to write it.
+/// What a rebase run shares across its images: the bases, the flags, the registry session and
+/// the caches. One run rebases one image ([`rebase()`]) or a fleet ([`rebase_fleet`]); each
+/// image is a [`Job`].
 #[derive(Clone)]
-pub struct RebaseOptions {
-    /// The application image to rebase.
-    pub image: Reference,
+pub struct RebaseRun {
     /// The new base (`--onto`).
     pub onto: Reference,
-    /// The old base (`--from`); `None` finds it through the image's `org.opencontainers.image.base.digest`
-    /// annotation, in the image's own source or the new base's.
+    /// The old base (`--from`); `None` finds it through each image's
+    /// `org.opencontainers.image.base.digest` annotation, in the image's own source or the new
+    /// base's.
     pub from: Option<Reference>,
-    /// Where to write the result; may equal `image` (the tag is moved when the write commits).
-    pub dest: Reference,
-    /// `org.opencontainers.image.base.name` to record; the `--onto` reference when unset.
+    /// `org.opencontainers.image.base.name` to record; the `--onto` reference when unset (and
+    /// it names a registry).
     pub base_name: Option<String>,
     /// Plan and report only: nothing is written.
     pub dry_run: bool,
-    /// Whether to scan layer headers for the safety report (what the swap changes under the app).
+    /// When the safety verdict is computed.
     pub safety: SafetyScan,
-    /// Refuse the rebase (write nothing) when the safety report has any finding.
+    /// Refuse a rebase (write nothing) when its verdict has any real finding.
     pub strict: bool,
     /// Check that the application's binaries still load on the new base (the default;
     /// `--no-abi-check` turns it off).
     pub abi_check: bool,
-    /// Credentials and TLS for registry references.
+    /// Credentials, TLS and the registry session of the run.
     pub registry: RegistryOptions,
     /// Package-database reconciliation (`--no-package-db`, `--cache-dir`).
     pub package_db: PackageDbOptions,
-    /// How the destination writes blobs (`--copy`).
+    /// How destinations write blobs (`--copy`).
     pub write: WriteOptions,
+}
+
+impl RebaseRun {
+    /// A run onto `onto` with every default: the old base from annotations, the verdict
+    /// computed where it costs no download, package databases reconciled, written for real.
+    pub fn new(onto: Reference) -> RebaseRun {
+        RebaseRun {
+            onto,
+            from: None,
+            base_name: None,
+            dry_run: false,
+            safety: SafetyScan::Auto,
+            strict: false,
+            abi_check: true,
+            registry: RegistryOptions::default(),
+            package_db: PackageDbOptions::default(),
+            write: WriteOptions::default(),
+        }
+    }
 }
 
 /// An index entry the rebase does not carry over (an attestation, an artifact, a platform the new
@@ -142,28 +158,18 @@ struct OldBases {
     by_digest: Mutex<HashMap<Digest, fleet::SharedLoad>>,
 }
 
-/// Where the old base of one image comes from.
-fn find_old_base<'a>(
+/// The image (or index) the old base of `image` is: `--from`, else the one its `base.digest`
+/// annotation names, found in the new base's source or the image's own (read once per run).
+fn old_base_of(
     image: &Image,
     image_ref: &Reference,
-    from: Option<&'a Loaded>,
-    resolved: &'a mut BTreeMap<Digest, Arc<Loaded>>,
     bases: &Bases,
     image_src: &dyn Source,
-) -> Result<&'a Image> {
-    let new_src = bases.new_src.as_ref();
-    let platform = image.platform();
-    let no_match = |which: &'static str, base: Option<String>| Error::NoPlatform {
-        which,
-        base,
-        platform: platform.to_string(),
-        image: image_ref.to_string(),
-    };
-    if let Some(from) = from {
-        return from
-            .for_platform(platform)
-            .ok_or_else(|| no_match("the old base (--from)", None));
+) -> Result<Arc<Loaded>> {
+    if let Some(from) = &bases.from {
+        return Ok(from.clone());
     }
+    let platform = image.platform();
     let Some(digest) = image
         .manifest
         .annotations()
@@ -180,44 +186,35 @@ fn find_old_base<'a>(
     let digest: Digest = digest.parse().map_err(|source| {
         Error::needs_flag(image_ref, MissingInput::InvalidBaseDigest { source })
     })?;
-    if !resolved.contains_key(&digest) {
-        let cell = bases
-            .old_bases
-            .by_digest
-            .lock()
-            .expect("no panics while holding the lock")
-            .entry(digest.clone())
-            .or_default()
-            .clone();
-        let mut cell = cell.lock().unwrap_or_else(|p| p.into_inner());
-        if cell.is_none() {
-            // The new base's layout or repository is where the previous base usually still
-            // is; the image's own is the next best place.
-            let mut found = None;
-            for src in [new_src, image_src] {
-                if let Some(desc) = src.descriptor_for_digest(&digest)? {
-                    found = Some(load(src, &desc)?);
-                    break;
-                }
-            }
-            let loaded = found.ok_or_else(|| {
-                Error::needs_flag(
-                    image_ref,
-                    MissingInput::OldBase {
-                        digest: digest.clone(),
-                        searched: new_src.reference().to_string(),
-                    },
-                )
-            })?;
-            *cell = Some(Arc::new(loaded));
-        }
-        let loaded = cell.clone().expect("filled just above");
-        resolved.insert(digest.clone(), loaded);
+    let cell = bases
+        .old_bases
+        .by_digest
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(digest.clone())
+        .or_default()
+        .clone();
+    let mut cell = cell.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(loaded) = cell.as_ref() {
+        return Ok(loaded.clone());
     }
-    // An annotation naming an index (some tools record that) still resolves per platform.
-    resolved[&digest]
-        .for_platform(platform)
-        .ok_or_else(|| no_match("the old base", Some(digest.to_string())))
+    // The new base's layout or repository is where the previous base usually still is; the
+    // image's own is the next best place.
+    let new_src = bases.new_src.as_ref();
+    for src in [new_src, image_src] {
+        if let Some(desc) = src.descriptor_for_digest(&digest)? {
+            let loaded = Arc::new(load(src, &desc)?);
+            *cell = Some(loaded.clone());
+            return Ok(loaded);
+        }
+    }
+    Err(Error::needs_flag(
+        image_ref,
+        MissingInput::OldBase {
+            digest,
+            searched: new_src.reference().to_string(),
+        },
+    ))
 }
 
 /// The rebase, planned; nothing written yet.
@@ -238,7 +235,7 @@ struct Planned {
 pub struct Bases {
     new_src: Box<dyn Source>,
     new_base: Loaded,
-    from: Option<Loaded>,
+    from: Option<Arc<Loaded>>,
     /// What each layer holds of the package databases, shared by a fleet's images.
     layer_cache: LayerSummaries,
     /// Old bases found by digest, shared by a fleet's images.
@@ -260,7 +257,7 @@ impl Bases {
             Some(r) => {
                 let src = open_source(r, registry)?;
                 let root = src.root()?;
-                Some(load(src.as_ref(), &root)?)
+                Some(Arc::new(load(src.as_ref(), &root)?))
             }
             None => None,
         };
@@ -301,73 +298,106 @@ impl Bases {
     }
 }
 
-/// `scan`: run the safety analysis for each image (decided once by `scan_safety`).
-fn plan_all(
-    opts: &RebaseOptions,
-    image_src: &dyn Source,
-    bases: &Bases,
+/// One image of a run, while it is planned.
+struct ImageJob<'a> {
+    run: &'a RebaseRun,
+    job: &'a Job,
+    bases: &'a Bases,
+    image_src: &'a dyn Source,
+    /// `org.opencontainers.image.base.name` to record.
+    base_name: Option<String>,
+    /// Whether the verdict is computed whatever it costs.
     scan: bool,
-) -> Result<Planned> {
-    let image = load(image_src, &image_src.root()?)?;
-    let (new_src, new_base, from) = (bases.new_src.as_ref(), &bases.new_base, &bases.from);
-    // Only a name that means the same on every machine (reproducible digests, and `check` from
-    // anywhere): --base-name, or a registry reference.
-    let base_name = opts.base_name.clone().or_else(|| opts.onto.portable_name());
-    let mut resolved = BTreeMap::new();
-    let mut old_bases = Vec::new();
-    let mut safety = Vec::new();
+}
 
-    let built = MemorySource::new("(layers built by ocipatch)")?;
-    let mut db_bytes = pkgdb::BytesRead::default();
-    let mut plan_one = |img: &Image| -> Result<ImagePlan> {
+/// One platform, planned.
+struct PlatformPlan {
+    plan: ImagePlan,
+    /// The old base's manifest digest.
+    old_base: String,
+    safety: Option<SafetyReport>,
+    /// The package-database layer's blob, when one is added.
+    built: Option<Vec<u8>>,
+    db_bytes: pkgdb::BytesRead,
+}
+
+impl ImageJob<'_> {
+    fn plan_context(&self, platform: &Platform, old: &Image) -> PlanContext {
+        PlanContext::Rebase {
+            image: self.job.image.to_string(),
+            platform: platform.to_string(),
+            from: self
+                .run
+                .from
+                .as_ref()
+                .map_or_else(|| old.descriptor.digest.to_string(), |f| f.to_string()),
+            onto: self.run.onto.to_string(),
+        }
+    }
+
+    /// Plans one platform: the old base, the splice onto the new one, the package-database
+    /// layer on top, and the verdict.
+    fn platform(&self, img: &Image) -> Result<PlatformPlan> {
+        let (run, bases, image_src) = (self.run, self.bases, self.image_src);
+        let new_src = bases.new_src.as_ref();
         let platform = img.platform();
-        let old = find_old_base(
-            img,
-            &opts.image,
-            from.as_ref(),
-            &mut resolved,
-            bases,
-            image_src,
-        )?;
-        old_bases.push(old.descriptor.digest.to_string());
-        let new = new_base
+        let old_loaded = old_base_of(img, &self.job.image, bases, image_src)?;
+        let old = old_loaded
+            .for_platform(platform)
+            .ok_or_else(|| Error::NoPlatform {
+                which: if run.from.is_some() {
+                    "the old base (--from)"
+                } else {
+                    "the old base"
+                },
+                base: run
+                    .from
+                    .is_none()
+                    .then(|| old_loaded.descriptor().digest.to_string()),
+                platform: platform.to_string(),
+                image: self.job.image.to_string(),
+            })?;
+        let new = bases
+            .new_base
             .for_platform(platform)
             .ok_or_else(|| Error::NoPlatform {
                 which: "the new base",
-                base: Some(opts.onto.to_string()),
+                base: Some(run.onto.to_string()),
                 platform: platform.to_string(),
-                image: opts.image.to_string(),
+                image: self.job.image.to_string(),
             })?;
+        let plan_error = |source| Error::Plan {
+            context: self.plan_context(platform, old),
+            source: Box::new(source),
+        };
         let base_len = old.config.diff_ids.len().min(img.manifest.layers.len());
         // An earlier rebase's package-database layer is replaced, never stacked.
-        let replaces_top = opts.package_db.enabled && has_package_db_layer_on_top(img);
+        let replaces_top = run.package_db.enabled && has_package_db_layer_on_top(img);
         let stripped = if replaces_top {
-            Some(without_top_layer(img, &opts.image)?)
+            Some(plan::without_top_layer(img.parts(), &img.descriptor).map_err(plan_error)?)
         } else {
             None
         };
-        let planned_from = stripped.as_ref().unwrap_or(img);
-        let mut db_findings = Vec::new();
-        let mut db_files = Vec::new();
+        let planned_parts = match &stripped {
+            Some(s) => plan::Parts {
+                manifest: &s.manifest,
+                config: &s.config,
+            },
+            None => img.parts(),
+        };
         let mut p = plan::plan_image(
-            planned_from.parts(),
+            planned_parts,
             old.parts(),
             new.parts(),
-            base_name.as_deref(),
+            self.base_name.as_deref(),
         )
-        .map_err(|source| Error::Plan {
-            context: PlanContext::Rebase {
-                image: opts.image.to_string(),
-                platform: platform.to_string(),
-                from: opts
-                    .from
-                    .as_ref()
-                    .map_or_else(|| old.descriptor.digest.to_string(), |f| f.to_string()),
-                onto: opts.onto.to_string(),
-            },
-            source: Box::new(source),
-        })?;
-        if opts.package_db.enabled {
+        .map_err(plan_error)?;
+
+        let mut db_bytes = pkgdb::BytesRead::default();
+        let mut db_findings = Vec::new();
+        let mut db_files = Vec::new();
+        let mut built = None;
+        if run.package_db.enabled {
             let input = DbInput {
                 image_src,
                 image_layers: &img.manifest.layers,
@@ -375,36 +405,47 @@ fn plan_all(
                 replaces_top,
                 new_src,
                 new_layers: &new.manifest.layers,
-                read_all: scan,
+                read_all: self.scan,
             };
             let rec = dbops::reconcile(&input, &bases.layer_cache)?;
-            db_bytes.image += rec.bytes_read.image;
-            db_bytes.new_base += rec.bytes_read.new_base;
+            db_bytes = rec.bytes_read;
             db_findings = rec.findings;
-            db_files = rec.files.clone();
             if let Some(mut report) = rec.report {
                 if !rec.files.is_empty() {
                     let mut blob = Vec::new();
                     let layer = build_files_layer(&rec.files, LayerCompression::Gzip, &mut blob)
                         .map_err(|source| Error::Layer {
-                            reference: opts.image.to_string(),
+                            reference: self.job.image.to_string(),
                             digest: None,
                             context: LayerContext::PackageDb {
                                 platform: platform.to_string(),
                             },
                             source: Box::new(source),
                         })?;
-                    built.add(blob);
-                    p = append_package_db_layer(p, img, &layer, &opts.image)?;
+                    let new_layer = plan::NewLayer {
+                        digest: layer.digest.clone(),
+                        diff_id: layer.diff_id.clone(),
+                        size: layer.size,
+                        zstd: false,
+                    };
+                    p = plan::with_layer_on_top(p, img.parts(), &new_layer, pkgdb::CREATED_BY)
+                        .map_err(|source| Error::Plan {
+                            context: PlanContext::PackageDbLayer {
+                                image: self.job.image.to_string(),
+                            },
+                            source: Box::new(source),
+                        })?;
                     report.layer = Some(DbLayer {
                         digest: layer.digest,
                         diff_id: layer.diff_id,
                         size: layer.size,
                     });
+                    built = Some(blob);
                 }
                 p.report.package_db = Some(report);
             }
-        } else if scan {
+            db_files = rec.files;
+        } else if self.scan {
             p.report.notes.push(
                 "--no-package-db: package databases were not reconciled; scanners see the versions in the application's copy".into(),
             );
@@ -420,7 +461,7 @@ fn plan_all(
                 .chain(&new.manifest.layers)
                 .all(|l| bases.layer_cache.has(&l.digest))
         };
-        if scan || (opts.safety == SafetyScan::Auto && all_read()) {
+        let safety = if self.scan || (run.safety == SafetyScan::Auto && all_read()) {
             let input = safety::VerdictInput {
                 image_src,
                 image: img,
@@ -429,79 +470,110 @@ fn plan_all(
                 new_src,
                 new_base: new,
                 db_files: &db_files,
-                abi: opts.abi_check,
+                abi: run.abi_check,
             };
             let mut report = safety::analyze(&input, &bases.layer_cache)?;
             classify_findings(&mut report, p.report.package_db.as_ref());
             report.findings.extend(db_findings);
-            safety.push(report);
+            Some(report)
         } else {
             p.report.notes.extend(
                 db_findings
                     .into_iter()
                     .map(|f| format!("{}: {}", f.path, f.detail)),
             );
-        }
-        Ok(p)
-    };
+            None
+        };
+        Ok(PlatformPlan {
+            plan: p,
+            old_base: old.descriptor.digest.to_string(),
+            safety,
+            built,
+            db_bytes,
+        })
+    }
 
-    let (plans, index, root) = match &image {
-        Loaded::Single(img) => {
-            let p = plan_one(img)?;
-            // The entry that pointed at the image keeps its platform (hosts pick Windows
-            // images by os.version), with the rebased config's os.version.
-            let mut root = p.manifest_descriptor.clone();
-            root.copy_platform_from(&img.descriptor);
-            if let Some(v) = os_version_change(img, &p) {
-                root.set_platform_os_version(v.as_deref());
+    /// Plans every platform and folds them into the rebase: the index rewrite for a
+    /// multi-platform image, the built layers, the verdicts, what reading cost.
+    fn plan(&self) -> Result<Planned> {
+        let image = load(self.image_src, &self.image_src.root()?)?;
+        let built = MemorySource::new("(layers built by ocipatch)")?;
+        let mut old_bases: Vec<String> = Vec::new();
+        let mut safety = Vec::new();
+        let mut db_bytes = pkgdb::BytesRead::default();
+        let mut fold = |pp: PlatformPlan| -> ImagePlan {
+            if !old_bases.contains(&pp.old_base) {
+                old_bases.push(pp.old_base);
             }
-            (vec![Some(p)], None, root)
-        }
-        Loaded::Multi { index, entries, .. } => {
-            let plans = entries
-                .iter()
-                .map(|e| e.image().map(&mut plan_one).transpose())
-                .collect::<Result<Vec<_>>>()?;
-            if plans.iter().all(Option::is_none) {
-                return Err(Error::NoImages {
-                    image: opts.image.to_string(),
-                    wanted: "images to rebase",
-                });
+            safety.extend(pp.safety);
+            if let Some(blob) = pp.built {
+                built.add(blob);
             }
-            let os_versions: Vec<Option<String>> = plans
-                .iter()
-                .map(|p| p.as_ref().and_then(|p| config_os_version(&p.config)))
-                .collect();
-            let entries: Vec<Option<plan::NewEntry>> = plans
-                .iter()
-                .zip(&os_versions)
-                .map(|(p, v)| {
-                    p.as_ref().map(|p| plan::NewEntry {
-                        manifest: &p.manifest_descriptor,
-                        os_version: v.as_deref(),
+            db_bytes.image += pp.db_bytes.image;
+            db_bytes.new_base += pp.db_bytes.new_base;
+            pp.plan
+        };
+        let (plans, index, root) = match &image {
+            Loaded::Single(img) => {
+                let p = fold(self.platform(img)?);
+                // The entry that pointed at the image keeps its platform (hosts pick Windows
+                // images by os.version), with the rebased config's os.version.
+                let mut root = p.manifest_descriptor.clone();
+                root.copy_platform_from(&img.descriptor);
+                if let Some(v) = os_version_change(img, &p) {
+                    root.set_platform_os_version(v.as_deref());
+                }
+                (vec![Some(p)], None, root)
+            }
+            Loaded::Multi { index, entries, .. } => {
+                let plans = entries
+                    .iter()
+                    .map(|e| {
+                        e.image()
+                            .map(|img| self.platform(img).map(&mut fold))
+                            .transpose()
                     })
-                })
-                .collect();
-            let ip = plan::rewrite_index(index, &entries);
-            let root = ip.descriptor.clone();
-            (plans, Some(ip), root)
-        }
-    };
-    old_bases.dedup();
-    let old_base = match &opts.from {
-        Some(f) => f.to_string(),
-        None => old_bases.join(", "),
-    };
-    Ok(Planned {
-        image,
-        plans,
-        index,
-        root,
-        old_base,
-        safety,
-        built,
-        db_bytes: opts.package_db.enabled.then_some(db_bytes),
-    })
+                    .collect::<Result<Vec<_>>>()?;
+                if plans.iter().all(Option::is_none) {
+                    return Err(Error::NoImages {
+                        image: self.job.image.to_string(),
+                        wanted: "images to rebase",
+                    });
+                }
+                let os_versions: Vec<Option<String>> = plans
+                    .iter()
+                    .map(|p| p.as_ref().and_then(|p| config_os_version(&p.config)))
+                    .collect();
+                let entries: Vec<Option<plan::NewEntry>> = plans
+                    .iter()
+                    .zip(&os_versions)
+                    .map(|(p, v)| {
+                        p.as_ref().map(|p| plan::NewEntry {
+                            manifest: &p.manifest_descriptor,
+                            os_version: v.as_deref(),
+                        })
+                    })
+                    .collect();
+                let ip = plan::rewrite_index(index, &entries);
+                let root = ip.descriptor.clone();
+                (plans, Some(ip), root)
+            }
+        };
+        let old_base = match &self.run.from {
+            Some(f) => f.to_string(),
+            None => old_bases.join(", "),
+        };
+        Ok(Planned {
+            image,
+            plans,
+            index,
+            root,
+            old_base,
+            safety,
+            built,
+            db_bytes: self.run.package_db.enabled.then_some(db_bytes),
+        })
+    }
 }
 
 /// Copies what the plan needs from where the plan says, then writes the new JSON blobs and
@@ -517,7 +589,7 @@ fn write(
     // Written back into its own repository, the image's blobs are there already: a new-base
     // layer the image has too is read "from the image", so the sink knows without asking.
     let own_repository = image_src.registry_repository().is_some()
-        && image_src.registry_repository() == registry_repository(sink.reference());
+        && image_src.registry_repository() == sink.reference().registry_repository();
     let in_image: HashSet<&Digest> = if own_repository {
         planned
             .image
@@ -568,33 +640,23 @@ fn write(
     )
 }
 
-/// The registry and repository a registry reference names.
-fn registry_repository(reference: &Reference) -> Option<(String, String)> {
-    match &reference.location {
-        Location::Registry {
-            host, repository, ..
-        } => Some((host.clone(), repository.clone())),
-        _ => None,
-    }
-}
-
 /// What a registry destination's tag points at now (`None`: no such tag yet). Other
 /// destinations are written as before (a layout or archive rewrite is local and cheap).
-fn registry_destination_now(opts: &RebaseOptions, image: &Loaded) -> Result<Option<Digest>> {
-    if registry_repository(&opts.dest).is_none() {
+fn registry_destination_now(run: &RebaseRun, job: &Job, image: &Loaded) -> Result<Option<Digest>> {
+    if !job.dest.is_registry() {
         return Ok(None);
     }
     // Rebased in place (same repository and tag): the image was just read from there.
-    if opts.dest.place() == opts.image.place() && opts.dest.tag() == opts.image.tag() {
+    if job.dest.place() == job.image.place() && job.dest.tag() == job.image.tag() {
         if let Location::Registry {
             selector: crate::model::Selector::Tag(_),
             ..
-        } = &opts.image.location
+        } = &job.image.location
         {
             return Ok(Some(image.descriptor().digest.clone()));
         }
     }
-    let dest = open_source(&opts.dest, &opts.registry)?;
+    let dest = open_source(&job.dest, &run.registry)?;
     match dest.root() {
         Ok(root) => Ok(Some(root.digest)),
         Err(Error::NotFound { .. }) => Ok(None),
@@ -602,9 +664,11 @@ fn registry_destination_now(opts: &RebaseOptions, image: &Loaded) -> Result<Opti
     }
 }
 
-fn scan_safety(opts: &RebaseOptions, image_src: &dyn Source, new_src: &dyn Source) -> bool {
-    match opts.safety {
-        _ if opts.strict => true,
+/// Whether the verdict is computed whatever it costs (`--safety`, `--strict`, `--dry-run`, or
+/// nothing in a registry); under `Auto` it may still run when it costs no download.
+fn scan_safety(run: &RebaseRun, image_src: &dyn Source, new_src: &dyn Source) -> bool {
+    match run.safety {
+        _ if run.strict => true,
         SafetyScan::On => true,
         SafetyScan::Off => false,
         SafetyScan::Auto => {
@@ -639,128 +703,6 @@ fn has_package_db_layer_on_top(img: &Image) -> bool {
             !h.empty_layer().unwrap_or(false)
                 && h.created_by().as_deref() == Some(pkgdb::CREATED_BY)
         })
-}
-
-/// The image without its top layer (and that layer's diff ID and history entry).
-fn without_top_layer(img: &Image, reference: &Reference) -> Result<Image> {
-    let bad = |step: &'static str, source: FormatError| Error::Rewrite {
-        reference: reference.to_string(),
-        step,
-        source,
-    };
-    const CONFIG: &str = "removing the earlier package-database layer: config";
-    const MANIFEST: &str = "removing the earlier package-database layer: manifest";
-    let mut manifest = img.manifest.json.clone();
-    if let Some(serde_json::Value::Array(layers)) = manifest.get_mut("layers") {
-        layers.pop();
-    }
-    let mut config = img.config.json.clone();
-    if let Some(serde_json::Value::Array(ids)) =
-        config.get_mut("rootfs").and_then(|r| r.get_mut("diff_ids"))
-    {
-        ids.pop();
-    }
-    if let Some(serde_json::Value::Array(h)) = config.get_mut("history") {
-        h.pop();
-    }
-    let config_bytes =
-        serde_json::to_vec(&config).map_err(|e| bad(CONFIG, FormatError::Json(e)))?;
-    let config = Config::parse(&config_bytes).map_err(|e| bad(CONFIG, e))?;
-    let mut config_desc = img.manifest.config.clone();
-    config_desc.digest = Digest::of(&config_bytes);
-    config_desc.size = config_bytes.len() as u64;
-    manifest.insert("config".into(), config_desc.to_json());
-    let manifest_bytes =
-        serde_json::to_vec(&manifest).map_err(|e| bad(MANIFEST, FormatError::Json(e)))?;
-    let manifest = Manifest::parse(&manifest_bytes, Some(&img.manifest.media_type))
-        .map_err(|e| bad(MANIFEST, e))?;
-    let mut descriptor = img.descriptor.clone();
-    descriptor.digest = Digest::of(&manifest_bytes);
-    descriptor.size = manifest_bytes.len() as u64;
-    Ok(Image {
-        descriptor,
-        manifest,
-        config,
-    })
-}
-
-/// Appends the package-database layer to a planned rebase. JSON equal to the original image's
-/// keeps the original bytes, so a rebase onto the current base stays a byte-identical no-op.
-fn append_package_db_layer(
-    mut p: ImagePlan,
-    original: &Image,
-    layer: &crate::layer::BuiltLayer,
-    reference: &Reference,
-) -> Result<ImagePlan> {
-    let bad = |source: FormatError| Error::Rewrite {
-        reference: reference.to_string(),
-        step: "adding the package-database layer",
-        source,
-    };
-    let manifest =
-        Manifest::parse(&p.manifest, Some(&p.manifest_descriptor.media_type)).map_err(bad)?;
-    let config = Config::parse(&p.config).map_err(bad)?;
-    let mut entry = serde_json::Map::new();
-    if let Some(created) = config.json.get("created") {
-        entry.insert("created".into(), created.clone());
-    }
-    entry.insert("created_by".into(), pkgdb::CREATED_BY.into());
-    let new_layer = plan::NewLayer {
-        digest: layer.digest.clone(),
-        diff_id: layer.diff_id.clone(),
-        size: layer.size,
-        zstd: false,
-    };
-    let ap = plan::plan_append(
-        plan::Parts {
-            manifest: &manifest,
-            config: &config,
-        },
-        &new_layer,
-        serde_json::Value::Object(entry),
-        None,
-    )
-    .map_err(|source| Error::Plan {
-        context: PlanContext::PackageDbLayer {
-            image: reference.to_string(),
-        },
-        source: Box::new(source),
-    })?;
-
-    let (mut config_bytes, mut manifest_bytes) = (ap.config, ap.manifest);
-    let same_json = |bytes: &[u8], original: &serde_json::Map<String, serde_json::Value>| {
-        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes)
-            .is_ok_and(|v| &v == original)
-    };
-    let mut config_desc = ap.config_descriptor;
-    if config_bytes != original.config.bytes && same_json(&config_bytes, &original.config.json) {
-        config_bytes = original.config.bytes.clone();
-        config_desc.digest = Digest::of(&config_bytes);
-        config_desc.size = config_bytes.len() as u64;
-        let mut m: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&manifest_bytes).map_err(|e| bad(FormatError::Json(e)))?;
-        m.insert("config".into(), config_desc.to_json());
-        manifest_bytes = serde_json::to_vec(&m).map_err(|e| bad(FormatError::Json(e)))?;
-    }
-    if manifest_bytes != original.manifest.bytes
-        && same_json(&manifest_bytes, &original.manifest.json)
-    {
-        manifest_bytes = original.manifest.bytes.clone();
-    }
-    let mut manifest_desc = p.manifest_descriptor.clone();
-    manifest_desc.digest = Digest::of(&manifest_bytes);
-    manifest_desc.size = manifest_bytes.len() as u64;
-
-    p.copies.push(plan::BlobCopy {
-        descriptor: ap.layer,
-        origin: Origin::Built,
-    });
-    p.config = config_bytes;
-    p.config_descriptor = config_desc;
-    p.manifest = manifest_bytes;
-    p.report.manifest_after = manifest_desc.digest.clone();
-    p.manifest_descriptor = manifest_desc;
-    Ok(p)
 }
 
 /// Safety findings at a database this run reconciled become notes; the packages the
@@ -805,20 +747,20 @@ fn classify_findings(report: &mut SafetyReport, db: Option<&pkgdb::PackageDbRepo
 
 /// `--strict`: any safety finding fails the rebase before anything is written (the error
 /// carries the verdict; its message names the first finding).
-fn refuse_unsafe(opts: &RebaseOptions, reports: &[SafetyReport]) -> Result<()> {
+fn refuse_unsafe(job: &Job, reports: &[SafetyReport]) -> Result<()> {
     if reports.iter().all(SafetyReport::is_clean) {
         return Ok(());
     }
     Err(Error::Strict {
-        image: opts.image.to_string(),
+        image: job.image.to_string(),
         reports: reports.to_vec(),
     })
 }
 
 /// `--base-name` goes into the image's annotations, pushed with it wherever it goes: a name
 /// that holds what may be a password (`user:pass@host/repo`) is refused, as in a reference.
-fn check_base_name(opts: &RebaseOptions) -> Result<()> {
-    match &opts.base_name {
+fn check_base_name(run: &RebaseRun) -> Result<()> {
+    match &run.base_name {
         Some(name) if reference::secret_part(name).is_some() => {
             Err(UsageError::BaseNameCredentials {
                 name: reference::redact(name).into_owned(),
@@ -837,131 +779,123 @@ pub fn preview(
     onto: &Reference,
     registry: &RegistryOptions,
 ) -> Result<Vec<SafetyReport>> {
-    let opts = RebaseOptions {
-        image: image.clone(),
-        onto: onto.clone(),
-        from: None,
-        dest: image.clone(),
-        base_name: None,
+    let run = RebaseRun {
         dry_run: true,
         safety: SafetyScan::On,
-        strict: false,
-        abi_check: true,
         registry: registry.clone(),
-        package_db: PackageDbOptions::default(),
-        write: WriteOptions::default(),
+        ..RebaseRun::new(onto.clone())
     };
-    Ok(rebase(&opts, &Silent)?.safety.unwrap_or_default())
+    let job = Job {
+        image: image.clone(),
+        dest: image.clone(),
+    };
+    Ok(rebase(&run, &job, &Silent)?.safety.unwrap_or_default())
 }
 
 /// Rebases one image; `progress` hears about the blobs copied.
-pub fn rebase(opts: &RebaseOptions, progress: &dyn Progress) -> Result<RebaseReport> {
-    check_base_name(opts)?;
-    let bases = Bases::open(
-        &opts.onto,
-        opts.from.as_ref(),
-        &opts.registry,
-        &opts.package_db,
-    )?;
-    rebase_on(opts, &bases, None, progress)
+pub fn rebase(run: &RebaseRun, job: &Job, progress: &dyn Progress) -> Result<RebaseReport> {
+    check_base_name(run)?;
+    let bases = Bases::open(&run.onto, run.from.as_ref(), &run.registry, &run.package_db)?;
+    rebase_on(run, job, &bases, None, progress)
 }
 
-/// One image of a fleet: its result, and the registry requests it sent.
-pub struct FleetImage {
-    /// The image's report, or why it failed (other images are not affected).
-    pub result: Result<RebaseReport>,
-    /// Registry requests sent for this image.
-    pub requests: u64,
-}
-
-/// A fleet run: every image's outcome, in the jobs' order, and the request counts.
-pub struct FleetRun {
-    /// One entry per job, in the jobs' order.
-    pub images: Vec<FleetImage>,
-    /// The run's request counts.
-    pub requests: fleet::Requests,
-}
-
-/// Rebases many images onto the same bases in one run (`opts.image`/`opts.dest` are replaced
-/// by each job's). The bases are read once and the new base's blobs checked once; blobs shared
-/// between images are copied once per destination; images run in parallel (`jobs` at once
-/// when a registry is involved, see `fleet::run`), and one image's failure does not stop the
-/// others. Only a failure of the bases themselves fails the run.
+/// Rebases many images onto the same bases in one run. The bases are read once and the new
+/// base's blobs checked once; blobs shared between images are copied once per destination;
+/// images run in parallel (`workers` at once when a registry is involved, see `fleet::run`),
+/// and one image's failure does not stop the others: it is its entry's. Only a failure of the
+/// bases themselves fails the run. `jobs` come from [`fleet::jobs`] (destinations checked);
+/// `shard` is reported as given.
 pub fn rebase_fleet(
-    opts: &RebaseOptions,
-    jobs: &[(Reference, Reference)],
+    run: &RebaseRun,
+    jobs: &[Job],
+    shard: Option<crate::model::Shard>,
     workers: usize,
-) -> Result<FleetRun> {
-    check_base_name(opts)?;
-    super::fleet::check_destinations(jobs)?;
-    let session = &opts.registry.session;
+) -> Result<fleet::Report> {
+    if jobs.is_empty() {
+        // A shard that holds none of the images: an empty, successful run.
+        return Ok(fleet::Report::new(
+            jobs,
+            Vec::new(),
+            shard,
+            fleet::Requests::default(),
+        ));
+    }
+    check_base_name(run)?;
+    fleet::check_destinations(jobs)?;
+    let session = &run.registry.session;
     let base_registry = RegistryOptions {
         session: session.counted(),
-        ..opts.registry.clone()
+        ..run.registry.clone()
     };
     let bases = Bases::open(
-        &opts.onto,
-        opts.from.as_ref(),
+        &run.onto,
+        run.from.as_ref(),
         &base_registry,
-        &opts.package_db,
+        &run.package_db,
     )?;
     // Checking the new base's layers up front pays when sinks can then link them; a registry
     // base is mounted or streamed (and checked on the way) instead, never read twice.
-    let verified = if opts.dry_run || bases.new_src.registry_repository().is_some() {
+    let verified = if run.dry_run || bases.new_src.registry_repository().is_some() {
         HashSet::new()
     } else {
         bases.verify_layers()?
     };
     let shared = SharedCopies::default();
-    let network = [&opts.onto]
+    let network = [&run.onto]
         .into_iter()
-        .chain(&opts.from)
-        .chain(jobs.iter().flat_map(|(i, d)| [i, d]))
-        .any(|r| registry_repository(r).is_some());
-    let images = fleet::run(jobs, network, workers, |(image, dest)| {
-        let job = RebaseOptions {
-            image: image.clone(),
-            dest: dest.clone(),
+        .chain(&run.from)
+        .chain(jobs.iter().flat_map(|j| [&j.image, &j.dest]))
+        .any(Reference::is_registry);
+    let results = fleet::run(jobs, network, workers, |job| {
+        let own = RebaseRun {
             registry: RegistryOptions {
                 session: session.counted(),
-                ..opts.registry.clone()
+                ..run.registry.clone()
             },
-            ..opts.clone()
+            ..run.clone()
         };
         // Images run in parallel: one byte counter would mix them; the summary says it all.
-        let result = rebase_on(&job, &bases, Some((&shared, &verified)), &Silent);
-        FleetImage {
-            result,
-            requests: job.registry.session.requests(),
-        }
+        let result = rebase_on(&own, job, &bases, Some((&shared, &verified)), &Silent);
+        (result, own.registry.session.requests())
     });
     let requests = fleet::Requests::new(
         session.total_requests(),
         base_registry.session.requests(),
         jobs.len(),
     );
-    Ok(FleetRun { images, requests })
+    Ok(fleet::Report::new(jobs, results, shard, requests))
 }
 
 fn rebase_on(
-    opts: &RebaseOptions,
+    run: &RebaseRun,
+    job: &Job,
     bases: &Bases,
     shared: Option<(&SharedCopies, &HashSet<Digest>)>,
     progress: &dyn Progress,
 ) -> Result<RebaseReport> {
-    let image_src = open_source(&opts.image, &opts.registry)?;
-    let scan = scan_safety(opts, image_src.as_ref(), bases.new_src.as_ref());
-    let planned = plan_all(opts, image_src.as_ref(), bases, scan)?;
-    if opts.strict {
-        refuse_unsafe(opts, &planned.safety)?;
+    let image_src = open_source(&job.image, &run.registry)?;
+    let planner = ImageJob {
+        run,
+        job,
+        bases,
+        image_src: image_src.as_ref(),
+        // Only a name that means the same on every machine (reproducible digests, and `check`
+        // from anywhere): --base-name, or a registry reference.
+        base_name: run.base_name.clone().or_else(|| run.onto.portable_name()),
+        scan: scan_safety(run, image_src.as_ref(), bases.new_src.as_ref()),
+    };
+    let planned = planner.plan()?;
+    if run.strict {
+        refuse_unsafe(job, &planned.safety)?;
     }
 
-    let up_to_date = !opts.dry_run
-        && registry_destination_now(opts, &planned.image)?.as_ref() == Some(&planned.root.digest);
-    let blobs = if opts.dry_run || up_to_date {
+    let up_to_date = !run.dry_run
+        && registry_destination_now(run, job, &planned.image)?.as_ref()
+            == Some(&planned.root.digest);
+    let blobs = if run.dry_run || up_to_date {
         BlobStats::default()
     } else {
-        let sink = open_sink_with(&opts.dest, &opts.registry, opts.write)?;
+        let sink = open_sink_with(&job.dest, &run.registry, run.write)?;
         write(
             &planned,
             sink.as_ref(),
@@ -995,25 +929,66 @@ fn rebase_on(
             })
             .collect(),
     };
-    Ok(RebaseReport {
-        image: opts.image.to_string(),
+    let mut report = RebaseReport {
+        image: job.image.to_string(),
         old_base: planned.old_base.clone(),
-        new_base: opts.onto.to_string(),
-        destination: opts.dest.to_string(),
-        dry_run: opts.dry_run,
+        new_base: run.onto.to_string(),
+        destination: job.dest.to_string(),
+        dry_run: run.dry_run,
         media_type: planned.root.media_type.clone(),
         digest: planned.root.digest.clone(),
         unchanged: planned.root.digest == planned.image.descriptor().digest,
         platforms,
         safety: (!planned.safety.is_empty()).then(|| planned.safety.clone()),
-        safety_skipped: (opts.safety == SafetyScan::Auto && planned.safety.is_empty()).then(|| {
+        safety_skipped: (run.safety == SafetyScan::Auto && planned.safety.is_empty()).then(|| {
             "the image or the new base is in a registry, and the verdict would download every layer; pass --safety to compute it".to_string()
         }),
         dropped,
         blobs,
         package_db_bytes_read: planned.db_bytes.clone(),
         up_to_date,
-        requests: opts.registry.session.requests(),
+        requests: run.registry.session.requests(),
         warnings: bases.layer_cache.take_warnings(),
-    })
+    };
+    report.warnings.extend(wrong_base_warnings(&report));
+    Ok(report)
+}
+
+/// Warnings for a rebase that is probably onto the wrong base, judged on diff IDs (layer
+/// contents), per platform:
+/// - the new base shares no layer with the old one: not a newer build of the same base, or a
+///   base rebuilt from scratch (then the warning can be ignored);
+/// - the new base already contains the application's own layers: `--onto` names an
+///   application image (or an earlier rebase of this one), so its layers would be there twice.
+pub fn wrong_base_warnings(report: &RebaseReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in report.platforms.iter().filter(|p| !p.unchanged) {
+        let new_ids: Vec<_> = p.layers_added.iter().map(|l| &l.diff_id).collect();
+        let app_in_new = p
+            .layers_kept
+            .iter()
+            .filter(|l| new_ids.contains(&&l.diff_id))
+            .count();
+        if app_in_new > 0 {
+            out.push(format!(
+                "{}: the new base {} already contains {app_in_new} of the application's {} layer(s); \
+they are now in the image twice. Is --onto an application image instead of its base?",
+                p.platform,
+                report.new_base,
+                p.layers_kept.len()
+            ));
+        } else if !p.layers_removed.is_empty()
+            && !p
+                .layers_removed
+                .iter()
+                .any(|l| new_ids.contains(&&l.diff_id))
+        {
+            out.push(format!(
+                "{}: the new base {} shares no layer with the old base {}; check that --onto is a \
+newer build of the same base (a base rebuilt from scratch looks like this too)",
+                p.platform, report.new_base, report.old_base
+            ));
+        }
+    }
+    out
 }

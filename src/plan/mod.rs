@@ -6,15 +6,17 @@ pub mod config;
 pub mod history;
 pub mod index;
 pub mod rebase;
+pub mod top_layer;
 
 pub use append::{plan_append, AppendPlan, NewLayer};
 pub use index::{rewrite_index, IndexPlan, NewEntry};
 pub use rebase::{plan_image, BlobCopy, ImagePlan, ImageReport, LayerSummary, Origin, Parts};
+pub use top_layer::{with_layer_on_top, without_top_layer, Stripped};
 
 use crate::model::Digest;
 
 /// Why a rebase cannot be planned. The operation layer adds which references were involved.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
     /// The image and a base are built for different platforms.
@@ -56,6 +58,16 @@ pub enum PlanError {
         index: usize,
         /// What differs.
         detail: String,
+    },
+    /// JSON the plan rewrote does not read back (an image whose manifest or config only just
+    /// parsed); `what` names which.
+    #[error("the rewritten {what} does not parse: {source}")]
+    Rewrite {
+        /// `manifest`, `config`, `planned manifest`…
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Box<crate::model::image::FormatError>,
     },
     /// A layer of the new base cannot be written into a Docker schema 2 manifest.
     #[error("layer {digest} has media type {media_type}, which has no Docker schema 2 equivalent; the image's manifest is Docker schema 2")]
