@@ -339,6 +339,17 @@ pub enum Error {
         source: AuthError,
     },
 
+    /// `check` compared with the base the image's `base.name` annotation names (no `--base`),
+    /// and that failed: the cause, and the flag that picks another base.
+    #[error("{source} (the base {base} was taken from the image's org.opencontainers.image.base.name annotation; pass --base REF to compare with a base you can reach, e.g. --base oci:DIR:TAG)")]
+    ImplicitBase {
+        /// The base, as the annotation names it.
+        base: String,
+        /// What went wrong with it.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A failure another operation of the same run met first, shared (a blob copy that several
     /// images of a fleet wait for). Display, source and [`Error::kind`] are the original's.
     #[error(transparent)]
@@ -367,6 +378,7 @@ impl Error {
     pub fn unshared(&self) -> &Error {
         match self {
             Error::Shared(e) => e.unshared(),
+            Error::ImplicitBase { source, .. } => source.unshared(),
             e => e,
         }
     }
@@ -405,6 +417,7 @@ impl Error {
             } => registry_kind(*status, *transient),
             Error::Credentials { .. } => "credentials",
             Error::Shared(e) => e.kind(),
+            Error::ImplicitBase { source, .. } => source.kind(),
         }
     }
 
@@ -422,6 +435,7 @@ impl Error {
                 ..
             } => *transient,
             Error::Shared(e) => e.is_temporary(),
+            Error::ImplicitBase { source, .. } => source.is_temporary(),
             _ => false,
         }
     }

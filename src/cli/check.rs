@@ -47,18 +47,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
 
 fn single(args: &CheckArgs, image: &Reference) -> anyhow::Result<i32> {
     let registry = args.registry.options();
-    let implicit = if args.base.is_none() {
-        super::hints::implicit_registry_base(image, &registry)
-    } else {
-        None
-    };
-    if let Some(base) = &implicit {
-        errln!("{}", super::hints::check_contacts_registry(base));
-    }
-    let report = ops::check(image, args.base.as_ref(), &registry).map_err(|e| match &implicit {
-        Some(_) => super::hints::check_failed_without_base(&e.into()),
-        None => e.into(),
-    })?;
+    let report = ops::check::check_noting(image, args.base.as_ref(), &registry, &Notes)?;
     if args.json {
         print_json(&report)?;
     } else {
@@ -103,9 +92,9 @@ fn fleet(args: &CheckArgs) -> anyhow::Result<i32> {
     if let Some(file) = &args.images_from {
         images.extend(super::rebase::read_images_file(file)?);
     }
-    let images = ops::fleet::select(images, args.shard, |r| r);
     let report = ops::check::check_fleet(
         &images,
+        args.shard,
         args.base.as_ref(),
         &args.registry.options(),
         args.jobs.into(),
@@ -120,7 +109,7 @@ fn fleet(args: &CheckArgs) -> anyhow::Result<i32> {
             .max()
             .unwrap_or(0)
             .max(5);
-        println!("{:wi$}  {:8}  DETAIL", "IMAGE", "STATUS");
+        outln!("{:wi$}  {:8}  DETAIL", "IMAGE", "STATUS");
         for e in &report.images {
             let (status, detail) = match (e.status, &e.report, &e.error) {
                 (FleetStatus::Error, _, Some(err)) => ("error", err.clone()),
@@ -134,15 +123,17 @@ fn fleet(args: &CheckArgs) -> anyhow::Result<i32> {
                 }
                 _ => unreachable!("an entry has a report or an error"),
             };
-            println!("{:wi$}  {status:8}  {detail}", e.image);
+            outln!("{:wi$}  {status:8}  {detail}", e.image);
         }
         let shard = args
             .shard
             .map(|s| format!(" (shard {s})"))
             .unwrap_or_default();
-        eprintln!(
+        errln!(
             "{} current, {} outdated, {} error(s){shard}",
-            report.current, report.outdated, report.errors
+            report.current,
+            report.outdated,
+            report.errors
         );
     }
     Ok(if report.errors > 0 {
@@ -152,4 +143,13 @@ fn fleet(args: &CheckArgs) -> anyhow::Result<i32> {
     } else {
         exit::OK
     })
+}
+
+/// Prints the library's notes (what is about to happen that the user may not expect) on stderr.
+struct Notes;
+
+impl ops::Progress for Notes {
+    fn note(&self, text: &str) {
+        errln!("ocipatch: note: {text}");
+    }
 }

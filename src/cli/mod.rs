@@ -4,7 +4,6 @@
 pub mod append;
 pub mod check;
 pub mod generate;
-pub mod hints;
 pub mod inspect;
 pub mod progress;
 pub mod rebase;

@@ -168,10 +168,6 @@ fn single(args: &RebaseArgs, run: &RebaseRun, job: &Job) -> anyhow::Result<i32> 
     } else {
         if !args.quiet {
             summary(&report).lines().for_each(|l| errln!("{l}"));
-            if !report.dry_run {
-                let note = super::hints::docker_archive_note(&job.dest, &run.registry);
-                note.iter().for_each(|n| errln!("{n}"));
-            }
         }
         outln!("{}", report.digest);
     }

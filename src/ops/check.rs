@@ -10,9 +10,10 @@ use serde::Serialize;
 use super::fleet;
 use super::load::{load, Loaded};
 use super::pkgdb::{base_upgrades, default_cache_dir};
+use super::progress::{Progress, Silent};
 use super::summaries::LayerSummaries;
 use crate::error::{Error, MissingInput, Result};
-use crate::model::{reference, Digest, Platform, Reference};
+use crate::model::{reference, Digest, Platform, Reference, Shard};
 use crate::pkgdb::PackageChange;
 use crate::plan::rebase::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME};
 use crate::transport::{open_source, RegistryOptions, Source};
@@ -105,15 +106,60 @@ pub fn check(
     base: Option<&Reference>,
     registry: &RegistryOptions,
 ) -> Result<CheckReport> {
-    check_with(image_ref, base, registry, &BaseCache::new(registry))
+    check_with(
+        image_ref,
+        base,
+        registry,
+        &BaseCache::new(registry),
+        &Silent,
+    )
 }
 
-/// `check`, reading the base through `bases` (a fleet reads each base once).
+/// [`check()`], telling `progress` (its [`Progress::note`]) before it contacts a registry the
+/// caller did not name: the one the image's `base.name` annotation names when `base` is `None`.
+pub fn check_noting(
+    image_ref: &Reference,
+    base: Option<&Reference>,
+    registry: &RegistryOptions,
+    progress: &dyn Progress,
+) -> Result<CheckReport> {
+    check_with(
+        image_ref,
+        base,
+        registry,
+        &BaseCache::new(registry),
+        progress,
+    )
+}
+
+/// `check`, reading the base through `bases` (a fleet reads each base once). A failure with a
+/// base taken from the annotation says so and names `--base`.
 fn check_with(
     image_ref: &Reference,
     base: Option<&Reference>,
     registry: &RegistryOptions,
     bases: &BaseCache,
+    progress: &dyn Progress,
+) -> Result<CheckReport> {
+    let mut implicit = None;
+    check_inner(image_ref, base, registry, bases, progress, &mut implicit).map_err(|e| {
+        match implicit {
+            Some(base) => Error::ImplicitBase {
+                base,
+                source: Box::new(e),
+            },
+            None => e,
+        }
+    })
+}
+
+fn check_inner(
+    image_ref: &Reference,
+    base: Option<&Reference>,
+    registry: &RegistryOptions,
+    bases: &BaseCache,
+    progress: &dyn Progress,
+    implicit: &mut Option<String>,
 ) -> Result<CheckReport> {
     let src = open_source(image_ref, registry)?;
     let image = load(src.as_ref(), &src.root()?)?;
@@ -123,6 +169,14 @@ fn check_with(
     })?;
     let annotations = first.manifest.annotations();
     let base_ref = base_reference(base, annotations.get(ANNOTATION_BASE_NAME), image_ref)?;
+    if base.is_none() {
+        *implicit = Some(base_ref.to_string());
+        if base_ref.is_registry() {
+            progress.note(&format!(
+                "no --base given: comparing with {base_ref}, named by the image's {ANNOTATION_BASE_NAME} annotation; this contacts that registry (pass --base REF to compare with another copy, e.g. --base oci:DIR:TAG)"
+            ));
+        }
+    }
     let OpenBase {
         loaded: current,
         src: base_src,
@@ -273,6 +327,9 @@ pub struct FleetCheckEntry {
 /// What a fleet check found: counts, then one entry per image, in the list's order.
 #[derive(Clone, Debug, Serialize)]
 pub struct FleetCheckReport {
+    /// The shard this run took, `I/N`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     /// Images whose every platform is current.
     pub current: usize,
     /// Outdated images.
@@ -289,22 +346,25 @@ pub struct FleetCheckReport {
 /// `jobs` at once when a registry is involved, and one image's error is its own line.
 pub fn check_fleet(
     images: &[Reference],
+    shard: Option<Shard>,
     base: Option<&Reference>,
     registry: &RegistryOptions,
     jobs: usize,
 ) -> FleetCheckReport {
+    let images = fleet::select(images.to_vec(), shard, |r| r);
+    let images = images.as_slice();
     let session = &registry.session;
     let bases = BaseCache::new(&RegistryOptions {
         session: session.counted(),
         ..registry.clone()
     });
-    let network = images.iter().chain(base).any(|r| r.transport() == "docker");
+    let network = images.iter().chain(base).any(Reference::is_registry);
     let entries = fleet::run(images, network, jobs, |image| {
         let own = RegistryOptions {
             session: session.counted(),
             ..registry.clone()
         };
-        let result = check_with(image, base, &own, &bases);
+        let result = check_with(image, base, &own, &bases, &Silent);
         let requests = own.session.requests();
         match result {
             Ok(r) => FleetCheckEntry {
@@ -331,6 +391,7 @@ pub fn check_fleet(
     });
     let count = |s: FleetStatus| entries.iter().filter(|e| e.status == s).count();
     FleetCheckReport {
+        shard: shard.map(|s| s.to_string()),
         current: count(FleetStatus::Current),
         outdated: count(FleetStatus::Outdated),
         errors: count(FleetStatus::Error),

@@ -10,6 +10,9 @@ pub trait Progress: Sync {
     fn advance(&self, _bytes: u64) {}
     /// The work is over.
     fn finish(&self) {}
+    /// Something the user may not expect is about to happen (`check` contacting the registry
+    /// an annotation names); the CLI prints it before it happens.
+    fn note(&self, _text: &str) {}
 }
 
 /// Reports nothing.

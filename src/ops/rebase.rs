@@ -907,11 +907,23 @@ fn rebase_on(
         .inspect_err(|_| sink.abort())?
     };
 
+    let docker_archive = matches!(job.dest.location, Location::DockerArchive { .. });
     let platforms: Vec<ImageReport> = planned
         .plans
         .iter()
         .flatten()
-        .map(|p| p.report.clone())
+        .map(|p| {
+            let mut r = p.report.clone();
+            if docker_archive && !run.dry_run {
+                // The format stores no manifest: every reader makes one up, so the digest
+                // tools agree on is the config's (Docker's image ID).
+                r.notes.push(format!(
+                    "image ID (config digest) {}: what docker load and docker images show. A docker-archive stores no manifest, so manifest digests differ from tool to tool (README: One image, three digests)",
+                    p.config_descriptor.digest
+                ));
+            }
+            r
+        })
         .collect();
     let dropped = match &planned.image {
         Loaded::Single(_) => Vec::new(),
