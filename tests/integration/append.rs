@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::*;
+use crate::util::layout::*;
 
 /// Writes the same patch tree under `root`, with the given permission bits and mtime.
 fn write_patch(root: &Path, file_mode: u32, mtime: &str) {

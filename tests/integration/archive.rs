@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::util::layout::*;
 
 /// A tar of a whole layout directory, names `./`-prefixed as `tar -C DIR .` writes them.
 fn oci_archive_of(layout: &Path, out: &Path) {

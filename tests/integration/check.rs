@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::util::layout::*;
 
 #[test]
 fn outdated_and_current_by_annotation_and_by_layers() {

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use crate::harness::*;
+use crate::util::layout::*;
 
 /// Runs ocipatch and asserts a usage error: exit 2, one `ocipatch: error:` line; returns stderr.
 fn usage_error(args: &[&str]) -> String {

@@ -4,7 +4,7 @@ use std::fs;
 
 use serde_json::Value;
 
-use crate::harness::*;
+use crate::util::layout::*;
 
 fn fleet_scenario(n: usize) -> (Scenario, Vec<String>) {
     let s = scenario();

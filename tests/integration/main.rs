@@ -1,17 +1,17 @@
-//! Integration tests: the real binary on layouts built by `harness`.
+//! Integration tests: the real binary on layouts built by `util`.
 
 mod append;
 mod archive;
 mod check;
 mod cli;
-#[path = "../registry/fake.rs"]
-mod fake;
 mod fleet;
-mod harness;
+mod interop;
+mod json_schema;
 mod pkgdb;
 mod pkgdb_links;
 mod pkgdb_rpm;
 mod rebase;
 mod safety;
 mod secrets;
+mod util;
 mod verify;

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::harness::*;
+use crate::util::layout::*;
 
 /// Real dpkg output (13 stanzas of a bookworm status file, in dpkg's order).
 pub(super) const STATUS_V1: &str = include_str!("../../testdata/pkgdb/dpkg-status");

@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use super::harness::*;
 use super::pkgdb::*;
+use crate::util::layout::*;
 
 /// The dpkg database the app's `apt-get install python3-minimal` wrote (on base v1).
 fn app_status() -> String {

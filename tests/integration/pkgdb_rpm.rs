@@ -17,7 +17,7 @@ use std::time::Duration;
 use rusqlite::{Connection, MAIN_DB};
 use serde_json::Value;
 
-use super::harness::*;
+use crate::util::layout::*;
 
 /// Runs `cmd`; panics with its output unless it succeeds.
 fn run(cmd: &mut Command) -> String {

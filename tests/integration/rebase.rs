@@ -4,7 +4,7 @@ use std::fs;
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::util::layout::*;
 
 #[test]
 fn rebase_onto_updated_base_splices_layers_and_merges_config() {

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::fake::{FakeServer, Reply, Request};
-use crate::harness::*;
+use crate::util::fake::{FakeServer, Reply, Request};
+use crate::util::layout::*;
 
 /// The planted secret. Every variant planted below contains [`MARK`].
 const SECRET: &str = "s3cr3t-PLANTED-4f1c";

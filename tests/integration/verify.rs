@@ -4,7 +4,7 @@ use std::fs;
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::util::layout::*;
 
 /// A layout with one image using every layer compression, Docker and OCI media types.
 fn mixed() -> (tempfile::TempDir, Layout, Image) {

@@ -9,14 +9,10 @@
 //! A corrupt database in the application's layer fails the rebase naming the file and the
 //! layer, and writes nothing. A missing tool fails the test; run as root.
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::util::interop::*;
 
 const TOOLS: &[&str] = &["rpm", "rpmbuild", "umoci", "skopeo"];
 

@@ -2,14 +2,10 @@
 //! and skopeo, with the results handed back to umoci, skopeo and oci-image-tool.
 //! A missing tool fails the test; nothing is skipped. Run as root (umoci unpack).
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::util::interop::*;
 
 /// oci-image-tool validates the layout (every ref, every blob) and skopeo copies the image
 /// (verifying each blob's digest on the way).

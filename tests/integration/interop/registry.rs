@@ -6,21 +6,13 @@
 //! A missing tool (docker-registry, skopeo, htpasswd, umoci) fails the test; nothing is skipped.
 //! Run as root (umoci unpack of files owned by uid 1000).
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with tests/interop.rs
-mod common;
-#[path = "registry/fake.rs"]
-mod fake;
-#[path = "registry/common.rs"]
-mod registry;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::*;
-use fake::{FakeServer, Reply};
-use registry::{free_port, Auth, Registry, TestCa};
+use crate::util::fake::{FakeServer, Reply};
+use crate::util::interop::*;
+use crate::util::registry::{free_port, Auth, Registry, TestCa};
 use serde_json::Value;
 
 const NO_TLS: &str = "--tls-verify=false";
@@ -1102,7 +1094,7 @@ fn credentials_never_follow_an_upload_location_to_another_port() {
     );
     // (method, path, Authorization) of every request each server saw
     type Seen = Arc<Mutex<Vec<(String, String, Option<String>)>>>;
-    let record = |seen: &Seen, req: &fake::Request| {
+    let record = |seen: &Seen, req: &crate::util::fake::Request| {
         seen.lock().unwrap().push((
             req.method.clone(),
             req.path.clone(),

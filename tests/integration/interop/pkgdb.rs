@@ -14,15 +14,11 @@
 //! chroot, umoci unpack). The Debian fixture needs the Debian mirror the first time (about six
 //! minutes), then comes from the cache the script keeps (see testdata/README.md).
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::util::interop::*;
 
 /// `created_by` of the history entry of the layer holding the reconciled databases.
 const PKGDB_CREATED_BY: &str = "ocipatch rebase: package database";

@@ -3,17 +3,11 @@
 //! nothing, failure isolation, and the documented pipeline (docs/fleets.md) run as concurrent
 //! shard processes. A missing tool fails the test; nothing is skipped.
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)]
-mod common;
-#[path = "registry/common.rs"]
-mod registry;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::*;
-use registry::Registry;
+use crate::util::interop::*;
+use crate::util::registry::Registry;
 use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
 

@@ -6,15 +6,24 @@
 //! A missing tool fails the test with a message saying what to install; nothing is skipped.
 //! Run as root (umoci unpack without --rootless; the images hold files owned by uid 1000).
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
+mod archive;
+mod buildah;
+mod faults;
+mod fleet;
+mod ldso;
+mod patch;
+mod pkgdb;
+mod registry;
+mod relations;
+mod rpm;
+mod verdict;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::util::interop::*;
 
 const ANN_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 const ANN_BASE_NAME: &str = "org.opencontainers.image.base.name";

@@ -122,7 +122,7 @@ impl Registry {
     }
 
     fn start_with(auth: Option<Auth<'_>>, tls: Option<&TestCa>) -> Registry {
-        super::common::require_tools(REGISTRY_TOOLS);
+        super::interop::require_tools(REGISTRY_TOOLS);
         let dir = tempfile::Builder::new()
             .prefix("ocipatch-registry.")
             .tempdir()

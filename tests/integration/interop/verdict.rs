@@ -15,14 +15,10 @@
 //! Root, umoci, chroot, unshare, apt and the Debian mirror (first build) are needed; a missing
 //! tool fails the test.
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::*;
+use crate::util::interop::*;
 
 const TOOLS: &[&str] = &[
     "umoci",

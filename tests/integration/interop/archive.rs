@@ -5,15 +5,11 @@
 //! Inputs come from a private copy of `testdata/images` (see tests/interop.rs). A missing tool
 //! fails the test; nothing is skipped. Run as root (umoci unpack).
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with tests/interop.rs; not every helper is used here
-mod common;
-
 use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use common::*;
+use crate::util::interop::*;
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 

@@ -2,12 +2,9 @@
 //! prints validates against its schema in docs/schema/, carries `schemaVersion`, and every
 //! field the schemas name is documented in docs/json.md.
 
-#[path = "integration/harness.rs"]
-mod harness;
-
 use std::path::Path;
 
-use harness::*;
+use crate::util::layout::*;
 use serde_json::Value;
 
 fn schema(name: &str) -> Value {
@@ -150,7 +147,7 @@ fn a_corrupt_image_report_validates() {
 
 #[test]
 fn a_package_database_report_validates() {
-    const STATUS: &str = include_str!("../testdata/pkgdb/dpkg-status");
+    const STATUS: &str = include_str!("../../testdata/pkgdb/dpkg-status");
     let s = scenario();
     let v1 = Image::new(
         vec![Layer::files(&[("var/lib/dpkg/status", STATUS.as_bytes())])],

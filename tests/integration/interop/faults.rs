@@ -2,13 +2,10 @@
 //! The error must name the destination (not the source image), say its cause once, exit 1,
 //! and leave no half-written image.
 
-#[path = "integration/harness.rs"]
-mod harness;
-
 use std::path::Path;
 use std::process::Command;
 
-use harness::*;
+use crate::util::layout::*;
 
 struct Tmpfs(std::path::PathBuf);
 

@@ -4,15 +4,11 @@
 //! ocipatch must rebase it without `--from`, by digest and diff ID, and the result must equal
 //! what buildah builds on the new base. A missing tool fails the test; run as root.
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::util::interop::*;
 
 /// buildah with private storage (vfs: no overlay mounts needed) under `root`.
 fn buildah(root: &Path) -> Command {

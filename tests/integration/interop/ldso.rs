@@ -12,10 +12,6 @@
 //!
 //! Run as root (umoci unpack, chroot). Fails when umoci, ldconfig, chroot or gcc are missing.
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
@@ -24,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::*;
+use crate::util::interop::*;
 use ocipatch::verdict::elf::{ElfInfo, ElfKind, ElfScanner};
 use ocipatch::verdict::ldso::{
     cache_entries, read_cache, write_cache, CacheEntry, CacheOptions, Checker, Libc, LoadProblem,
