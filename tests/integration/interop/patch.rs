@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::util::interop::*;
+use crate::util::*;
 
 /// oci-image-tool validates the layout (every ref, every blob) and skopeo copies the image
 /// (verifying each blob's digest on the way).
@@ -144,7 +144,7 @@ fn check_on_umoci_images_before_and_after_a_rebase() {
         &fx.image("base-v2"),
         "--json",
     ]));
-    assert_eq!(outdated.output.status.code(), Some(3), "{outdated}");
+    assert_eq!(outdated.status.code(), Some(3), "{outdated}");
     let v: serde_json::Value = serde_json::from_str(&outdated.stdout()).unwrap();
     assert_eq!(
         v["platforms"][0]["missing_layers"]
@@ -166,7 +166,7 @@ fn check_on_umoci_images_before_and_after_a_rebase() {
         &oci_ref(&out, "app"),
     ]));
     let unnamed = run(ocipatch().args(["check", &oci_ref(&out, "app")]));
-    assert_eq!(unnamed.output.status.code(), Some(1), "{unnamed}");
+    assert_eq!(unnamed.status.code(), Some(1), "{unnamed}");
     assert!(unnamed.stderr().contains("pass --base"), "{unnamed}");
     let after = run(ocipatch().args([
         "check",
