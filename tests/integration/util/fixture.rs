@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use super::{cmd, oci_ref, require_tools, run_ok, sha256, snapshot, umoci_ref, Tree};
 
-/// Tools every [`Fixture`] test drives.
-pub const TOOLS: &[&str] = &["skopeo", "umoci", "oci-image-tool"];
+/// The OCI clients every [`Fixture::new`] test drives.
+const OCI_CLIENTS: &[&str] = &["skopeo", "umoci", "oci-image-tool"];
 
 /// The example layout's tags (see testdata/README.md).
 pub const TAGS: &[&str] = &[
@@ -58,7 +58,7 @@ pub struct Fixture {
 impl Fixture {
     /// A private copy of testdata/images.
     pub fn new() -> Fixture {
-        require_tools(TOOLS);
+        require_tools(OCI_CLIENTS);
         let src = testdata_images();
         assert!(
             src.join("index.json").is_file(),
