@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Write the real-version corpus of the version interop test (tests/interop_versions.rs):
+# Write the real-version corpus of the version interop test (tests/integration/interop/versions.rs):
 # a deterministic sample of version strings from the Debian archive indexes on this machine,
 # plus the versions of the rpm fixture.
 #
@@ -87,7 +87,7 @@ spread() {
 mkdir -p "$(dirname "$out")"
 {
 	cat <<EOF
-# Real version strings for tests/interop_versions.rs, written by scripts/make-version-corpus.sh
+# Real version strings for tests/integration/interop/versions.rs, written by scripts/make-version-corpus.sh
 # from the Debian archive indexes of the machine that ran it ($(sed -n 's/^Codename: //p' /var/lib/apt/lists/*_InRelease 2>/dev/null | sort -u | tr '\n' ' ' | sed 's/ $//')):
 # $(wc -l <"$work/pairs") (package, version) pairs from Version: fields and versioned relations,
 # sampled to $(wc -l <"$work/sample") lines (epochs, '~', '+', long digit runs, the rest, and several versions of

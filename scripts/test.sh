@@ -82,8 +82,9 @@ for tool in skopeo umoci oci-image-tool docker-registry pigz time htpasswd opens
 		missing+=("${pkg_of[$tool]}")
 	fi
 done
-# Not commands: rpm's python bindings (tests/interop_versions.rs asks rpm itself through them;
-# the system python, not a pyenv one on PATH), and apt-get (tests/interop_relations.rs).
+# Not commands: rpm's python bindings (tests/integration/interop/versions.rs asks rpm itself
+# through them; the system python, not a pyenv one on PATH), and apt-get
+# (tests/integration/interop/relations.rs).
 if ! /usr/bin/python3 -c 'import rpm' >/dev/null 2>&1; then
 	missing+=(python3-rpm)
 fi

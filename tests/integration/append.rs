@@ -3,11 +3,10 @@
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::*;
+use crate::util::*;
 
 /// Writes the same patch tree under `root`, with the given permission bits and mtime.
 fn write_patch(root: &Path, file_mode: u32, mtime: &str) {
@@ -30,12 +29,11 @@ fn write_patch(root: &Path, file_mode: u32, mtime: &str) {
     )
     .unwrap();
     let _ = symlink("tool", root.join("usr/local/bin/tool-link"));
-    let st = Command::new("find")
-        .arg(root)
-        .args(["-exec", "touch", "-h", "-d", mtime, "{}", "+"])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    run_ok(
+        cmd("find")
+            .arg(root)
+            .args(["-exec", "touch", "-h", "-d", mtime, "{}", "+"]),
+    );
 }
 
 fn run_append(image: &str, layer: &Path, dest: &str, extra: &[&str]) -> (i32, String, String) {
@@ -48,7 +46,7 @@ fn run_append(image: &str, layer: &Path, dest: &str, extra: &[&str]) -> (i32, St
         dest,
     ];
     args.extend_from_slice(extra);
-    ocipatch(&args)
+    outcome(&args)
 }
 
 #[test]
@@ -79,10 +77,7 @@ fn append_is_reproducible_across_directories_umasks_and_mtimes() {
     let layers = m["layers"].as_array().unwrap();
     assert_eq!(layers.len(), s.app.layers.len() + 1);
     let new = &layers[layers.len() - 1];
-    assert_eq!(
-        new["mediaType"],
-        "application/vnd.oci.image.layer.v1.tar+gzip"
-    );
+    assert_eq!(new["mediaType"], OCI_LAYER_GZIP);
     let config = s.layout.read_json(m["config"]["digest"].as_str().unwrap());
     let history = config["history"].as_array().unwrap();
     assert_eq!(history.last().unwrap()["created_by"], "ocipatch append");
@@ -128,32 +123,24 @@ fn source_date_epoch_sets_created_and_the_clamp() {
     let s = scenario();
     let p = s.path("patch");
     write_patch(&p, 0o644, "2024-01-01 10:00:00");
-    let out = Command::new(env!("CARGO_BIN_EXE_ocipatch"))
-        .args([
-            "append",
-            &s.oci("app"),
-            "--layer",
-            p.to_str().unwrap(),
-            "-o",
-            &s.oci("sde"),
-            "--compression",
-            "zstd",
-            "--json",
-        ])
-        .env("SOURCE_DATE_EPOCH", "1000000000")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = run_ok(
+        ocipatch()
+            .args([
+                "append",
+                &s.oci("app"),
+                "--layer",
+                p.to_str().unwrap(),
+                "-o",
+                &s.oci("sde"),
+                "--compression",
+                "zstd",
+                "--json",
+            ])
+            .env("SOURCE_DATE_EPOCH", "1000000000"),
+    )
+    .json();
     assert_eq!(r["layer"]["mtime"], 1_000_000_000);
-    assert_eq!(
-        r["layer"]["media_type"],
-        "application/vnd.oci.image.layer.v1.tar+zstd"
-    );
+    assert_eq!(r["layer"]["media_type"], OCI_LAYER_ZSTD);
     let m = s.layout.read_json(r["digest"].as_str().unwrap());
     let c = s.layout.read_json(m["config"]["digest"].as_str().unwrap());
     assert_eq!(c["created"], "2001-09-09T01:46:40Z");
@@ -166,15 +153,14 @@ fn a_tar_file_works_as_the_layer() {
     let dir = s.path("patch");
     write_patch(&dir, 0o644, "2024-01-01 10:00:00");
     let tarball = s.path("patch.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&dir)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    run_ok(
+        cmd("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    );
     let (c1, o1, e1) = run_append(&s.oci("app"), &tarball, &s.oci("from-tar"), &[]);
     let (c2, o2, e2) = run_append(&s.oci("app"), &dir, &s.oci("from-dir"), &[]);
     assert_eq!((c1, c2), (0, 0), "{e1}{e2}");
@@ -230,11 +216,7 @@ fn unsafe_inputs_are_refused_unless_allowed() {
     // a fifo (device-like file)
     let dev = s.path("dev");
     fs::create_dir_all(&dev).unwrap();
-    assert!(Command::new("mkfifo")
-        .arg(dev.join("pipe"))
-        .status()
-        .unwrap()
-        .success());
+    run_ok(cmd("mkfifo").arg(dev.join("pipe")));
     let (code, _, err) = run_append(&s.oci("app"), &dev, &s.oci("y"), &[]);
     assert_eq!(code, 1);
     assert!(err.contains("pipe"), "{err}");
@@ -307,10 +289,7 @@ fn zstd_cannot_go_into_a_docker_manifest() {
         &l.oci("g"),
     ]);
     let m = l.read_json(last_line(&out));
-    assert_eq!(
-        m["layers"][1]["mediaType"],
-        "application/vnd.docker.image.rootfs.diff.tar.gzip"
-    );
+    assert_eq!(m["layers"][1]["mediaType"], DOCKER_LAYER_GZIP);
 }
 
 /// Issue 10 item 7: a manifest or config file already in the destination was trusted by its
@@ -352,23 +331,22 @@ fn an_interrupted_append_removes_its_staging_layout() {
     let tmpdir = s.path("tmpdir");
     fs::create_dir(&tmpdir).unwrap();
     let fifo = s.path("layer.fifo");
-    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(st.success());
+    run_ok(cmd("mkfifo").arg(&fifo));
     let dest = s.oci("appended");
-    let w = crate::archive::Running::start(
-        &[
+    let w = ocipatch()
+        .args([
             "append",
             &s.oci("app"),
             "--layer",
             fifo.to_str().unwrap(),
             "-o",
             &dest,
-        ],
-        &[("TMPDIR", &tmpdir)],
-    );
+        ])
+        .env("TMPDIR", &tmpdir)
+        .spawn();
     // Opening the FIFO for writing waits for ocipatch to open it for reading.
     let writer = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    crate::archive::wait_for("the staging layout", || {
+    wait_for("the staging layout", || {
         fs::read_dir(&tmpdir).unwrap().any(|e| {
             e.unwrap()
                 .file_name()
@@ -377,7 +355,7 @@ fn an_interrupted_append_removes_its_staging_layout() {
         })
     });
     w.signal("INT");
-    let (code, _, err) = w.finish();
+    let (code, _, err) = w.finish().parts();
     drop(writer);
     assert_eq!(code, 130, "{err}");
     assert_eq!(
@@ -554,20 +532,22 @@ fn append_scratch_starts_from_an_empty_image() {
 #[test]
 fn build_image_script_is_byte_identical_across_two_builds() {
     let tmp = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-image.sh");
+    let script = repo_root().join("scripts/build-image.sh");
     let build = |name: &str| {
         let dest = format!("oci:{}:latest", tmp.path().join(name).display());
-        let out = Command::new("bash")
-            .arg(&script)
-            .args(["--binary", env!("CARGO_BIN_EXE_ocipatch"), &dest])
-            .output()
-            .expect("run scripts/build-image.sh");
-        assert!(out.status.success(), "{out:?}");
+        run_ok(
+            cmd("bash")
+                .arg(&script)
+                .arg("--binary")
+                .arg(bin())
+                .arg(&dest),
+        );
         snapshot(&tmp.path().join(name))
     };
     let (a, b) = (build("a"), build("b"));
     assert!(!a.is_empty());
-    assert_eq!(a, b, "two builds of the image differ");
+    // two builds of the image must not differ
+    assert_same_contents("first build", &a, "second build", &b);
     let layout = Layout::new(tmp.path().join("a"));
     ok(&["verify", &layout.oci("latest")]);
     let manifest = layout.read_json(&layout.tagged("latest").unwrap());

@@ -1,6 +1,6 @@
 //! oci-archive and docker-archive: rebase between archives and layouts, verify and inspect,
 //! and every way a bad archive or a failed write must be reported (no partial archive left).
-//! The archives are built here with the tar crate; tests/interop_archive.rs uses skopeo's.
+//! The archives are built here with the tar crate; interop::archive uses skopeo's.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::util::*;
 
 /// A tar of a whole layout directory, names `./`-prefixed as `tar -C DIR .` writes them.
 fn oci_archive_of(layout: &Path, out: &Path) {
@@ -165,10 +165,7 @@ fn oci_archive_rebase_writes_the_same_image_as_a_layout_rebase() {
     let index = json_of(&m["index.json"]);
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
     assert_eq!(index["manifests"][0]["digest"], digest.as_str());
-    assert_eq!(
-        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
-        "app"
-    );
+    assert_eq!(index["manifests"][0]["annotations"][ANN_REF_NAME], "app");
     assert_eq!(json_of(&m["oci-layout"])["imageLayoutVersion"], "1.0.0");
     // every blob of the layout rebase, byte for byte, and nothing else
     let blobs: BTreeMap<String, Vec<u8>> = m
@@ -249,10 +246,7 @@ fn existing_oci_archive_keeps_other_tags_and_replaces_its_own() {
         .iter()
         .map(|d| {
             (
-                d["annotations"]["org.opencontainers.image.ref.name"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
+                d["annotations"][ANN_REF_NAME].as_str().unwrap().to_string(),
                 d["digest"].as_str().unwrap().to_string(),
             )
         })
@@ -455,15 +449,9 @@ fn docker_round_trip(style: Style) {
 
     // read back: Docker schema 2, uncompressed layers, verifies
     let v = inspect_json(&dest);
-    assert_eq!(
-        v["media_type"],
-        "application/vnd.docker.distribution.manifest.v2+json"
-    );
+    assert_eq!(v["media_type"], DOCKER_MANIFEST);
     for l in v["platforms"][0]["layers"].as_array().unwrap() {
-        assert_eq!(
-            l["media_type"],
-            "application/vnd.docker.image.rootfs.diff.tar"
-        );
+        assert_eq!(l["media_type"], DOCKER_LAYER);
         assert_eq!(l["digest"], l["diff_id"]);
     }
     assert!(ok(&["verify", &dest]).contains("intact"));
@@ -505,7 +493,7 @@ fn docker_archive_synthesized_manifest_is_deterministic_and_digest_addressed() {
         .map(|l| l["digest"].as_str().unwrap())
         .collect();
     assert_eq!(digests, diff_ids);
-    let v: Value = serde_json::from_str(&ocipatch(&["verify", &r, "--json"]).1).unwrap();
+    let v: Value = serde_json::from_str(&outcome(&["verify", &r, "--json"]).1).unwrap();
     assert_eq!(v["problems"], json!([]));
     assert_eq!(v["layers_checked"], 3);
 }
@@ -648,7 +636,7 @@ fn docker_archive_problems_are_named() {
         &[(a.s.app.config_json(), layers, &["liar:1"])],
         Style::Legacy,
     );
-    let (code, stdout, _) = ocipatch(&[
+    let (code, stdout, _) = outcome(&[
         "verify",
         &format!("docker-archive:{}", file.display()),
         "--json",
@@ -677,7 +665,7 @@ fn docker_archive_problems_are_named() {
     assert!(err.contains("diff ID"), "{err}");
     assert!(!out.join("never.tar").exists());
     // invalid names are reference errors (exit 2)
-    let (code, _, err) = ocipatch(&["inspect", "docker-archive:x.tar:Bad:1"]);
+    let (code, _, err) = outcome(&["inspect", "docker-archive:x.tar:Bad:1"]);
     assert_eq!(code, 2, "{err}");
 }
 
@@ -743,7 +731,7 @@ fn verify_reports_a_corrupt_blob_inside_an_archive() {
         .expect("the plain layer is stored as is");
     bytes[at + 600] ^= 0xff;
     fs::write(&file, &bytes).unwrap();
-    let (code, out, _) = ocipatch(&[
+    let (code, out, _) = outcome(&[
         "verify",
         &format!("oci-archive:{}:app", file.display()),
         "--json",
@@ -756,89 +744,6 @@ fn verify_reports_a_corrupt_blob_inside_an_archive() {
 
 // ---------------------------------------------------------------------------------------------
 // Hostile directories, concurrent writers, interruptions (issue 10 items 2, 8, 9)
-
-/// An ocipatch run started in the background.
-pub(crate) struct Running {
-    child: std::process::Child,
-    pub pid: u32,
-}
-
-impl Running {
-    /// Starts `ocipatch ARGS` with extra environment variables.
-    pub(crate) fn start(args: &[&str], env: &[(&str, &Path)]) -> Running {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ocipatch"));
-        c.args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let child = c.spawn().expect("run ocipatch");
-        Running {
-            pid: child.id(),
-            child,
-        }
-    }
-
-    /// Starts `ocipatch ARGS` stopped before it runs (a shell stops itself, then `exec`s it
-    /// under the same PID), so the test knows its PID and can prepare the directories first.
-    pub(crate) fn stopped(args: &[&str]) -> Running {
-        let child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(r#"kill -STOP $$; exec "$0" "$@""#)
-            .arg(env!("CARGO_BIN_EXE_ocipatch"))
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run sh");
-        let pid = child.id();
-        wait_for(&format!("process {pid} to stop"), || {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            stat.rsplit(") ").next().is_some_and(|s| s.starts_with('T'))
-        });
-        Running { child, pid }
-    }
-
-    pub(crate) fn signal(&self, name: &str) {
-        let st = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success(), "kill -{name} {}", self.pid);
-    }
-
-    /// Waits for the exit: (code, stdout, stderr); a death by signal is 128 + the signal, as
-    /// a shell reports it.
-    pub(crate) fn finish(self) -> (i32, String, String) {
-        use std::os::unix::process::ExitStatusExt;
-        let out = self.child.wait_with_output().unwrap();
-        let code = out
-            .status
-            .code()
-            .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
-        (
-            code,
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-/// Polls until `cond` holds. The deadline only turns a hang into a failure; nothing passes or
-/// fails by how fast it is.
-pub(crate) fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-}
 
 /// Holds `FILE.lock`, the lock archive writers take to commit: a writer started meanwhile
 /// stages its blobs and then waits, so a test can act while it is mid-run.
@@ -887,10 +792,6 @@ fn rebase_args(a: &Archives, dest: &str) -> Vec<String> {
     ]
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 /// Issue 10 item 2: the temp tar was `.NAME.ocipatch-tmp-PID-N.tar`, opened with
 /// `File::create`: a symlink planted there (the PID is guessable) was written through, and the
 /// rename then made the archive itself that symlink.
@@ -910,13 +811,13 @@ fn symlinks_planted_at_guessable_temp_names_are_not_followed_by_archive_writers(
             format!("docker-archive:{}:app:2", out.join("d.tar").display()),
         ),
     ] {
-        let p = Running::stopped(&strs(&rebase_args(&a, &dest)));
+        let p = ocipatch().args(rebase_args(&a, &dest)).spawn_stopped();
         for n in 0..64 {
             let planted = out.join(format!(".{file}.ocipatch-tmp-{}-{n}.tar", p.pid));
             std::os::unix::fs::symlink(&victim, planted).unwrap();
         }
         p.signal("CONT");
-        let (code, _, err) = p.finish();
+        let (code, _, err) = p.finish().parts();
         assert_eq!(code, 0, "{dest}: {err}");
         assert!(
             fs::read(&victim).unwrap() == b"precious",
@@ -961,14 +862,14 @@ fn two_writers_of_one_archive_keep_both_tags() {
         let lock = hold_archive_lock(&archive);
         let writers: Vec<Running> = dests
             .iter()
-            .map(|d| Running::start(&strs(&rebase_args(&a, d)), &[]))
+            .map(|d| ocipatch().args(rebase_args(&a, d)).spawn())
             .collect();
         wait_for("both writers to stage", || {
             staging_dirs(&archive).len() == 2
         });
         release_archive_lock(&archive, lock);
         for (w, d) in writers.into_iter().zip(&dests) {
-            let (code, _, err) = w.finish();
+            let (code, _, err) = w.finish().parts();
             assert_eq!(code, 0, "{d}: {err}");
         }
         for d in &dests {
@@ -1000,7 +901,7 @@ fn an_interrupted_archive_writer_leaves_nothing_behind() {
     ] {
         let archive = out.join("x.tar");
         let lock = hold_archive_lock(&archive);
-        let w = Running::start(&strs(&rebase_args(&a, &dest)), &[]);
+        let w = ocipatch().args(rebase_args(&a, &dest)).spawn();
         // Staged blobs: the config is put after every layer was copied.
         wait_for("the writer to stage its blobs", || {
             staging_dirs(&archive)
@@ -1008,7 +909,7 @@ fn an_interrupted_archive_writer_leaves_nothing_behind() {
                 .is_some_and(|d| fs::read_dir(d).map(|r| r.count()).unwrap_or(0) >= 3)
         });
         w.signal(signal);
-        let (code, _, err) = w.finish();
+        let (code, _, err) = w.finish().parts();
         assert_eq!(code, code_wanted, "{dest}: {err}");
         // Only the test's own lock file is left.
         assert_eq!(listing(&out), vec!["x.tar.lock"], "{dest}");

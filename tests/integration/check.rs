@@ -2,15 +2,15 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::util::*;
 
 #[test]
 fn outdated_and_current_by_annotation_and_by_layers() {
     let s = scenario();
     // no annotation, explicit --base: layer-prefix comparison
-    let (code, out, _) = ocipatch(&["check", &s.oci("app"), "--base", &s.oci("base-v1")]);
+    let (code, out, _) = outcome(&["check", &s.oci("app"), "--base", &s.oci("base-v1")]);
     assert_eq!(code, 0, "{out}");
-    let (code, out, _) = ocipatch(&[
+    let (code, out, _) = outcome(&[
         "check",
         &s.oci("app"),
         "--base",
@@ -52,7 +52,7 @@ fn outdated_and_current_by_annotation_and_by_layers() {
         "--base-name",
         &s.oci("base-v2"),
     ]);
-    let (code, out, _) = ocipatch(&["check", &s.oci("rebased"), "--json"]);
+    let (code, out, _) = outcome(&["check", &s.oci("rebased"), "--json"]);
     assert_eq!(code, 0, "{out}");
     let r: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["platforms"][0]["compared_by"], "digest");
@@ -63,7 +63,7 @@ fn outdated_and_current_by_annotation_and_by_layers() {
         &["RUN upgrade again"],
     );
     s.layout.add("base-v2", &v3);
-    let (code, out, _) = ocipatch(&["check", &s.oci("rebased")]);
+    let (code, out, _) = outcome(&["check", &s.oci("rebased")]);
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("OUTDATED"), "{out}");
 }
@@ -84,14 +84,14 @@ fn an_index_digest_annotation_is_compared_per_platform() {
     // the app records the base *index* digest (as some builders do) and is amd64 only
     let mut app = Image::on(&amd, vec![Layer::files(&[("app", b"x")])], &["app"]);
     app.annotations = Some(json!({
-        "org.opencontainers.image.base.digest": base_index,
-        "org.opencontainers.image.base.name": l.oci("base"),
+        ANN_BASE_DIGEST: base_index,
+        ANN_BASE_NAME: l.oci("base"),
     }));
     l.add("app", &app);
     // only the arm64 image of the base changes: the index digest changes, amd64 is current
     let arm2 = mk("arm64", b"2");
     l.add_index("base", vec![l.put_image(&amd), l.put_image(&arm2)]);
-    let (code, out, err) = ocipatch(&["check", &l.oci("app"), "--json"]);
+    let (code, out, err) = outcome(&["check", &l.oci("app"), "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let r: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["platforms"][0]["status"], "current");
@@ -115,7 +115,7 @@ fn an_index_without_images_is_an_error_not_a_panic() {
     let (d, size) = s.layout.write_blob(
         json!({
             "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "mediaType": OCI_MANIFEST,
             "artifactType": "application/vnd.example.sbom",
             "config": {"mediaType": "application/vnd.oci.empty.v1+json",
                        "digest": sha256(b"{}"), "size": 2},
@@ -127,10 +127,8 @@ fn an_index_without_images_is_an_error_not_a_panic() {
     s.layout.write_blob(b"{}");
     s.layout.add_index(
         "sbom-only",
-        vec![
-            json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "digest": d, "size": size, "artifactType": "application/vnd.example.sbom"}),
-        ],
+        vec![json!({"mediaType": OCI_MANIFEST,
+                    "digest": d, "size": size, "artifactType": "application/vnd.example.sbom"})],
     );
     for tag in ["empty", "sbom-only"] {
         let err = fails(&["check", &s.oci(tag), "--base", &s.oci("base-v1")]);
@@ -158,7 +156,7 @@ fn a_fleet_check_gives_one_line_per_image_and_exit_3_when_any_is_outdated() {
     )
     .unwrap();
     let base = s.oci("base-v2");
-    let (code, out, err) = ocipatch(&[
+    let (code, out, err) = outcome(&[
         "check",
         "--images-from",
         list.to_str().unwrap(),
@@ -179,7 +177,7 @@ fn a_fleet_check_gives_one_line_per_image_and_exit_3_when_any_is_outdated() {
     assert!(err.contains("1 current, 1 outdated, 0 error(s)"), "{err}");
 
     // all current: exit 0
-    let (code, out, _) = ocipatch(&[
+    let (code, out, _) = outcome(&[
         "check",
         &s.oci("rebased"),
         &s.oci("rebased"),
@@ -189,7 +187,7 @@ fn a_fleet_check_gives_one_line_per_image_and_exit_3_when_any_is_outdated() {
     assert_eq!(code, 0, "{out}");
 
     // one image that cannot be checked: its own line, the others still checked, exit 1
-    let (code, out, _) = ocipatch(&[
+    let (code, out, _) = outcome(&[
         "check",
         "--images-from",
         list.to_str().unwrap(),
@@ -221,7 +219,7 @@ fn a_fleet_check_gives_one_line_per_image_and_exit_3_when_any_is_outdated() {
     // shards split the same list as rebase does: together, each image once
     let mut seen = Vec::new();
     for i in 0..2 {
-        let (code, out, _) = ocipatch(&[
+        let (code, out, _) = outcome(&[
             "check",
             "--images-from",
             list.to_str().unwrap(),

@@ -3,25 +3,12 @@
 
 use std::fs;
 
-use crate::harness::*;
-
-/// Runs ocipatch and asserts a usage error: exit 2, one `ocipatch: error:` line; returns stderr.
-fn usage_error(args: &[&str]) -> String {
-    let (code, out, err) = ocipatch(args);
-    assert_eq!(code, 2, "ocipatch {args:?}\nstdout:\n{out}\nstderr:\n{err}");
-    assert!(err.starts_with("ocipatch: error: "), "stderr: {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    err
-}
+use crate::util::*;
 
 #[test]
 fn a_bad_output_reference_is_a_usage_error() {
     let s = scenario();
-    let err = usage_error(&[
+    let err = fails_usage(&[
         "rebase",
         &s.oci("app"),
         "--onto",
@@ -41,7 +28,7 @@ fn an_empty_images_from_list_is_a_usage_error() {
     let list = s.path("images.txt");
     let rebase_list = |contents: &str| {
         fs::write(&list, contents).unwrap();
-        usage_error(&[
+        fails_usage(&[
             "rebase",
             "--images-from",
             list.to_str().unwrap(),
@@ -112,7 +99,7 @@ fn escape_sequences_from_an_image_do_not_reach_the_terminal() {
         !err.contains('\u{1b}') && err.contains("x\\u{1b}[31m"),
         "{err:?}"
     );
-    let (code, _, err) = ocipatch(&["inspect", &format!("{}\u{1b}[31m", s.oci("app"))]);
+    let (code, _, err) = outcome(&["inspect", &format!("{}\u{1b}[31m", s.oci("app"))]);
     assert_eq!(code, 2, "{err}");
     assert!(
         !err.contains('\u{1b}') && err.contains("\\u{1b}[31m"),
@@ -128,7 +115,7 @@ fn a_reference_without_transport_suggests_one() {
     let s = scenario();
     let dir = s.layout.dir.display().to_string();
     // clap rejects it as a usage error (exit 2), with our reason.
-    let (code, _, err) = ocipatch(&["verify", &format!("{dir}:app")]);
+    let (code, _, err) = outcome(&["verify", &format!("{dir}:app")]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains(&format!("did you mean oci:{dir}:app?")),
@@ -153,7 +140,7 @@ fn check_says_it_contacts_the_base_name_registry_and_hints_base() {
         &s.oci("rebased"),
         "-q",
     ]);
-    let (code, out, err) = ocipatch(&["check", &s.oci("rebased"), "--timeout", "5"]);
+    let (code, out, err) = outcome(&["check", &s.oci("rebased"), "--timeout", "5"]);
     assert_eq!(code, 1, "{out}\n{err}");
     let mut lines = err.lines();
     let note = lines.next().unwrap();
@@ -168,7 +155,7 @@ fn check_says_it_contacts_the_base_name_registry_and_hints_base() {
     assert!(error.contains("pass --base REF"), "{err}");
 
     // With --base there is no note, and the local base answers.
-    let (code, out, err) = ocipatch(&["check", &s.oci("rebased"), "--base", &s.oci("base-v2")]);
+    let (code, out, err) = outcome(&["check", &s.oci("rebased"), "--base", &s.oci("base-v2")]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(!err.contains("note:"), "{err}");
 }
@@ -182,16 +169,12 @@ fn completions_are_generated_for_bash_zsh_and_fish() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("ocipatch.bash");
     std::fs::write(&file, &bash).unwrap();
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!("source {} && complete -p ocipatch", file.display()))
-        .output()
-        .expect("run bash");
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("_ocipatch"),
-        "{out:?}"
+    let out = run_ok(
+        cmd("bash")
+            .arg("-c")
+            .arg(format!("source {} && complete -p ocipatch", file.display())),
     );
+    assert!(out.stdout().contains("_ocipatch"), "{out}");
 
     let zsh = ok(&["completions", "zsh"]);
     assert!(zsh.starts_with("#compdef ocipatch"), "{zsh}");
@@ -199,7 +182,7 @@ fn completions_are_generated_for_bash_zsh_and_fish() {
     assert!(fish.contains("complete -c ocipatch"), "{fish}");
     assert!(fish.contains("-l onto"), "{fish}");
 
-    let (code, _, err) = ocipatch(&["completions", "tcsh"]);
+    let (code, _, err) = outcome(&["completions", "tcsh"]);
     assert_eq!(code, 2, "{err}");
 }
 
@@ -214,17 +197,15 @@ fn the_man_page_renders_with_man() {
     let file = tmp.path().join("ocipatch.1");
     std::fs::write(&file, &page).unwrap();
     // `man -l` is man-db's (scripts/test.sh installs it); a missing man fails this test.
-    let out = std::process::Command::new("man")
-        .arg("-l")
-        .arg(&file)
-        .env("MANWIDTH", "200")
-        .env("MANPAGER", "cat")
-        .env("PAGER", "cat")
-        .output()
-        .expect("run man -l (install man-db)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let warnings = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{warnings}");
+    let out = run_ok(
+        cmd("man")
+            .arg("-l")
+            .arg(&file)
+            .env("MANWIDTH", "200")
+            .env("MANPAGER", "cat")
+            .env("PAGER", "cat"),
+    );
+    let (text, warnings) = (out.stdout(), out.stderr());
     assert!(warnings.trim().is_empty(), "groff warnings: {warnings}");
     for want in [
         "NAME",
@@ -248,7 +229,7 @@ fn rebase_stderr(s: &Scenario, onto: &str, extra: &[&str]) -> (String, String) {
     let onto = s.oci(onto);
     args.extend(["--onto", &onto]);
     args.extend(extra);
-    let (code, out, err) = ocipatch(&args);
+    let (code, out, err) = outcome(&args);
     assert_eq!(code, 0, "{out}\n{err}");
     (out, err)
 }
@@ -297,7 +278,7 @@ fn a_docker_archive_rebase_names_the_digest_tools_agree_on() {
         s.path("app.tar").display()
     );
     let (app, from, onto) = (s.oci("app"), s.oci("base-v1"), s.oci("base-v2"));
-    let (code, out, err) = ocipatch(&[
+    let (code, out, err) = outcome(&[
         "rebase", &app, "--from", &from, "--onto", &onto, "-o", &dest,
     ]);
     assert_eq!(code, 0, "{err}");

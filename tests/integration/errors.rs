@@ -7,14 +7,14 @@ use std::fs;
 
 use serde_json::{json, Value};
 
-use crate::fake::{FakeServer, Reply};
-use crate::harness::*;
+use crate::util::fake::{FakeServer, Reply};
+use crate::util::*;
 use crate::pkgdb::{debian, stack_layer};
 
 /// Runs ocipatch, expecting exit code `code` and one error line on stderr; returns the error
 /// object printed on stdout.
 fn error_json(code: i32, args: &[&str]) -> Value {
-    let (got, out, err) = ocipatch(args);
+    let (got, out, err) = outcome(args);
     assert_eq!(
         got, code,
         "ocipatch {args:?}\nstdout:\n{out}\nstderr:\n{err}"
@@ -220,7 +220,7 @@ fn verify_problems_say_missing_blob_digest_mismatch_and_size_mismatch() {
     fs::write(&flipped_path, bytes).unwrap();
     let (sized, _) = layer_blob(&l, "bad", 2);
 
-    let (code, out, err) = ocipatch(&["verify", &l.oci("bad"), "--json"]);
+    let (code, out, err) = outcome(&["verify", &l.oci("bad"), "--json"]);
     assert_eq!(code, 1, "{out}{err}");
     let r: Value = serde_json::from_str(&out).unwrap();
     let kinds: Vec<(String, String)> = r["problems"]
@@ -268,7 +268,7 @@ fn fleet_entries_carry_their_error_kind() {
     let (_, gone) = layer_blob(&s.layout, "broken", 1);
     fs::remove_file(gone).unwrap();
     let pattern = format!("oci:{}:{{index}}", s.path("fleet").display());
-    let (code, out, err) = ocipatch(&[
+    let (code, out, err) = outcome(&[
         "rebase",
         "--from",
         &s.oci("base-v1"),
@@ -296,7 +296,7 @@ fn fleet_entries_carry_their_error_kind() {
     );
 
     // check's fleet form too.
-    let (code, out, err) = ocipatch(&[
+    let (code, out, err) = outcome(&[
         "check",
         &s.oci("app"),
         &s.oci("nope"),

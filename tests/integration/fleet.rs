@@ -4,7 +4,7 @@ use std::fs;
 
 use serde_json::Value;
 
-use crate::harness::*;
+use crate::util::*;
 
 fn fleet_scenario(n: usize) -> (Scenario, Vec<String>) {
     let s = scenario();
@@ -45,7 +45,7 @@ fn fleet_results_equal_single_runs_and_failures_stay_isolated() {
     args.extend(tags.iter().map(|t| s.oci(t)));
     args.push(s.oci("stranger"));
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, out, err) = ocipatch(&a);
+    let (code, out, err) = outcome(&a);
     assert_eq!(code, 1, "one image failed: {err}");
     let r: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["rebased"], 5);
@@ -169,7 +169,7 @@ fn a_fleet_into_archives_writes_one_complete_archive_per_image() {
 fn shard_runs(s: &Scenario, list: &std::path::Path, out: &str, n: u64) -> Vec<Value> {
     (0..n)
         .map(|i| {
-            let (code, json, err) = ocipatch(&[
+            let (code, json, err) = outcome(&[
                 "rebase",
                 "--images-from",
                 list.to_str().unwrap(),
@@ -269,7 +269,7 @@ fn an_empty_shard_is_a_successful_run_and_bad_shards_are_usage_errors() {
     fs::write(&list, s.oci(&tags[0])).unwrap();
     let mut empty = 0;
     for i in 0..3 {
-        let (code, out, err) = ocipatch(&[
+        let (code, out, err) = outcome(&[
             "rebase",
             "--images-from",
             list.to_str().unwrap(),
@@ -291,7 +291,7 @@ fn an_empty_shard_is_a_successful_run_and_bad_shards_are_usage_errors() {
     }
     assert_eq!(empty, 2, "one image: exactly one of three shards has it");
     for bad in ["3/3", "1/0", "a/b"] {
-        let (code, _, err) = ocipatch(&[
+        let (code, _, err) = outcome(&[
             "rebase",
             &s.oci(&tags[0]),
             "--shard",

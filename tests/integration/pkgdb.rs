@@ -1,10 +1,10 @@
 //! Package-database reconciliation: an application that ran `apt-get install` / `apk add`
 //! carries its own copy of the database; the rebase must write what a rebuild would.
-//! (The same on a real debootstrap'ed Debian is in tests/interop_pkgdb.rs.)
+//! (The same on a real debootstrap'ed Debian is in interop::pkgdb.)
 
 use serde_json::Value;
 
-use super::harness::*;
+use crate::util::*;
 
 /// Real dpkg output (13 stanzas of a bookworm status file, in dpkg's order).
 pub(super) const STATUS_V1: &str = include_str!("../../testdata/pkgdb/dpkg-status");
@@ -95,15 +95,6 @@ pub(super) fn debian() -> Debian {
     Debian { s }
 }
 
-pub(super) fn manifest_of(layout: &Layout, tag: &str) -> Value {
-    layout.read_json(&layout.tagged(tag).unwrap())
-}
-
-fn config_of(layout: &Layout, tag: &str) -> Value {
-    let m = manifest_of(layout, tag);
-    layout.read_json(m["config"]["digest"].as_str().unwrap())
-}
-
 /// Tags `new_tag`: the image tagged `tag` plus `layer` on top (manifest, diff ID, history).
 /// Returns the layer's digest.
 pub(super) fn stack_layer(
@@ -113,13 +104,13 @@ pub(super) fn stack_layer(
     layer: &Layer,
     created_by: &str,
 ) -> String {
-    let mut m = manifest_of(layout, tag);
+    let mut m = layout.manifest(tag);
     let (ld, ls) = layout.write_blob(&layer.blob());
     m["layers"]
         .as_array_mut()
         .unwrap()
         .push(serde_json::json!({"mediaType": layer.media_type(false), "digest": ld, "size": ls}));
-    let mut c = config_of(layout, tag);
+    let mut c = layout.config(tag);
     c["rootfs"]["diff_ids"]
         .as_array_mut()
         .unwrap()
@@ -165,17 +156,17 @@ fn rebase_writes_the_database_a_rebuild_would() {
     let app = d.s.oci("deb-app");
     let from = d.s.oci("deb-v1");
     let digest = rebase(&d, &app, &out.oci("app"), &["--from", &from]);
-    let m = manifest_of(&out, "app");
+    let m = out.manifest("app");
     assert_eq!(last_line(&digest), out.tagged("app").unwrap());
     let layers = m["layers"].as_array().unwrap();
     // new base (2) + app (1) + the package-database layer
     assert_eq!(layers.len(), 4);
-    let app_manifest = manifest_of(&d.s.layout, "deb-app");
+    let app_manifest = d.s.layout.manifest("deb-app");
     assert_eq!(
         layers[2], app_manifest["layers"][1],
         "the app layer is kept byte for byte"
     );
-    let cfg = config_of(&out, "app");
+    let cfg = out.config("app");
     let history = cfg["history"].as_array().unwrap();
     assert_eq!(
         history.last().unwrap()["created_by"],
@@ -267,7 +258,7 @@ fn report_lists_the_package_changes_and_quiets_the_safety_report() {
     );
 
     // The human summary is the changelog.
-    let (code, _, err) = ocipatch(&[
+    let (code, _, err) = outcome(&[
         "rebase",
         &app,
         "--from",
@@ -325,7 +316,7 @@ fn rebasing_again_replaces_the_layer_and_onto_the_same_base_is_a_no_op() {
     assert_eq!(db["changes"][0]["from"], "2.6.2");
     assert_eq!(db["changes"][0]["to"], "2.6.3");
     assert!(db["replaced_layer"].as_str().is_some());
-    let m = manifest_of(&out, "v3");
+    let m = out.manifest("v3");
     assert_eq!(
         m["layers"].as_array().unwrap().len(),
         5,
@@ -334,7 +325,7 @@ fn rebasing_again_replaces_the_layer_and_onto_the_same_base_is_a_no_op() {
     let files = layer_files(&out, m["layers"][4]["digest"].as_str().unwrap());
     let status = String::from_utf8(files[1].3.clone()).unwrap();
     assert_eq!(status, with_stanza(&status_v3, PYTHON, "python3-minimal"));
-    let history = config_of(&out, "v3")["history"].as_array().unwrap().clone();
+    let history = out.config("v3")["history"].as_array().unwrap().clone();
     let db_entries = history
         .iter()
         .filter(|h| h["created_by"] == "ocipatch rebase: package database")
@@ -347,7 +338,7 @@ fn no_package_db_and_apps_without_a_database_add_nothing() {
     let d = debian();
     let out = Layout::new(d.s.path("out"));
     let from = d.s.oci("deb-v1");
-    let (code, _, err) = ocipatch(&[
+    let (code, _, err) = outcome(&[
         "rebase",
         &d.s.oci("deb-app"),
         "--from",
@@ -360,13 +351,7 @@ fn no_package_db_and_apps_without_a_database_add_nothing() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("warning: --no-package-db"), "{err}");
-    assert_eq!(
-        manifest_of(&out, "plain")["layers"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(out.manifest("plain")["layers"].as_array().unwrap().len(), 3);
 
     // The scenario's app has no package database: the output is what it always was.
     let json = ok(&[
@@ -382,13 +367,7 @@ fn no_package_db_and_apps_without_a_database_add_nothing() {
     ]);
     let r: Value = serde_json::from_str(&json).unwrap();
     assert!(r["platforms"][0].get("package_db").is_none());
-    assert_eq!(
-        manifest_of(&out, "nodb")["layers"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
+    assert_eq!(out.manifest("nodb")["layers"].as_array().unwrap().len(), 4);
 }
 
 #[test]
@@ -566,7 +545,7 @@ fn alpine_apk_database_and_world_are_reconciled() {
         "--cache-dir",
         &s.path("cache").display().to_string(),
     ]);
-    let m = manifest_of(&out, "x");
+    let m = out.manifest("x");
     let files = layer_files(&out, m["layers"][3]["digest"].as_str().unwrap());
     assert_eq!(files[0].0, "etc/apk/world");
     assert_eq!(
@@ -588,7 +567,7 @@ fn alpine_apk_database_and_world_are_reconciled() {
 #[test]
 fn check_lists_the_packages_the_newer_base_would_upgrade() {
     let d = debian();
-    let (code, out, err) = ocipatch(&[
+    let (code, out, err) = outcome(&[
         "check",
         &d.s.oci("deb-app"),
         "--base",
@@ -617,7 +596,7 @@ fn check_lists_the_packages_the_newer_base_would_upgrade() {
             "libpam0g 1.5.2-6+deb12u1 1.5.2-6+deb12u9"
         ]
     );
-    let (code, out, _) = ocipatch(&["check", &d.s.oci("deb-app"), "--base", &d.s.oci("deb-v2")]);
+    let (code, out, _) = outcome(&["check", &d.s.oci("deb-app"), "--base", &d.s.oci("deb-v2")]);
     assert_eq!(code, 3);
     assert!(out.contains("  apt 2.6.1 -> 2.6.2"), "{out}");
 }
@@ -693,7 +672,7 @@ fn distroless_status_d_files_are_reconciled_file_by_file() {
     assert_eq!(db["databases"][0]["path"], "var/lib/dpkg/status.d/libssl3");
     assert_eq!(db["databases"][0]["action"], "reconciled");
     assert_eq!(db["changes"][0]["to"], "3.0.13-1~deb12u1");
-    let m = manifest_of(&out, "stale");
+    let m = out.manifest("stale");
     let top = m["layers"].as_array().unwrap().last().unwrap()["digest"]
         .as_str()
         .unwrap()

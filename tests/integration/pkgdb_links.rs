@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use super::harness::*;
 use super::pkgdb::*;
+use crate::util::*;
 
 /// The dpkg database the app's `apt-get install python3-minimal` wrote (on base v1).
 fn app_status() -> String {
@@ -50,12 +50,12 @@ fn rebase_args<'a>(d: &'a Debian, app: &'a str, dest: &'a str) -> Vec<String> {
 fn run(args: &[String], extra: &[&str]) -> (i32, String, String) {
     let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
     all.extend(extra);
-    ocipatch(&all)
+    outcome(&all)
 }
 
 /// The package-database layer's files (path → content) of the image tagged `tag` in `out`.
 fn db_layer(out: &Layout, tag: &str) -> Vec<(String, u32, String)> {
-    let m = manifest_of(out, tag);
+    let m = out.manifest(tag);
     let top = m["layers"].as_array().unwrap().last().unwrap().clone();
     layer_files(out, top["digest"].as_str().unwrap())
         .into_iter()

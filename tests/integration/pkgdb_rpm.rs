@@ -7,35 +7,20 @@
 //! or a view is refused, promptly and by name, and nothing is written; the databases here are
 //! made by the real rpm (rpmbuild, `rpm --justdb`) and what ocipatch writes is judged by the
 //! real `rpm --dbpath DIR -qa`. (The full rebase-and-rebuild comparison is in
-//! tests/interop_rpm.rs.)
+//! interop::rpm.)
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use rusqlite::{Connection, MAIN_DB};
 use serde_json::Value;
 
-use super::harness::*;
-
-/// Runs `cmd`; panics with its output unless it succeeds.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (is rpm installed? apt-get install rpm)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::util::*;
 
 /// rpm on the database directory `dbpath`, sqlite backend.
-fn rpm(dbpath: &Path) -> Command {
-    let mut c = Command::new("rpm");
+fn rpm(dbpath: &Path) -> Cmd {
+    let mut c = cmd("rpm");
     c.arg("--dbpath")
         .arg(dbpath)
         .args(["--define", "_db_backend sqlite"]);
@@ -72,12 +57,14 @@ fn rpm_dbs() -> RpmDbs {
             ),
         )
         .unwrap();
-        run(Command::new("rpmbuild")
-            .arg("--quiet")
-            .arg("--define")
-            .arg(format!("_topdir {}", top.display()))
-            .arg("-bb")
-            .arg(&spec));
+        run_ok(
+            cmd("rpmbuild")
+                .arg("--quiet")
+                .arg("--define")
+                .arg(format!("_topdir {}", top.display()))
+                .arg("-bb")
+                .arg(&spec),
+        );
         top.join(format!("RPMS/noarch/{name}-{version}-{release}.noarch.rpm"))
     };
     let basefs = build("basefs", "1.0", "1", "/etc/basefs-release", "");
@@ -115,14 +102,16 @@ fn rpm_dbs() -> RpmDbs {
                 .unwrap();
             }
             None => {
-                run(rpm(&dir).arg("--initdb"));
+                run_ok(rpm(&dir).arg("--initdb"));
             }
         }
         if !pkgs.is_empty() {
-            run(rpm(&dir)
-                .args(args)
-                .args(["--justdb", "--nodeps", "--nosignature", "--noscripts"])
-                .args(pkgs));
+            run_ok(
+                rpm(&dir)
+                    .args(args)
+                    .args(["--justdb", "--nodeps", "--nosignature", "--noscripts"])
+                    .args(pkgs),
+            );
         }
         fs::read(dir.join("rpmdb.sqlite")).unwrap()
     };
@@ -193,15 +182,15 @@ fn rebase_args(s: &Scenario, app_tag: &str, dest: &str) -> Vec<String> {
     .collect()
 }
 
-fn refs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
 /// `rpm --dbpath DIR -qa` on database bytes, sorted.
 fn rpm_qa(dir: &Path, db: &[u8]) -> Vec<String> {
     fs::create_dir_all(dir).unwrap();
     fs::write(dir.join("rpmdb.sqlite"), db).unwrap();
-    let mut l: Vec<String> = run(rpm(dir).arg("-qa")).lines().map(String::from).collect();
+    let mut l: Vec<String> = run_ok(rpm(dir).arg("-qa"))
+        .stdout()
+        .lines()
+        .map(String::from)
+        .collect();
     l.sort();
     l
 }
@@ -230,7 +219,7 @@ fn a_merged_rpm_database_is_rpms_own_schema_and_rpm_reads_it() {
     rpm_images(&s, &dbs, "rpm-app", &dbs.app);
     let out = s.path("out");
     let dest = format!("oci:{}:x", out.display());
-    let report: Value = serde_json::from_str(&ok(&refs(
+    let report: Value = serde_json::from_str(&ok(&strs(
         &[rebase_args(&s, "rpm-app", &dest), vec!["--json".into()]].concat(),
     )))
     .unwrap();
@@ -277,7 +266,7 @@ fn an_rpm_database_with_a_trigger_is_refused_naming_it() {
     let out = s.path("never");
     let dest = format!("oci:{}:x", out.display());
     let args = rebase_args(&s, "rpm-app-trigger", &dest);
-    let (code, stdout, err) = ocipatch_within(&refs(&args), Duration::from_secs(60));
+    let (code, stdout, err) = run(ocipatch().args(&args).timeout(Duration::from_secs(60))).parts();
     let judged = if code == 0 {
         // What today's wrong output looks like to rpm, for the failure message.
         let layout = Layout::new(&out);
@@ -309,7 +298,7 @@ fn an_rpm_database_with_a_trigger_is_refused_naming_it() {
         assert!(err.contains(want), "{want:?} not in {err}");
     }
     assert!(!out.exists(), "nothing written");
-    ok(&refs(&[args, vec!["--no-package-db".into()]].concat()));
+    ok(&strs(&[args, vec!["--no-package-db".into()]].concat()));
 }
 
 /// An index table replaced by a view with an endless recursive query once hung the rebase
@@ -327,7 +316,7 @@ fn an_rpm_database_with_an_endless_view_is_refused_promptly() {
     let layer = rpm_images(&s, &dbs, "rpm-app-view", &hostile);
     let out = s.path("never");
     let args = rebase_args(&s, "rpm-app-view", &format!("oci:{}:x", out.display()));
-    let (code, stdout, err) = ocipatch_within(&refs(&args), Duration::from_secs(60));
+    let (code, stdout, err) = run(ocipatch().args(&args).timeout(Duration::from_secs(60))).parts();
     assert_eq!(code, 1, "{stdout}{err}");
     assert!(err.contains("a view \"Installtid\""), "{err}");
     assert!(

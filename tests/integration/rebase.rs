@@ -1,10 +1,11 @@
 //! `ocipatch rebase` on OCI layouts: the rules and every error path.
 
 use std::fs;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::util::*;
 
 #[test]
 fn rebase_onto_updated_base_splices_layers_and_merges_config() {
@@ -21,7 +22,8 @@ fn rebase_onto_updated_base_splices_layers_and_merges_config() {
         "-o",
         &format!("oci:{}:app", dest.display()),
     ]);
-    assert_eq!(snapshot(&s.layout.dir), before, "inputs must not change");
+    // inputs must not change
+    assert_same_tree("inputs before", &before, "after", &snapshot(&s.layout.dir));
 
     let digest = last_line(&out);
     let out_layout = Layout { dir: dest.clone() };
@@ -53,19 +55,14 @@ fn rebase_onto_updated_base_splices_layers_and_merges_config() {
     for l in &layers {
         assert_eq!(sha256(&fs::read(out_layout.blob_path(l)).unwrap()), *l);
     }
+    assert_eq!(manifest["layers"][3]["mediaType"], OCI_LAYER);
     assert_eq!(
-        manifest["layers"][3]["mediaType"],
-        "application/vnd.oci.image.layer.v1.tar"
-    );
-    assert_eq!(
-        manifest["annotations"]["org.opencontainers.image.base.digest"],
+        manifest["annotations"][ANN_BASE_DIGEST],
         s.layout.tagged("base-v2").unwrap()
     );
     // A layout path means nothing on another machine (and would make digests depend on the
     // working directory): no base.name unless --base-name says one.
-    assert!(manifest["annotations"]
-        .get("org.opencontainers.image.base.name")
-        .is_none());
+    assert!(manifest["annotations"].get(ANN_BASE_NAME).is_none());
 
     let config = out_layout.read_json(manifest["config"]["digest"].as_str().unwrap());
     assert_eq!(
@@ -129,7 +126,7 @@ fn chain_of_rebases_finds_the_old_base_by_annotation() {
     let m = s.layout.read_json(last_line(&out));
     assert_eq!(m["layers"].as_array().unwrap().len(), 3, "{m}");
     assert_eq!(
-        m["annotations"]["org.opencontainers.image.base.digest"],
+        m["annotations"][ANN_BASE_DIGEST],
         s.layout.tagged("base-v2-fresh").unwrap()
     );
 }
@@ -177,7 +174,7 @@ fn output_is_reproducible_across_directories() {
         ])
     };
     assert_eq!(last_line(&run(&a)), last_line(&run(&b)));
-    assert_eq!(snapshot(&a), snapshot(&b));
+    assert_same_contents("a", &snapshot(&a), "nested/b", &snapshot(&b));
 }
 
 #[test]
@@ -385,10 +382,7 @@ fn docker_manifest_keeps_docker_media_types_and_refuses_zstd() {
     assert_eq!(m["mediaType"], DOCKER_MANIFEST);
     assert_eq!(m["config"]["mediaType"], DOCKER_CONFIG);
     for layer in m["layers"].as_array().unwrap() {
-        assert_eq!(
-            layer["mediaType"],
-            "application/vnd.docker.image.rootfs.diff.tar.gzip"
-        );
+        assert_eq!(layer["mediaType"], DOCKER_LAYER_GZIP);
     }
     let err = fails(&[
         "rebase",
@@ -662,7 +656,7 @@ fn missing_archive_and_unknown_transport() {
         err.contains("oci-archive:/nonexistent/app.tar:1") && err.contains("/nonexistent/app.tar"),
         "{err}"
     );
-    let (code, _, err) = ocipatch(&[
+    let (code, _, err) = outcome(&[
         "rebase",
         "ftp:x",
         "--onto",
@@ -717,8 +711,6 @@ fn destination_that_is_not_a_layout_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // Hostile layouts and interruptions (issue 10 items 2, 4, 9)
 
-use crate::archive::{wait_for, Running};
-
 fn rebase_to(s: &Scenario, image: &str, dest: &str) -> Vec<String> {
     vec![
         "rebase".into(),
@@ -731,10 +723,6 @@ fn rebase_to(s: &Scenario, image: &str, dest: &str) -> Vec<String> {
         dest.into(),
         "-q".into(),
     ]
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
 }
 
 /// Issue 10 item 2: temp files in a layout were `.ocipatch-tmp-NAME-PID-N`, opened with
@@ -758,7 +746,9 @@ fn symlinks_planted_at_guessable_temp_names_in_a_layout_are_not_followed() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     let dest = Layout::new(s.path("dest"));
-    let p = Running::stopped(&strs(&rebase_to(&s, "app", &dest.oci("x"))));
+    let p = ocipatch()
+        .args(rebase_to(&s, "app", &dest.oci("x")))
+        .spawn_stopped();
     let blobs = dest.dir.join("blobs/sha256");
     for n in 0..48 {
         let pid = p.pid;
@@ -770,7 +760,7 @@ fn symlinks_planted_at_guessable_temp_names_in_a_layout_are_not_followed() {
         std::os::unix::fs::symlink(&victim, planted).unwrap();
     }
     p.signal("CONT");
-    let (code, _, err) = p.finish();
+    let (code, _, err) = p.finish().parts();
     assert_eq!(code, 0, "{err}");
     assert!(
         fs::read(&victim).unwrap() == b"precious",
@@ -793,27 +783,7 @@ fn symlinks_planted_at_guessable_temp_names_in_a_layout_are_not_followed() {
 /// Runs ocipatch; a run that has not ended after a long while is killed and reported (the
 /// old code read `/dev/zero` forever).
 fn bounded_run(args: &[&str]) -> (i32, String, String) {
-    let r = Running::start(args, &[]);
-    let pid = r.pid;
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let d = done.clone();
-    let watchdog = std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while !d.load(std::sync::atomic::Ordering::SeqCst) {
-            if std::time::Instant::now() > deadline {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        false
-    });
-    let out = r.finish();
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(!watchdog.join().unwrap(), "ocipatch {args:?} never ended");
-    out
+    run(ocipatch().args(args).timeout(Duration::from_secs(120))).parts()
 }
 
 /// Issue 10 item 4: `index.json`, a blob selected by digest, or a layer blob that is a
@@ -913,10 +883,9 @@ fn an_interrupted_rebase_removes_the_layout_it_created() {
     s.layout.add("big", &img);
     for attempt in 0..5 {
         let dest = s.path(&format!("new-{attempt}"));
-        let w = Running::start(
-            &strs(&rebase_to(&s, "big", &format!("oci:{}:x", dest.display()))),
-            &[],
-        );
+        let w = ocipatch()
+            .args(rebase_to(&s, "big", &format!("oci:{}:x", dest.display())))
+            .spawn();
         wait_for("the destination to appear", || {
             dest.exists() || {
                 // Ended before making it: a failure, reported below.
@@ -931,14 +900,14 @@ fn an_interrupted_rebase_removes_the_layout_it_created() {
         if lock.is_none() || dest.join("index.json").exists() {
             // The writer committed before the test caught it: not what this test is about.
             drop(lock);
-            let (code, _, err) = w.finish();
+            let (code, _, err) = w.finish().parts();
             assert_eq!(code, 0, "{err}");
             continue;
         }
         w.signal("INT");
         // The clean-up waits for the lock the test holds (a commit might be under way).
         drop(lock);
-        let (code, _, err) = w.finish();
+        let (code, _, err) = w.finish().parts();
         assert_eq!(code, 130, "{err}");
         assert!(!dest.exists(), "the half-made layout is left");
         assert_eq!(
@@ -957,43 +926,29 @@ fn an_interrupted_rebase_removes_the_layout_it_created() {
 #[test]
 fn the_same_rebase_from_another_directory_gives_the_same_digest() {
     let s = scenario();
-    let run = |cwd: &std::path::Path, out: &str| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ocipatch"))
-            .current_dir(cwd)
-            .args([
-                "rebase",
-                "oci:images:app",
-                "--from",
-                "oci:images:base-v1",
-                "--onto",
-                "oci:images:base-v2",
-                "-o",
-                out,
-            ])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap().trim().to_string()
-    };
-    let here = run(s.tmp.path(), "oci:out1:x");
+    let here = run_ok(ocipatch().current_dir(s.tmp.path()).args([
+        "rebase",
+        "oci:images:app",
+        "--from",
+        "oci:images:base-v1",
+        "--onto",
+        "oci:images:base-v2",
+        "-o",
+        "oci:out1:x",
+    ]));
     // Same images, reached through another working directory and a longer relative path.
     std::fs::create_dir(s.path("sub")).unwrap();
-    let there = std::process::Command::new(env!("CARGO_BIN_EXE_ocipatch"))
-        .current_dir(s.path("sub"))
-        .args([
-            "rebase",
-            "oci:../images:app",
-            "--from",
-            "oci:../images:base-v1",
-            "--onto",
-            "oci:../images:base-v2",
-            "-o",
-            "oci:../out2:x",
-        ])
-        .output()
-        .unwrap();
-    assert!(there.status.success());
-    assert_eq!(here, String::from_utf8(there.stdout).unwrap().trim());
+    let there = run_ok(ocipatch().current_dir(s.path("sub")).args([
+        "rebase",
+        "oci:../images:app",
+        "--from",
+        "oci:../images:base-v1",
+        "--onto",
+        "oci:../images:base-v2",
+        "-o",
+        "oci:../out2:x",
+    ]));
+    assert_eq!(here.stdout().trim(), there.stdout().trim());
 }
 
 #[test]
@@ -1002,7 +957,7 @@ fn a_single_image_keeps_its_index_entry_platform_and_os_version() {
     // A Windows-style entry: hosts pick images by os.version.
     let mut index = s.layout.index();
     for m in index["manifests"].as_array_mut().unwrap() {
-        if m["annotations"]["org.opencontainers.image.ref.name"] == "app" {
+        if m["annotations"][ANN_REF_NAME] == "app" {
             m["platform"] = serde_json::json!({"architecture": "amd64", "os": "linux", "os.version": "10.0.20348.2227"});
         }
     }
@@ -1026,7 +981,7 @@ fn a_single_image_keeps_its_index_entry_platform_and_os_version() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "x")
+        .find(|m| m["annotations"][ANN_REF_NAME] == "x")
         .cloned()
         .unwrap();
     assert_eq!(
@@ -1068,7 +1023,7 @@ fn copy_gives_the_destination_its_own_blob_files() {
     let mut copying = args.clone();
     copying.retain(|a| a != "-q");
     copying.push("--copy".into());
-    let (code, out, err) = ocipatch(&strs(&copying));
+    let (code, out, err) = outcome(&strs(&copying));
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         last_line(&out),

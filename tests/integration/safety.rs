@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::harness::*;
+use crate::util::*;
 
 fn kinds(report: &Value) -> Vec<(String, String)> {
     report["safety"][0]["findings"]

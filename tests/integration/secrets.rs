@@ -5,26 +5,24 @@
 //! redirect URL that carries one) and every command is run on it, with `--json` and without:
 //! not one byte of stdout or stderr may hold it.
 //!
-//! The registries are the small fake of `tests/registry/fake.rs`: a real registry does not
+//! The registries are the small fake of `util/fake.rs`: a real registry does not
 //! echo credentials on request.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::fake::{FakeServer, Reply, Request};
-use crate::harness::*;
+use crate::util::fake::{FakeServer, Reply, Request};
+use crate::util::*;
 
 /// The planted secret. Every variant planted below contains [`MARK`].
 const SECRET: &str = "s3cr3t-PLANTED-4f1c";
 const MARK: &str = "PLANTED";
 const USER: &str = "user";
-const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
@@ -79,12 +77,11 @@ impl World {
         path
     }
 
-    /// Runs the real binary in a clean environment (`HOME` of its own, the helper directory
-    /// first on `PATH`, no auth file or proxy from the machine); returns exit code and output.
+    /// Runs the real binary in its clean environment with `HOME` of this world, the helper
+    /// directory first on `PATH`; returns exit code and output.
     fn run(&self, args: &[String], env: &[(String, String)]) -> (i32, Vec<u8>, Vec<u8>) {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ocipatch"));
+        let mut c = ocipatch();
         c.args(args)
-            .env_clear()
             .env("HOME", &self.home)
             .env(
                 "PATH",
@@ -94,8 +91,8 @@ impl World {
         for (k, v) in env {
             c.env(k, v);
         }
-        let out = c.output().expect("run ocipatch");
-        (out.status.code().unwrap_or(-1), out.stdout, out.stderr)
+        let r = run(&mut c);
+        (r.code(), r.stdout, r.stderr)
     }
 }
 
@@ -660,8 +657,8 @@ fn a_base_name_annotation_with_credentials_is_never_shown() {
     {
         let mut img = w.s.app.clone();
         img.annotations = Some(json!({
-            ANNOTATION_BASE_NAME: name,
-            "org.opencontainers.image.base.digest": base_v1,
+            ANN_BASE_NAME: name,
+            ANN_BASE_DIGEST: base_v1,
         }));
         let tag = format!("annotated{i}");
         w.s.layout.add(&tag, &img);

@@ -4,7 +4,7 @@ use std::fs;
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::util::*;
 
 /// A layout with one image using every layer compression, Docker and OCI media types.
 fn mixed() -> (tempfile::TempDir, Layout, Image) {
@@ -31,7 +31,7 @@ fn layer_digest(l: &Layout, tag: &str, i: usize) -> String {
 }
 
 fn verify_json(reference: &str) -> (i32, Value) {
-    let (code, out, err) = ocipatch(&["verify", reference, "--json"]);
+    let (code, out, err) = outcome(&["verify", reference, "--json"]);
     let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
     (code, v)
 }
@@ -86,7 +86,7 @@ fn every_corruption_is_named_in_one_run() {
     let named = |d: &str| problems.iter().any(|p| p["digest"] == d);
     assert!(named(&gz) && named(&zs), "{r:#}");
     // the human output names each one too, and the exit code says it failed
-    let (code, out, err) = ocipatch(&["verify", &l.oci("img")]);
+    let (code, out, err) = outcome(&["verify", &l.oci("img")]);
     assert_eq!(code, 1);
     assert!(out.contains(&gz) && out.contains(&zs), "{out}");
     assert!(err.contains("corrupt"), "{err}");
@@ -254,7 +254,7 @@ fn index_with_nested_index_and_attestation() -> (tempfile::TempDir, Layout, [Str
         .to_string();
     let nested = serde_json::to_vec(&json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "mediaType": OCI_INDEX,
         "manifests": [arm],
     }))
     .unwrap();
@@ -269,8 +269,8 @@ fn index_with_nested_index_and_attestation() -> (tempfile::TempDir, Layout, [Str
     let (cd, cs) = l.write_blob(&att_config);
     let att = serde_json::to_vec(&json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": cs},
         "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": sd, "size": ss,
                     "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}],
     }))
@@ -281,8 +281,8 @@ fn index_with_nested_index_and_attestation() -> (tempfile::TempDir, Layout, [Str
         "multi",
         vec![
             amd,
-            json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": nd, "size": ns}),
-            json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": ad, "size": asz,
+            json!({"mediaType": OCI_INDEX, "digest": nd, "size": ns}),
+            json!({"mediaType": OCI_MANIFEST, "digest": ad, "size": asz,
                    "platform": {"architecture": "unknown", "os": "unknown"},
                    "annotations": {"vnd.docker.reference.type": "attestation-manifest",
                                    "vnd.docker.reference.digest": amd_digest}}),
@@ -359,7 +359,7 @@ fn nested_indexes_and_attestations_are_verified_with_their_path() {
     let p = find(&attestation).unwrap_or_else(|| panic!("{r:#}"));
     assert_eq!(p["kind"], "manifest", "{r:#}");
     assert_eq!(p["path"], "index → manifests[2] (attestation)", "{r:#}");
-    let (code, out, _) = ocipatch(&["verify", &l.oci("multi")]);
+    let (code, out, _) = outcome(&["verify", &l.oci("multi")]);
     assert_eq!(code, 1);
     assert!(
         out.contains(&nested) && out.contains("at index → manifests[1] (index)"),

@@ -3,7 +3,6 @@
 //! One connection at a time, `Connection: close`; it stops when dropped (or after 60 s).
 //! A reply may also be hostile in time or length: a body that never ends, or one dribbled a
 //! byte at a time.
-#![allow(dead_code)] // each test binary uses part of it
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -3,17 +3,10 @@
 //! nothing, failure isolation, and the documented pipeline (docs/fleets.md) run as concurrent
 //! shard processes. A missing tool fails the test; nothing is skipped.
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)]
-mod common;
-#[path = "registry/common.rs"]
-mod registry;
-
 use std::collections::BTreeMap;
-use std::process::Command;
 
-use common::*;
-use registry::Registry;
+use crate::util::registry::Registry;
+use crate::util::*;
 use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -100,7 +93,7 @@ fn a_fleet_takes_at_most_8_requests_per_image_and_a_rerun_writes_nothing() {
             .arg(cache)
             .args([NO_TLS, "--json"]);
         let r = run(&mut c);
-        assert_eq!(r.output.status.code(), Some(1), "one image fails:\n{r}");
+        assert_eq!(r.status.code(), Some(1), "one image fails:\n{r}");
         let json: Value = serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}\n{r}"));
         json
     };
@@ -279,16 +272,13 @@ fn the_documented_pipeline_parses_and_runs_as_concurrent_shards() {
     images.push(reg.docker("team/app:1"));
     let list = fx.path("images.txt");
     std::fs::write(&list, images.join("\n")).unwrap();
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_ocipatch"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let run_shards = |round: &str| -> Vec<(i32, std::path::PathBuf)> {
+    let bin_dir = bin().parent().unwrap().to_path_buf();
+    let run_shards = |round: &str| -> Vec<(Run, std::path::PathBuf)> {
         let children: Vec<_> = (0..3)
             .map(|i| {
                 let dir = fx.path(&format!("{round}-{i}"));
                 std::fs::create_dir_all(&dir).unwrap();
-                let child = Command::new("sh")
+                let child = cmd("sh")
                     .arg("-c")
                     .arg(script)
                     .current_dir(&dir)
@@ -302,19 +292,18 @@ fn the_documented_pipeline_parses_and_runs_as_concurrent_shards() {
                     .env("NEW_BASE", reg.docker("lib/base:v2"))
                     .env("DEST", reg.docker("{repo}:{tag}"))
                     .env("OCIPATCH_FLAGS", NO_TLS)
-                    .spawn()
-                    .unwrap();
+                    .spawn();
                 (child, dir)
             })
             .collect();
         children
             .into_iter()
-            .map(|(mut c, dir)| (c.wait().unwrap().code().unwrap_or(-1), dir))
+            .map(|(c, dir)| (c.finish(), dir))
             .collect()
     };
     let mut rebased = Vec::new();
-    for (code, dir) in run_shards("first") {
-        assert_eq!(code, 0, "shard in {}", dir.display());
+    for (r, dir) in run_shards("first") {
+        assert_eq!(r.code(), 0, "shard in {}:\n{r}", dir.display());
         let check: Value =
             serde_json::from_slice(&std::fs::read(dir.join("check.json")).unwrap()).unwrap();
         assert_eq!(
@@ -342,12 +331,12 @@ fn the_documented_pipeline_parses_and_runs_as_concurrent_shards() {
         .args(["check", "--images-from"])
         .arg(&list)
         .args(["--base", &reg.docker("lib/base:v2"), NO_TLS]));
-    assert_eq!(r.output.status.code(), Some(0), "{r}");
+    assert_eq!(r.status.code(), Some(0), "{r}");
 
     // the pipeline again (a retried job): reads only, nothing rebased
     let mark = reg.log_mark();
-    for (code, dir) in run_shards("again") {
-        assert_eq!(code, 0);
+    for (r, dir) in run_shards("again") {
+        assert_eq!(r.code(), 0, "{r}");
         assert!(
             !dir.join("rebase.json").exists(),
             "nothing outdated, nothing to rebase"

@@ -2,28 +2,20 @@
 //! The error must name the destination (not the source image), say its cause once, exit 1,
 //! and leave no half-written image.
 
-#[path = "integration/harness.rs"]
-mod harness;
-
 use std::path::Path;
-use std::process::Command;
 
-use harness::*;
+use crate::util::*;
 
 struct Tmpfs(std::path::PathBuf);
 
 impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(dir).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("run mount (these tests must run as root)");
-        assert!(
-            st.success(),
-            "mount tmpfs on {} (root needed)",
-            dir.display()
+        require_tools(&["mount", "umount"]);
+        run_ok(
+            cmd("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir),
         );
         Tmpfs(dir.to_path_buf())
     }
@@ -31,7 +23,8 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        // Not `run`: a panic here, while a failing test unwinds, would abort the whole binary.
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
 }
 
@@ -65,16 +58,19 @@ fn a_full_destination_is_named_and_left_clean() {
         format!("oci:{}/out:x", full.display()),
         format!("oci-archive:{}/out.tar:x", full.display()),
     ] {
-        let (code, out, err) = ocipatch(&[
-            "rebase",
-            &s.oci("big"),
-            "--from",
-            &s.oci("base-v1"),
-            "--onto",
-            &s.oci("base-v2"),
-            "-o",
-            &dest,
-        ]);
+        let (code, out, err) = run(ocipatch()
+            .args([
+                "rebase",
+                &s.oci("big"),
+                "--from",
+                &s.oci("base-v1"),
+                "--onto",
+                &s.oci("base-v2"),
+                "-o",
+                &dest,
+            ])
+            .show_dir(&full))
+        .parts();
         assert_eq!(code, 1, "{dest}: {out}{err}");
         assert!(
             err.starts_with(&format!("ocipatch: error: {dest}: writing blob")),

@@ -4,18 +4,13 @@
 //! ocipatch must rebase it without `--from`, by digest and diff ID, and the result must equal
 //! what buildah builds on the new base. A missing tool fails the test; run as root.
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
-use common::*;
+use crate::util::*;
 
 /// buildah with private storage (vfs: no overlay mounts needed) under `root`.
-fn buildah(root: &Path) -> Command {
+fn buildah(root: &Path) -> Cmd {
     let mut c = cmd("buildah");
     c.arg("--root")
         .arg(root.join("storage"))
@@ -89,11 +84,7 @@ fn buildah_app_rebases_by_base_digest_and_matches_a_buildah_rebuild() {
     // what buildah recorded: the right digest, a mangled name, recompressed base layers
     let m = manifest(&built, "app");
     let base_v1 = index_digest(&fx.images, "base-v1");
-    assert_eq!(
-        m["annotations"]["org.opencontainers.image.base.digest"],
-        base_v1.as_str(),
-        "{m:#}"
-    );
+    assert_eq!(m["annotations"][ANN_BASE_DIGEST], base_v1.as_str(), "{m:#}");
     assert_ne!(
         layer_digests(&built, "app")[0],
         layer_digests(&fx.images, "base-v1")[0]

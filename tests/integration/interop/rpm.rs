@@ -9,54 +9,12 @@
 //! A corrupt database in the application's layer fails the rebase naming the file and the
 //! layer, and writes nothing. A missing tool fails the test; run as root.
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::*;
+use crate::util::*;
 
 const TOOLS: &[&str] = &["rpm", "rpmbuild", "umoci", "skopeo"];
-
-struct RpmFixture {
-    dir: tempfile::TempDir,
-    images: PathBuf,
-}
-
-impl RpmFixture {
-    fn build() -> RpmFixture {
-        require_tools(TOOLS);
-        let dir = tempfile::Builder::new()
-            .prefix("ocipatch-rpm.")
-            .tempdir()
-            .expect("tempdir");
-        let images = dir.path().join("images");
-        run_ok(
-            cmd("bash")
-                .arg(repo_root().join("scripts/make-rpm-fixture.sh"))
-                .arg(&images),
-        );
-        RpmFixture { dir, images }
-    }
-
-    fn image(&self, tag: &str) -> String {
-        oci_ref(&self.images, tag)
-    }
-
-    /// `umoci unpack` TAG into a new bundle; returns its rootfs.
-    fn unpack(&self, tag: &str) -> PathBuf {
-        let bundle = self.dir.path().join(format!("bundle-{tag}"));
-        run_ok(
-            cmd("umoci")
-                .args(["unpack", "--image"])
-                .arg(umoci_ref(&self.images, tag))
-                .arg(&bundle),
-        );
-        bundle.join("rootfs")
-    }
-}
 
 /// rpm on an unpacked rootfs; its stdout, lines sorted.
 fn rpm(rootfs: &Path, args: &[&str]) -> String {
@@ -74,7 +32,7 @@ fn rpm(rootfs: &Path, args: &[&str]) -> String {
 
 #[test]
 fn rebased_rpm_database_answers_like_the_rebuild() {
-    let fx = RpmFixture::build();
+    let fx = Fixture::build("make-rpm-fixture.sh", TOOLS);
     let r = run_ok(ocipatch().args([
         "rebase",
         &fx.image("app"),
@@ -100,8 +58,8 @@ fn rebased_rpm_database_answers_like_the_rebuild() {
     );
     assert_eq!(db["pinned"], serde_json::json!([]));
 
-    let rebased = fx.unpack("rebased");
-    let rebuilt = fx.unpack("rebuilt");
+    let rebased = fx.unpack(&fx.images, "rebased");
+    let rebuilt = fx.unpack(&fx.images, "rebuilt");
     // `rpm --dbpath <rootfs>/var/lib/rpm -qa`, as the issue states it.
     let qa = |root: &Path| {
         let r = run_ok(
@@ -147,7 +105,7 @@ fn rebased_rpm_database_answers_like_the_rebuild() {
 
 #[test]
 fn corrupt_rpm_database_fails_naming_file_and_layer_and_writes_nothing() {
-    let fx = RpmFixture::build();
+    let fx = Fixture::build("make-rpm-fixture.sh", TOOLS);
     // app-corrupt: the app with its rpmdb.sqlite pages overwritten, repacked as one more layer.
     run_ok(
         cmd("umoci")

@@ -12,19 +12,14 @@
 //!
 //! Run as root (umoci unpack, chroot). Fails when umoci, ldconfig, chroot or gcc are missing.
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-use common::*;
+use crate::util::*;
 use ocipatch::verdict::elf::{ElfInfo, ElfKind, ElfScanner};
 use ocipatch::verdict::ldso::{
     cache_entries, read_cache, write_cache, CacheEntry, CacheOptions, Checker, Libc, LoadProblem,
@@ -225,46 +220,19 @@ impl View for DirView {
     }
 }
 
-/// The fixture layout, built (or copied from its cache) once, under cargo's temp dir for
-/// integration tests (a static's temp dir would never be dropped), and reused by later runs.
+/// The Debian fixture layout, built (or copied from the script's cache) once.
 fn fixture() -> &'static Path {
     static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
-    LAYOUT.get_or_init(|| {
-        require_tools(TOOLS);
-        // Keyed by the script, as the script keys its own cache.
-        let script = repo_root().join("scripts/make-debian-fixture.sh");
-        let digest = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(fs::read(&script).unwrap()))
-        };
-        let images = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("ldso-fixture-{}", &digest[..16]))
-            .join("images");
-        if !images.join("index.json").is_file() {
-            let _ = fs::remove_dir_all(&images);
-            fs::create_dir_all(images.parent().unwrap()).unwrap();
-            run_ok(cmd("bash").arg(&script).arg(&images));
-        }
-        images
-    })
+    LAYOUT.get_or_init(|| built_once("make-debian-fixture.sh", TOOLS))
 }
 
 /// `umoci unpack` of a fixture tag into a fresh temp dir; returns (guard, rootfs).
 fn unpack(tag: &str) -> (tempfile::TempDir, PathBuf) {
-    let layout = fixture();
     let dir = tempfile::Builder::new()
         .prefix("ocipatch-ldso-rootfs.")
         .tempdir()
         .unwrap();
-    let bundle = dir.path().join("bundle");
-    run_ok(
-        cmd("umoci")
-            .arg("unpack")
-            .arg("--image")
-            .arg(umoci_ref(layout, tag))
-            .arg(&bundle),
-    );
-    let rootfs = bundle.join("rootfs");
+    let rootfs = unpack_in(dir.path(), fixture(), tag);
     (dir, rootfs)
 }
 
@@ -281,16 +249,13 @@ struct Listed {
 fn ld_so_list(rootfs: &Path, file: &str) -> Listed {
     // What ldd does (`ld.so --list` stops at the first missing library instead); the variable
     // is set inside the chroot, not for the host's chroot binary.
-    let out = Command::new("chroot")
+    let out = run(cmd("env")
+        .args(["-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "chroot"])
         .arg(rootfs)
         .arg("/usr/bin/env")
         .arg("LD_TRACE_LOADED_OBJECTS=1")
         .arg("/lib64/ld-linux-x86-64.so.2")
-        .arg(format!("/{file}"))
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .output()
-        .unwrap();
+        .arg(format!("/{file}")));
     let mut l = Listed::default();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let t = line.trim();
@@ -335,12 +300,7 @@ fn ldconfig_generator() -> String {
 }
 
 fn listing(cache_file: &Path) -> String {
-    let out = Command::new("ldconfig")
-        .arg("-p")
-        .arg("-C")
-        .arg(cache_file)
-        .output()
-        .unwrap();
+    let out = run(cmd("ldconfig").arg("-p").arg("-C").arg(cache_file));
     // The first line names the file.
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_once('\n')

@@ -14,15 +14,11 @@
 //! chroot, umoci unpack). The Debian fixture needs the Debian mirror the first time (about six
 //! minutes), then comes from the cache the script keeps (see testdata/README.md).
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::util::*;
 
 /// `created_by` of the history entry of the layer holding the reconciled databases.
 const PKGDB_CREATED_BY: &str = "ocipatch rebase: package database";
@@ -37,63 +33,12 @@ const DEBIAN_TOOLS: &[&str] = &[
 ];
 const APK_TOOLS: &[&str] = &["skopeo", "umoci", "tar"];
 
-/// A fixture layout built by one of the scripts, in a private temp dir.
-struct PkgFixture {
-    dir: tempfile::TempDir,
-    /// The layout with tags base-v1, base-v2, app, rebuilt.
-    images: PathBuf,
-}
-
-impl PkgFixture {
-    fn build(script: &str, tools: &[&str]) -> PkgFixture {
-        require_tools(tools);
-        let dir = tempfile::Builder::new()
-            .prefix("ocipatch-pkgdb.")
-            .tempdir()
-            .expect("tempdir");
-        let images = dir.path().join("images");
-        let r = run_ok(
-            cmd("bash")
-                .arg(repo_root().join("scripts").join(script))
-                .arg(&images),
-        );
-        eprintln!("{}", r.stderr());
-        PkgFixture { dir, images }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn image(&self, tag: &str) -> String {
-        oci_ref(&self.images, tag)
-    }
-
-    /// `umoci unpack` LAYOUT:TAG into a new bundle here; returns its rootfs.
-    fn unpack(&self, layout: &Path, tag: &str) -> PathBuf {
-        let bundle = tempfile::Builder::new()
-            .prefix("bundle.")
-            .tempdir_in(self.dir.path())
-            .expect("bundle tempdir")
-            .keep()
-            .join("b");
-        run_ok(
-            cmd("umoci")
-                .arg("unpack")
-                .arg("--image")
-                .arg(umoci_ref(layout, tag))
-                .arg(&bundle),
-        );
-        bundle.join("rootfs")
-    }
-}
-
 /// `ocipatch rebase app --from base-v1 --onto base-v2 -o out:app --json`; checks that the
 /// report names the written digest, that the layers are the new base's, the app's and one
 /// package-database layer on top, and that this layer holds `files[0]` and nothing but `files`.
 /// Returns the report and the digest.
 fn rebase_app_and_check_the_db_layer(
-    fx: &PkgFixture,
+    fx: &Fixture,
     out: &Path,
     files: &[&str],
 ) -> (serde_json::Value, String) {
@@ -104,7 +49,7 @@ fn rebase_app_and_check_the_db_layer(
         &oci_ref(out, "app"),
         &["--json"],
     );
-    let report = json(&r);
+    let report = r.json();
     let digest = index_digest(out, "app");
     assert_eq!(report["digest"], digest.as_str(), "{report:#}");
 
@@ -122,7 +67,7 @@ fn rebase_app_and_check_the_db_layer(
 /// base-v2: a second rebase onto the same base (no --from: base.digest is set now) is a no-op;
 /// with `--no-package-db` the output is today's (the new base's layers and the app's, no extra
 /// layer). Returns that stale output's unpacked rootfs, for the caller's database check.
-fn again_and_stale(fx: &PkgFixture, out: &Path, digest: &str) -> PathBuf {
+fn again_and_stale(fx: &Fixture, out: &Path, digest: &str) -> PathBuf {
     let l = &fx.images;
     let again = rebase(
         &oci_ref(out, "app"),
@@ -160,10 +105,6 @@ fn rebase(image: &str, from: Option<&str>, onto: &str, dest: &str, extra: &[&str
     }
     c.args(["--onto", onto, "-o", dest]).args(extra);
     run_ok(&mut c)
-}
-
-fn json(r: &Run) -> serde_json::Value {
-    serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{r}"))
 }
 
 /// The layers of OUT:TAG must be NEW_BASE's, then the app's own layers byte-for-byte (their
@@ -293,7 +234,7 @@ fn count_differing(a: &[String], b: &[String]) -> usize {
 
 #[test]
 fn debian_rebase_reconciles_dpkg_status() {
-    let fx = PkgFixture::build("make-debian-fixture.sh", DEBIAN_TOOLS);
+    let fx = Fixture::build("make-debian-fixture.sh", DEBIAN_TOOLS);
     let l = &fx.images;
 
     // What a rebase must fix: packages whose version differs between the bases.
@@ -367,7 +308,7 @@ fn debian_rebase_reconciles_dpkg_status() {
 
 #[test]
 fn debian_safety_report_classifies_package_db_and_volatile_findings() {
-    let fx = PkgFixture::build("make-debian-fixture.sh", DEBIAN_TOOLS);
+    let fx = Fixture::build("make-debian-fixture.sh", DEBIAN_TOOLS);
     let r = rebase(
         &fx.image("app"),
         Some(&fx.image("base-v1")),
@@ -375,7 +316,7 @@ fn debian_safety_report_classifies_package_db_and_volatile_findings() {
         &oci_ref(&fx.path("dry"), "app"),
         &["--dry-run", "--json"],
     );
-    let report = json(&r);
+    let report = r.json();
     let findings = report["safety"][0]["findings"]
         .as_array()
         .unwrap_or_else(|| panic!("no safety[0].findings[] in {report:#}"));
@@ -445,7 +386,7 @@ fn apk_packages(installed: &[u8]) -> BTreeMap<String, (String, String)> {
 fn alpine_rebase_reconciles_apk_db() {
     const INSTALLED: &str = "lib/apk/db/installed";
     const WORLD: &str = "etc/apk/world";
-    let fx = PkgFixture::build("make-apk-fixture.sh", APK_TOOLS);
+    let fx = Fixture::build("make-apk-fixture.sh", APK_TOOLS);
     let l = &fx.images;
 
     let v1 = apk_packages(&read(&fx.unpack(l, "base-v1").join(INSTALLED)));

@@ -1,137 +1,14 @@
-//! Test harness: build small deterministic OCI layouts in code, run the real binary.
-#![allow(dead_code)] // not every helper is used by every test module
+//! OCI layouts: built in code (small, deterministic: [`Layer`], [`Image`], [`Layout`], the
+//! standard [`scenario`]) and read back (index, manifests, configs, blobs of any layout).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-
-pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// Runs ocipatch with `args`; returns (exit code, stdout, stderr).
-pub fn ocipatch(args: &[&str]) -> (i32, String, String) {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_ocipatch"))
-        .args(args)
-        .output()
-        .expect("run ocipatch");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Runs ocipatch with `args`, killed after `limit` (a hang fails the test instead of blocking
-/// the run); returns (exit code, stdout, stderr).
-pub fn ocipatch_within(args: &[&str], limit: Duration) -> (i32, String, String) {
-    let out_path = tempfile::NamedTempFile::new().unwrap();
-    let err_path = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocipatch"))
-        .args(args)
-        .stdout(out_path.reopen().unwrap())
-        .stderr(err_path.reopen().unwrap())
-        .spawn()
-        .expect("run ocipatch");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "ocipatch {args:?} still ran after {limit:?} (killed)\nstderr:\n{}",
-                fs::read_to_string(err_path.path()).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (
-        status.code().unwrap_or(-1),
-        fs::read_to_string(out_path.path()).unwrap(),
-        fs::read_to_string(err_path.path()).unwrap(),
-    )
-}
-
-/// Runs ocipatch and asserts success; returns stdout.
-pub fn ok(args: &[&str]) -> String {
-    let (code, out, err) = ocipatch(args);
-    assert_eq!(
-        code, 0,
-        "ocipatch {args:?} failed\nstdout:\n{out}\nstderr:\n{err}"
-    );
-    out
-}
-
-/// Runs ocipatch and asserts a usage error: exit code 2 and a one-line error; returns stderr.
-pub fn fails_usage(args: &[&str]) -> String {
-    let (code, out, err) = ocipatch(args);
-    assert_eq!(
-        code, 2,
-        "ocipatch {args:?} should be a usage error\nstdout:\n{out}\nstderr:\n{err}"
-    );
-    assert!(err.starts_with("ocipatch: error: "), "stderr: {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    err
-}
-
-/// Runs ocipatch and asserts failure with exit code 1 and a one-line error; returns stderr.
-pub fn fails(args: &[&str]) -> String {
-    let (code, out, err) = ocipatch(args);
-    assert_eq!(
-        code, 1,
-        "ocipatch {args:?} should fail\nstdout:\n{out}\nstderr:\n{err}"
-    );
-    assert!(err.starts_with("ocipatch: error: "), "stderr: {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    err
-}
-
-pub fn last_line(s: &str) -> &str {
-    s.trim_end().lines().last().unwrap_or("")
-}
-
-/// A snapshot of every file under `dir` (relative path → sha256), to prove nothing changed.
-pub fn snapshot(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                out.insert(rel, sha256(&fs::read(&p).unwrap()));
-            }
-        }
-    }
-    if dir.exists() {
-        walk(dir, dir, &mut out);
-    }
-    out
-}
+use super::media::*;
+use super::sha256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Comp {
@@ -246,11 +123,11 @@ impl Layer {
 
     pub fn media_type(&self, docker: bool) -> &'static str {
         match (self.comp, docker) {
-            (Comp::None, false) => "application/vnd.oci.image.layer.v1.tar",
-            (Comp::Gzip, false) => "application/vnd.oci.image.layer.v1.tar+gzip",
-            (Comp::Zstd, _) => "application/vnd.oci.image.layer.v1.tar+zstd",
-            (Comp::None, true) => "application/vnd.docker.image.rootfs.diff.tar",
-            (Comp::Gzip, true) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            (Comp::None, false) => OCI_LAYER,
+            (Comp::Gzip, false) => OCI_LAYER_GZIP,
+            (Comp::Zstd, _) => OCI_LAYER_ZSTD,
+            (Comp::None, true) => DOCKER_LAYER,
+            (Comp::Gzip, true) => DOCKER_LAYER_GZIP,
         }
     }
 }
@@ -339,9 +216,7 @@ impl Layout {
     }
 
     pub fn blob_path(&self, digest: &str) -> PathBuf {
-        self.dir
-            .join("blobs/sha256")
-            .join(digest.strip_prefix("sha256:").unwrap())
+        blob_path(&self.dir, digest)
     }
 
     pub fn write_blob(&self, bytes: &[u8]) -> (String, u64) {
@@ -386,8 +261,8 @@ impl Layout {
         let index_path = self.dir.join("index.json");
         let mut index: Value = serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
         let manifests = index["manifests"].as_array_mut().unwrap();
-        manifests.retain(|m| m["annotations"]["org.opencontainers.image.ref.name"] != tag);
-        desc["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+        manifests.retain(|m| m["annotations"][ANN_REF_NAME] != tag);
+        desc["annotations"] = json!({ ANN_REF_NAME: tag });
         let digest = desc["digest"].as_str().unwrap().to_string();
         manifests.push(desc);
         fs::write(index_path, serde_json::to_vec(&index).unwrap()).unwrap();
@@ -409,11 +284,21 @@ impl Layout {
     }
 
     pub fn read_json(&self, digest: &str) -> Value {
-        serde_json::from_slice(&fs::read(self.blob_path(digest)).unwrap()).unwrap()
+        read_blob_json(&self.dir, digest)
+    }
+
+    /// The manifest tagged `tag`.
+    pub fn manifest(&self, tag: &str) -> Value {
+        manifest(&self.dir, tag)
+    }
+
+    /// The config of the manifest tagged `tag`.
+    pub fn config(&self, tag: &str) -> Value {
+        config(&self.dir, tag)
     }
 
     pub fn index(&self) -> Value {
-        serde_json::from_slice(&fs::read(self.dir.join("index.json")).unwrap()).unwrap()
+        read_json(&self.dir.join("index.json"))
     }
 
     /// The manifest digest the tag points at.
@@ -422,12 +307,12 @@ impl Layout {
             .as_array()
             .unwrap()
             .iter()
-            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+            .find(|m| m["annotations"][ANN_REF_NAME] == tag)
             .map(|m| m["digest"].as_str().unwrap().to_string())
     }
 
     pub fn oci(&self, tag: &str) -> String {
-        format!("oci:{}:{tag}", self.dir.display())
+        oci_ref(&self.dir, tag)
     }
 }
 
@@ -524,5 +409,84 @@ pub fn layer_files(layout: &Layout, digest: &str) -> Vec<(String, u32, u64, Vec<
                 data,
             )
         })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// reading any layout (one made by a test, by ocipatch or by skopeo and umoci)
+
+/// `oci:DIR:TAG`, for skopeo and ocipatch.
+pub fn oci_ref(dir: &Path, tag: &str) -> String {
+    format!("oci:{}:{tag}", dir.display())
+}
+
+/// `DIR:TAG`, the image argument of umoci.
+pub fn umoci_ref(dir: &Path, tag: &str) -> String {
+    format!("{}:{tag}", dir.display())
+}
+
+pub fn read_json(path: &Path) -> Value {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// The descriptor in `layout/index.json` whose ref.name annotation is `tag` (exactly one).
+pub fn index_descriptor(layout: &Path, tag: &str) -> Value {
+    let index = read_json(&layout.join("index.json"));
+    let found: Vec<&Value> = index["manifests"]
+        .as_array()
+        .expect("index.json has manifests[]")
+        .iter()
+        .filter(|d| d["annotations"][ANN_REF_NAME] == tag)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one descriptor tagged {tag:?} in {}/index.json:\n{index:#}",
+        layout.display()
+    );
+    found[0].clone()
+}
+
+/// Digest (`sha256:...`) of the manifest tagged `tag` in `layout`.
+pub fn index_digest(layout: &Path, tag: &str) -> String {
+    index_descriptor(layout, tag)["digest"]
+        .as_str()
+        .expect("descriptor digest is a string")
+        .to_string()
+}
+
+pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .unwrap_or_else(|| panic!("not a sha256 digest: {digest}"));
+    layout.join("blobs/sha256").join(hex)
+}
+
+pub fn read_blob_json(layout: &Path, digest: &str) -> Value {
+    read_json(&blob_path(layout, digest))
+}
+
+/// The manifest tagged `tag` (must be an image manifest, not an index).
+pub fn manifest(layout: &Path, tag: &str) -> Value {
+    read_blob_json(layout, &index_digest(layout, tag))
+}
+
+/// The config of the manifest tagged `tag`.
+pub fn config(layout: &Path, tag: &str) -> Value {
+    let m = manifest(layout, tag);
+    read_blob_json(
+        layout,
+        m["config"]["digest"].as_str().expect("config digest"),
+    )
+}
+
+/// Layer digests of the manifest tagged `tag`, in order.
+pub fn layer_digests(layout: &Path, tag: &str) -> Vec<String> {
+    manifest(layout, tag)["layers"]
+        .as_array()
+        .expect("manifest layers[]")
+        .iter()
+        .map(|l| l["digest"].as_str().expect("layer digest").to_string())
         .collect()
 }

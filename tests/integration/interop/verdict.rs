@@ -15,14 +15,10 @@
 //! Root, umoci, chroot, unshare, apt and the Debian mirror (first build) are needed; a missing
 //! tool fails the test.
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::*;
+use crate::util::*;
 
 const TOOLS: &[&str] = &[
     "umoci",
@@ -33,26 +29,10 @@ const TOOLS: &[&str] = &[
     "dpkg-query",
 ];
 
-/// The fixture layout, built (or copied from the script's cache) once per test binary.
+/// The fixture layout, built (or copied from the script's cache) once.
 fn fixture() -> &'static Path {
-    static LAYOUT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &LAYOUT
-        .get_or_init(|| {
-            require_tools(TOOLS);
-            let dir = tempfile::Builder::new()
-                .prefix("ocipatch-verdict.")
-                .tempdir()
-                .expect("tempdir");
-            let layout = dir.path().join("images");
-            let r = run_ok(
-                cmd("bash")
-                    .arg(repo_root().join("scripts/make-verdict-fixture.sh"))
-                    .arg(&layout),
-            );
-            eprintln!("{}", r.stderr());
-            (dir, layout)
-        })
-        .1
+    static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
+    LAYOUT.get_or_init(|| built_once("make-verdict-fixture.sh", TOOLS))
 }
 
 fn image(tag: &str) -> String {
@@ -83,10 +63,6 @@ fn rebase(work: &Path, app: &str, from: &str, onto: &str, dest: &str, extra: &[&
         .args(extra))
 }
 
-fn json(r: &Run) -> serde_json::Value {
-    serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{r}"))
-}
-
 /// The real findings of the one platform of a `--json` report.
 fn real_findings(report: &serde_json::Value) -> Vec<serde_json::Value> {
     report["safety"][0]["findings"]
@@ -96,18 +72,6 @@ fn real_findings(report: &serde_json::Value) -> Vec<serde_json::Value> {
         .filter(|f| f["class"] == "real")
         .cloned()
         .collect()
-}
-
-/// `umoci unpack` LAYOUT:TAG into `work`; the rootfs.
-fn unpack(work: &Path, layout: &Path, tag: &str) -> PathBuf {
-    let bundle = work.join(format!("bundle-{tag}"));
-    run_ok(
-        cmd("umoci")
-            .args(["unpack", "--image"])
-            .arg(umoci_ref(layout, tag))
-            .arg(&bundle),
-    );
-    bundle.join("rootfs")
 }
 
 /// The image's command (config Cmd), as the runtime would run it.
@@ -141,8 +105,8 @@ fn a_same_release_update_passes_strict_and_the_result_runs_as_a_rebuild() {
     assert!(r.success(), "--strict refused a routine update:\n{r}");
     assert!(r.stderr().lines().any(|l| l == "safety: ok"), "{r}");
 
-    let rootfs = unpack(w.path(), &out, "a");
-    let rebuilt = unpack(w.path(), fixture(), "rebuilt-tidy");
+    let rootfs = unpack_in(w.path(), &out, "a");
+    let rebuilt = unpack_in(w.path(), fixture(), "rebuilt-tidy");
     let ran = run_image(&rootfs, &out, "a");
     assert!(ran.success() && ran.stdout().starts_with("ok "), "{ran}");
     let check = chroot_run(&rootfs, &["apt-get", "check"]);
@@ -196,7 +160,7 @@ fn bookworm_app_onto_trixie_names_the_release_and_apts_unmet_relations() {
         &["--dry-run", "--json"],
     );
     assert!(r.success(), "{r}");
-    let report = json(&r);
+    let report = r.json();
     let real = real_findings(&report);
     let release = real
         .iter()
@@ -221,7 +185,7 @@ fn bookworm_app_onto_trixie_names_the_release_and_apts_unmet_relations() {
     );
     assert!(r.success(), "{r}");
     assert!(r.stderr().contains("safety: "), "{r}");
-    let rootfs = unpack(w.path(), &out, "b");
+    let rootfs = unpack_in(w.path(), &out, "b");
     let check = chroot_run(&rootfs, &["apt-get", "check"]);
     assert!(!check.success(), "apt-get check passed: {check}");
     // `libssl3t64 : Breaks: libssl3 (< 3.5.9-1~deb13u1)`: every package apt names is named.
@@ -287,8 +251,8 @@ fn a_base_that_lost_a_library_the_app_links_is_named_and_the_run_fails_so() {
         &["--json"],
     );
     assert!(r.success(), "{r}");
-    let real = real_findings(&json(&r));
-    let rootfs = unpack(w.path(), &out, "c");
+    let real = real_findings(&r.json());
+    let rootfs = unpack_in(w.path(), &out, "c");
     let ran = run_image(&rootfs, &out, "c");
     assert!(!ran.success(), "{ran}");
     // `wget: error while loading shared libraries: libidn2.so.0: cannot open shared object file`
@@ -322,8 +286,8 @@ fn a_binary_needing_a_newer_glibc_is_named_and_the_run_fails_so() {
         &["--json"],
     );
     assert!(r.success(), "{r}");
-    let real = real_findings(&json(&r));
-    let rootfs = unpack(w.path(), &out, "d");
+    let real = real_findings(&r.json());
+    let rootfs = unpack_in(w.path(), &out, "d");
     let ran = run_image(&rootfs, &out, "d");
     assert!(!ran.success(), "{ran}");
     // tree: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.38' not found (required by tree)

@@ -17,10 +17,9 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
+use crate::util::*;
 use ocipatch::verdict::version::{
     dpkg_cmp, dpkg_parse, rpm_ds_matches, rpm_evr_cmp, rpm_label_cmp, rpm_vercmp, RPMSENSE_EQUAL,
     RPMSENSE_GREATER, RPMSENSE_LESS,
@@ -141,7 +140,7 @@ const RPM_EXTRA: &[&str] = &[
 ];
 
 fn corpus() -> Vec<(String, String)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/versions/debian.txt");
+    let path = repo_root().join("testdata/versions/debian.txt");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (scripts/make-version-corpus.sh)", path.display()));
     let out: Vec<(String, String)> = text
@@ -219,9 +218,8 @@ fn pairs(
 
 /// Runs `dpkg --compare-versions` for each (a, op, b) on two threads; true where it exits 0.
 fn dpkg_says(queries: &[(String, &'static str, String)]) -> Vec<bool> {
-    let ok = Command::new("dpkg").arg("--version").output();
     assert!(
-        ok.is_ok_and(|o| o.status.success()),
+        find_in_path("dpkg").is_some(),
         "dpkg is missing: apt-get install -y dpkg"
     );
     // A dpkg run is short and mostly waits on exec and the loader: twice as many threads as
@@ -235,20 +233,13 @@ fn dpkg_says(queries: &[(String, &'static str, String)]) -> Vec<bool> {
                 s.spawn(move || {
                     part.iter()
                         .map(|(a, op, b)| {
-                            let status = Command::new("dpkg")
+                            let r = run(cmd("dpkg")
                                 .args(["--compare-versions", "--", a, op, b])
-                                .env("LC_ALL", "C")
-                                .stdin(Stdio::null())
-                                .stdout(Stdio::null())
-                                .stderr(Stdio::null())
-                                .status()
-                                .expect("run dpkg");
-                            match status.code() {
-                                Some(0) => true,
-                                Some(1) => false,
-                                other => {
-                                    panic!("dpkg --compare-versions {a:?} {op} {b:?}: {other:?}")
-                                }
+                                .env("LC_ALL", "C"));
+                            match r.code() {
+                                0 => true,
+                                1 => false,
+                                _ => panic!("{r}"),
                             }
                         })
                         .collect::<Vec<bool>>()
@@ -311,16 +302,16 @@ fn dpkg_parse_accepts_what_dpkg_accepts() {
     strings.extend(DPKG_EXTRA.iter().map(|s| s.to_string()));
     // `eq` with itself: exit 0 for a version dpkg accepts (warnings included), 2 for an error.
     let mut accepted = Vec::new();
+    assert!(
+        find_in_path("dpkg").is_some(),
+        "dpkg is missing: apt-get install -y dpkg"
+    );
     for s in &strings {
-        let status = Command::new("dpkg")
-            .args(["--compare-versions", "--", s, "eq", s])
-            .stderr(Stdio::null())
-            .status()
-            .expect("dpkg is missing: apt-get install -y dpkg");
-        accepted.push(match status.code() {
-            Some(0) => true,
-            Some(2) => false,
-            other => panic!("dpkg --compare-versions {s:?} eq {s:?}: {other:?}"),
+        let r = run(cmd("dpkg").args(["--compare-versions", "--", s, "eq", s]));
+        accepted.push(match r.code() {
+            0 => true,
+            2 => false,
+            _ => panic!("{r}"),
         });
     }
     for (s, dpkg_ok) in strings.iter().zip(accepted) {
@@ -371,22 +362,15 @@ fn rpm_comparisons_agree_with_rpm() {
     let corpus = corpus();
     let pairs = pairs(&corpus, RPM_EXTRA, rpm_label_cmp);
     let start = std::time::Instant::now();
-    let mut child = Command::new(PYTHON)
-        .args(["-c", RPM_SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{PYTHON}: {e} (apt-get install -y python3-rpm)"));
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input: String = pairs.iter().map(|(a, b)| format!("{a}\t{b}\n")).collect();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child.wait_with_output().expect("python3");
-    writer.join().expect("writer").expect("write pairs");
     assert!(
-        output.status.success(),
-        "{PYTHON} with rpm's bindings failed (apt-get install -y python3-rpm):\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        Path::new(PYTHON).is_file(),
+        "{PYTHON} is missing (apt-get install -y python3-rpm)"
+    );
+    let input: String = pairs.iter().map(|(a, b)| format!("{a}\t{b}\n")).collect();
+    let output = run(cmd(PYTHON).args(["-c", RPM_SCRIPT]).stdin(input));
+    assert!(
+        output.success(),
+        "{PYTHON} with rpm's bindings failed (apt-get install -y python3-rpm):\n{output}"
     );
     let answers: Vec<&str> = std::str::from_utf8(&output.stdout)
         .expect("utf-8")
@@ -449,9 +433,8 @@ fn rpm_comparisons_agree_with_rpm() {
 }
 
 fn rpm_version() -> String {
-    Command::new(PYTHON)
-        .args(["-c", "import rpm; print(rpm.__version__)"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
+    run(cmd(PYTHON).args(["-c", "import rpm; print(rpm.__version__)"]))
+        .stdout()
+        .trim()
+        .to_string()
 }

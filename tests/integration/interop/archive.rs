@@ -2,20 +2,14 @@
 //! between them, skopeo reads the outputs back, umoci unpacks them, and the file tree must be
 //! the one of the image rebuilt on the new base (`app-rebuilt-v2`).
 //!
-//! Inputs come from a private copy of `testdata/images` (see tests/interop.rs). A missing tool
+//! Inputs come from a private copy of `testdata/images` (see interop/mod.rs). A missing tool
 //! fails the test; nothing is skipped. Run as root (umoci unpack).
-
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with tests/interop.rs; not every helper is used here
-mod common;
 
 use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use common::*;
-
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+use crate::util::*;
 
 fn skopeo_copy(from: &str, to: &str) {
     run_ok(cmd("skopeo").args(["copy", "--quiet", from, to]));

@@ -6,21 +6,13 @@
 //! A missing tool (docker-registry, skopeo, htpasswd, umoci) fails the test; nothing is skipped.
 //! Run as root (umoci unpack of files owned by uid 1000).
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with tests/interop.rs
-mod common;
-#[path = "registry/fake.rs"]
-mod fake;
-#[path = "registry/common.rs"]
-mod registry;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::*;
-use fake::{FakeServer, Reply};
-use registry::{free_port, Auth, Registry, TestCa};
+use crate::util::fake::{FakeServer, Reply};
+use crate::util::registry::{free_port, Auth, Registry, TestCa};
+use crate::util::*;
 use serde_json::Value;
 
 const NO_TLS: &str = "--tls-verify=false";
@@ -130,14 +122,28 @@ fn assert_like_rebuild(fx: &Fixture, tree: &Tree, what: &str) {
 }
 
 #[track_caller]
-fn fails_with(c: &mut std::process::Command) -> String {
-    let r = run_fail(c);
-    assert_eq!(r.output.status.code(), Some(1), "{r}");
-    let err = r.stderr();
-    assert!(err.starts_with("ocipatch: error: "), "{r}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected:\n{r}");
+fn fails_with(c: &mut Cmd) -> String {
+    let err = one_line_error(c, 1);
     eprintln!("{}", err.trim_end());
     err
+}
+
+/// A layer cache (`--cache-dir`) that knows the fixture's layers, filled by a rebase of the
+/// fixture layout (the registry holds the same layer digests). A first rebase reads the
+/// application's layers once to find their package databases (README: `--cache-dir`); the
+/// tests that count layer GETs measure a run that has that cache, as a fleet's later images
+/// and a second run do. Returns the `--cache-dir` argument.
+fn warm_layer_cache(fx: &Fixture) -> String {
+    let cache = fx.path("layer-cache");
+    run_ok(
+        ocipatch()
+            .args(["rebase", &fx.image("app"), "--from", &fx.image("base-v1")])
+            .args(["--onto", &fx.image("base-v2"), "-o"])
+            .arg(oci_ref(&fx.path("warm"), "app"))
+            .arg("--cache-dir")
+            .arg(&cache),
+    );
+    cache.display().to_string()
 }
 
 fn registry_to_registry(format: &str) {
@@ -145,6 +151,7 @@ fn registry_to_registry(format: &str) {
     let reg = Registry::start(None);
     push_fixture(&fx, &reg, format);
     let layers = fixture_layers(&fx);
+    let cache = warm_layer_cache(&fx);
 
     let mark = reg.log_mark();
     let report = rebase_summary(&[
@@ -156,6 +163,8 @@ fn registry_to_registry(format: &str) {
         "-o",
         &reg.docker("team/app:2"),
         NO_TLS,
+        "--cache-dir",
+        &cache,
     ]);
     let requests = reg.requests_since(mark);
     eprintln!("requests by kind ({format}): {:#?}", by_kind(&requests));
@@ -189,6 +198,8 @@ fn registry_to_registry(format: &str) {
         "-o",
         &reg.docker("other/app:2"),
         NO_TLS,
+        "--cache-dir",
+        &cache,
     ]);
     let requests = reg.requests_since(mark);
     assert_eq!(
@@ -255,6 +266,7 @@ fn within_one_repository_every_blob_is_present() {
     push(&fx, &reg, "app", "team/app:1", "oci", None);
     push(&fx, &reg, "base-v1", "team/app:base-v1", "oci", None);
     push(&fx, &reg, "base-v2", "team/app:base-v2", "oci", None);
+    let cache = warm_layer_cache(&fx);
     let mark = reg.log_mark();
     let report = rebase_summary(&[
         &reg.docker("team/app:1"),
@@ -265,6 +277,8 @@ fn within_one_repository_every_blob_is_present() {
         "-o",
         &reg.docker("team/app:2"),
         NO_TLS,
+        "--cache-dir",
+        &cache,
     ]);
     let requests = reg.requests_since(mark);
     assert_eq!(
@@ -487,7 +501,7 @@ fn verified_tls_with_a_private_ca_from_the_trust_store() {
     let ca = TestCa::create(fx.dir.path());
     let reg = Registry::start_tls(&ca);
     push_fixture(&fx, &reg, "oci");
-    let ca_env = |c: &mut std::process::Command| {
+    let ca_env = |c: &mut Cmd| {
         // what `update-ca-certificates` would give every client; rustls reads it via the
         // platform verifier (SSL_CERT_FILE is the standard override)
         c.env("SSL_CERT_FILE", &ca.ca_cert);
@@ -519,10 +533,9 @@ fn verified_tls_with_a_private_ca_from_the_trust_store() {
         "-o",
         &oci_ref(&out, "app"),
     ]));
-    // without the CA the certificate is refused, and the error says what to do
-    let mut c = ocipatch();
-    c.env("SSL_CERT_FILE", fx.path("no-such-ca.pem"));
-    let err = fails_with(c.args(["inspect", &reg.docker("team/app:tls")]));
+    // without the CA (the system's trust store: the clean environment names no other) the
+    // certificate is refused, and the error says what to do
+    let err = fails_with(ocipatch().args(["inspect", &reg.docker("team/app:tls")]));
     assert!(
         err.contains(&reg.docker("team/app:tls")) && err.contains("--tls-verify=false"),
         "{err}"
@@ -587,8 +600,7 @@ fn manifest_server(body: Vec<u8>, content_digest: Option<String>) -> FakeServer 
             return Some(Reply::new(200, "{}"));
         }
         if req.method == "GET" && req.path.contains("/manifests/") {
-            let mut r = Reply::new(200, body.clone())
-                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json");
+            let mut r = Reply::new(200, body.clone()).header("Content-Type", OCI_MANIFEST);
             if let Some(d) = &content_digest {
                 r = r.header("Docker-Content-Digest", d);
             }
@@ -662,7 +674,7 @@ fn bearer_tokens_transient_failures_and_redirects() {
             let bytes = std::fs::read(blob_path(&images, &digest)).ok()?;
             return Some(
                 Reply::new(200, bytes)
-                    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                    .header("Content-Type", OCI_MANIFEST)
                     .header("Docker-Content-Digest", &digest),
             );
         }
@@ -741,11 +753,6 @@ impl Store {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
 /// A writable registry that never mounts (answers a mount request with 202 and an upload, as
 /// registries do when they cannot or may not mount), and accepts monolithic uploads and
 /// manifest pushes, checking digests.
@@ -766,7 +773,7 @@ fn writable_fake(store: Arc<Mutex<Store>>) -> FakeServer {
         if let Some(id) = path.strip_prefix("/upload/") {
             let repo = st.uploads.remove(id)?;
             let digest = param("digest")?;
-            if sha256_hex(&req.body) != digest {
+            if sha256(&req.body) != digest {
                 return Some(Reply::new(
                     400,
                     r#"{"errors":[{"code":"DIGEST_INVALID","message":"digest invalid"}]}"#,
@@ -799,7 +806,7 @@ fn writable_fake(store: Arc<Mutex<Store>>) -> FakeServer {
             let key = (repo.to_string(), r.to_string());
             if req.method == "PUT" {
                 let ct = req.header("content-type").unwrap_or("").to_string();
-                let digest = sha256_hex(&req.body);
+                let digest = sha256(&req.body);
                 let value = (ct, req.body.clone());
                 st.manifests
                     .insert((repo.to_string(), digest.clone()), value.clone());
@@ -815,7 +822,7 @@ fn writable_fake(store: Arc<Mutex<Store>>) -> FakeServer {
             return Some(
                 Reply::new(200, bytes.clone())
                     .header("Content-Type", &ct)
-                    .header("Docker-Content-Digest", &sha256_hex(&bytes)),
+                    .header("Docker-Content-Digest", &sha256(&bytes)),
             );
         }
         Some(Reply::new(404, "{}"))
@@ -872,7 +879,7 @@ fn refused_mount_streams_into_the_opened_upload_and_corrupt_sources_leave_no_tag
     {
         let st = store.lock().unwrap();
         let (_, tagged) = &st.manifests[&("team/app".to_string(), "2".to_string())];
-        assert_eq!(sha256_hex(tagged), digest);
+        assert_eq!(sha256(tagged), digest);
     }
 
     // The new base's layer is corrupt in its repository: refused while it streams, named, and
@@ -910,11 +917,11 @@ fn add_index(images: &std::path::Path, tag: &str, index_tag: &str) {
     entry["platform"] = serde_json::json!({"architecture": "amd64", "os": "linux"});
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "mediaType": OCI_INDEX,
         "manifests": [entry],
     }))
     .unwrap();
-    let digest = sha256_hex(&index);
+    let digest = sha256(&index);
     std::fs::write(blob_path(images, &digest), &index).unwrap();
     let path = images.join("index.json");
     let mut top = read_json(&path);
@@ -922,10 +929,10 @@ fn add_index(images: &std::path::Path, tag: &str, index_tag: &str) {
         .as_array_mut()
         .unwrap()
         .push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "mediaType": OCI_INDEX,
             "digest": digest,
             "size": index.len(),
-            "annotations": {"org.opencontainers.image.ref.name": index_tag},
+            "annotations": {ANN_REF_NAME: index_tag},
         }));
     std::fs::write(&path, serde_json::to_vec(&top).unwrap()).unwrap();
 }
@@ -947,6 +954,7 @@ fn index_images_push_children_by_digest_then_the_tag() {
                 .arg(reg.docker(dest)),
         );
     }
+    let cache = warm_layer_cache(&fx);
     let mark = reg.log_mark();
     let report = rebase_summary(&[
         &reg.docker("team/app:1"),
@@ -957,12 +965,11 @@ fn index_images_push_children_by_digest_then_the_tag() {
         "-o",
         &reg.docker("team/app:2"),
         NO_TLS,
+        "--cache-dir",
+        &cache,
     ]);
     let requests = reg.requests_since(mark);
-    assert_eq!(
-        report["media_type"], "application/vnd.oci.image.index.v1+json",
-        "{report:#}"
-    );
+    assert_eq!(report["media_type"], OCI_INDEX, "{report:#}");
     assert_eq!(
         layer_gets(&requests, &fixture_layers(&fx)),
         Vec::<String>::new()
@@ -1009,10 +1016,7 @@ fn serving_app(
         if let Some(r) = rest.strip_prefix("manifests/") {
             let digest = if r == "1" { app.clone() } else { r.to_string() };
             let bytes = std::fs::read(blob_path(&images, &digest)).ok()?;
-            return Some(
-                manifest(bytes)
-                    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
-            );
+            return Some(manifest(bytes).header("Content-Type", OCI_MANIFEST));
         }
         if let Some(d) = rest.strip_prefix("blobs/") {
             if let Some(reply) = blob(d) {
@@ -1043,7 +1047,7 @@ fn an_endless_blob_body_is_refused_after_its_descriptor_size() {
     let r = run(ocipatch()
         .args(["verify", NO_TLS, "--json"])
         .arg(&reference));
-    assert_eq!(r.output.status.code(), Some(1), "{r}");
+    assert_eq!(r.status.code(), Some(1), "{r}");
     let v: Value = serde_json::from_str(&r.stdout()).unwrap();
     let problems = v["problems"].as_array().unwrap();
     let bad = problems
@@ -1102,7 +1106,7 @@ fn credentials_never_follow_an_upload_location_to_another_port() {
     );
     // (method, path, Authorization) of every request each server saw
     type Seen = Arc<Mutex<Vec<(String, String, Option<String>)>>>;
-    let record = |seen: &Seen, req: &fake::Request| {
+    let record = |seen: &Seen, req: &crate::util::fake::Request| {
         seen.lock().unwrap().push((
             req.method.clone(),
             req.path.clone(),
@@ -1145,9 +1149,7 @@ fn credentials_never_follow_an_upload_location_to_another_port() {
             return Some(Reply::new(202, "").header("Location", &location));
         }
         if path.contains("/manifests/") && req.method == "PUT" {
-            return Some(
-                Reply::new(201, "").header("Docker-Content-Digest", &sha256_hex(&req.body)),
-            );
+            return Some(Reply::new(201, "").header("Docker-Content-Digest", &sha256(&req.body)));
         }
         Some(Reply::new(404, "{}"))
     });
@@ -1201,7 +1203,7 @@ fn a_redirect_to_a_file_url_is_refused_as_such() {
     let r = run(ocipatch()
         .args(["verify", NO_TLS, "--json"])
         .arg(&reference));
-    assert_eq!(r.output.status.code(), Some(1), "{r}");
+    assert_eq!(r.status.code(), Some(1), "{r}");
     let v: Value = serde_json::from_str(&r.stdout()).unwrap();
     let bad = v["problems"]
         .as_array()
@@ -1242,7 +1244,7 @@ fn a_token_realm_that_is_not_http_is_refused_by_name() {
             .args(["inspect", NO_TLS, "--creds", "u:p"])
             .arg(&reference),
     );
-    assert_eq!(r.output.status.code(), Some(1), "{r}");
+    assert_eq!(r.status.code(), Some(1), "{r}");
     let err = r.stderr();
     assert!(
         err.contains("token realm") && err.contains("file:///etc/passwd"),

@@ -18,8 +18,8 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
+use crate::util::*;
 use ocipatch::pkgdb::{self, Format};
 use ocipatch::verdict::relations::{self, Checked, RelationKind};
 
@@ -31,8 +31,8 @@ type Broken = BTreeSet<(String, String, String)>;
 fn apt_check(status: &Path, native: &str) -> (bool, Broken, String) {
     let empty = tempfile::tempdir().expect("tempdir");
     let e = empty.path().display();
-    let mut cmd = Command::new("apt-get");
-    cmd.arg("check").env("LC_ALL", "C");
+    let mut c = cmd("apt-get");
+    c.arg("check").env("LC_ALL", "C");
     for opt in [
         format!("Dir::State::status={}", status.display()),
         format!("Dir::State::Lists={e}"),
@@ -47,20 +47,18 @@ fn apt_check(status: &Path, native: &str) -> (bool, Broken, String) {
         format!("APT::Architectures::={native}"),
         "APT::Architectures::=i386".to_string(),
     ] {
-        cmd.arg("-o").arg(opt);
+        c.arg("-o").arg(opt);
     }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("apt-get: {e} (apt-get install -y apt)"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    assert!(
+        find_in_path("apt-get").is_some(),
+        "apt-get is missing: apt-get install -y apt"
     );
-    let ok = match out.status.code() {
-        Some(0) => true,
-        Some(100) => false,
-        other => panic!("apt-get check exited {other:?}:\n{text}"),
+    let out = run(&mut c);
+    let text = format!("{}{}", out.stdout(), out.stderr());
+    let ok = match out.code() {
+        0 => true,
+        100 => false,
+        _ => panic!("apt-get check failed:\n{out}"),
     };
     assert!(
         !text.contains("could not be parsed"),
@@ -128,11 +126,14 @@ fn check_status(text: &str) -> Checked {
 }
 
 fn native_arch() -> String {
-    let out = Command::new("dpkg")
-        .arg("--print-architecture")
-        .output()
-        .expect("dpkg is missing: apt-get install -y dpkg");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    assert!(
+        find_in_path("dpkg").is_some(),
+        "dpkg is missing: apt-get install -y dpkg"
+    );
+    run(cmd("dpkg").arg("--print-architecture"))
+        .stdout()
+        .trim()
+        .to_string()
 }
 
 /// Both judge `text`; they must agree on every broken relation.
@@ -495,17 +496,16 @@ fn rpmbuild(top: &Path, name: &str, version: &str, header: &str) {
         ),
     )
     .expect("write spec");
-    let out = Command::new("rpmbuild")
-        .args(["--quiet", "--define"])
-        .arg(format!("_topdir {}", top.display()))
-        .args(["--define", "_binary_payload w9.gzdio", "-bb"])
-        .arg(&spec)
-        .output()
-        .unwrap_or_else(|e| panic!("rpmbuild: {e} (apt-get install -y rpm)"));
     assert!(
-        out.status.success(),
-        "rpmbuild {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        find_in_path("rpmbuild").is_some(),
+        "rpmbuild is missing: apt-get install -y rpm"
+    );
+    run_ok(
+        cmd("rpmbuild")
+            .args(["--quiet", "--define"])
+            .arg(format!("_topdir {}", top.display()))
+            .args(["--define", "_binary_payload w9.gzdio", "-bb"])
+            .arg(&spec),
     );
 }
 
@@ -532,14 +532,12 @@ fn rpm_relations_agree_with_rpm_verify() {
     let root = dir.path().join("root");
     std::fs::create_dir_all(&root).unwrap();
     let rpm = |args: &[&str]| {
-        Command::new("rpm")
+        run(cmd("rpm")
             .arg("--root")
             .arg(&root)
             .args(["--dbpath", "/var/lib/rpm", "--define", "_db_backend sqlite"])
             .args(args)
-            .env("LC_ALL", "C")
-            .output()
-            .unwrap_or_else(|e| panic!("rpm: {e} (apt-get install -y rpm)"))
+            .env("LC_ALL", "C"))
     };
     let rpms: Vec<String> = std::fs::read_dir(top.join("RPMS/noarch"))
         .expect("built packages")
@@ -548,15 +546,11 @@ fn rpm_relations_agree_with_rpm_verify() {
     let mut install = vec!["-i", "--nodeps", "--noscripts"];
     install.extend(rpms.iter().map(String::as_str));
     let out = rpm(&install);
-    assert!(
-        out.status.success(),
-        "rpm -i: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.success(), "rpm -i:\n{out}");
     // rpm's verdict: "X is needed by (installed) P", "X conflicts with (installed) P" (a
     // conflict is listed under both packages; the relation belongs to P).
     let out = rpm(&["-Va", "--nofiles"]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = out.stdout();
     let mut theirs = BTreeSet::new();
     for line in text.lines().filter_map(|l| l.strip_prefix('\t')) {
         let (dep, kind, rest) = if let Some((d, r)) = line.split_once(" is needed by ") {

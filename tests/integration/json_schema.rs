@@ -2,24 +2,18 @@
 //! prints validates against its schema in docs/schema/, carries `schemaVersion`, and every
 //! field the schemas name is documented in docs/json.md.
 
-#[path = "integration/harness.rs"]
-mod harness;
-
-use std::path::Path;
-
-use harness::*;
+use crate::util::*;
 use serde_json::Value;
 
 fn schema(name: &str) -> Value {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/schema/{name}.schema.json"));
+    let path = repo_root().join(format!("docs/schema/{name}.schema.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Runs ocipatch (exit code `code`) and validates its stdout against `docs/schema/{name}`.
 fn validated(name: &str, code: i32, args: &[&str]) -> Value {
-    let (got, out, err) = ocipatch(args);
+    let (got, out, err) = outcome(args);
     assert_eq!(got, code, "ocipatch {args:?}\n{out}\n{err}");
     let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(report["schemaVersion"], "1", "{out}");
@@ -150,7 +144,7 @@ fn a_corrupt_image_report_validates() {
 
 #[test]
 fn a_package_database_report_validates() {
-    const STATUS: &str = include_str!("../testdata/pkgdb/dpkg-status");
+    const STATUS: &str = include_str!("../../testdata/pkgdb/dpkg-status");
     let s = scenario();
     let v1 = Image::new(
         vec![Layer::files(&[("var/lib/dpkg/status", STATUS.as_bytes())])],
@@ -253,8 +247,7 @@ fn a_failure_with_json_prints_an_error_report_that_validates() {
 /// Every property any schema names appears in docs/json.md as `name`.
 #[test]
 fn every_schema_field_is_documented() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json.md"))
-        .unwrap();
+    let doc = std::fs::read_to_string(repo_root().join("docs/json.md")).unwrap();
     fn fields(v: &Value, out: &mut Vec<String>) {
         match v {
             Value::Object(m) => {

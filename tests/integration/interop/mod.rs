@@ -1,23 +1,33 @@
-//! Interop tests: feed ocipatch's output to real OCI clients nobody here wrote (skopeo, umoci,
-//! oci-image-tool) and compare the rebased image's file tree with a rebuild made by umoci.
+//! Interop tests: feed ocipatch's output to real tools nobody here wrote and judge it by what
+//! they say. Slow (real registries, debootstrap'ed fixtures) and run as root (umoci unpack
+//! without --rootless, chroot, mount); a missing tool fails the test, nothing is skipped.
+//! `cargo test --test integration interop::` runs them, `-- --skip interop::` the others.
 //!
-//! Inputs are a private copy of `testdata/images` (built by `scripts/make-testdata.sh`, see
-//! `testdata/README.md`) in a temp dir per test; nothing is written below `testdata/`.
-//! A missing tool fails the test with a message saying what to install; nothing is skipped.
-//! Run as root (umoci unpack without --rootless; the images hold files owned by uid 1000).
+//! The tests here: the OCI clients (skopeo, umoci, oci-image-tool) on ocipatch's output, and
+//! the rebased image's file tree against a rebuild made by umoci. Inputs are a private copy of
+//! `testdata/images` (built by `scripts/make-testdata.sh`, see `testdata/README.md`) in a temp
+//! dir per test ([`Fixture`]); nothing is written below `testdata/`. The modules: one per
+//! subject (archives, buildah, a full disk, fleets, the loader, append/check/safety, package
+//! databases, registries, relations, rpm, the verdict, versions).
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
+mod archive;
+mod buildah;
+mod faults;
+mod fleet;
+mod ldso;
+mod patch;
+mod pkgdb;
+mod registry;
+mod relations;
+mod rpm;
+mod verdict;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use common::*;
-
-const ANN_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
-const ANN_BASE_NAME: &str = "org.opencontainers.image.base.name";
+use crate::util::*;
 
 /// `ocipatch rebase IMAGE --onto ONTO [--from FROM] -o oci:DEST:TAG [extra...]`; asserts success,
 /// that the last stdout line is a digest and that it is the digest tagged TAG in DEST/index.json.
@@ -36,7 +46,10 @@ fn rebase(
     if let Some(from) = from {
         c.arg("--from").arg(from);
     }
-    c.arg("-o").arg(oci_ref(dest, tag)).args(extra);
+    c.arg("-o")
+        .arg(oci_ref(dest, tag))
+        .args(extra)
+        .show_dir(dest);
     let r = run_ok(&mut c);
     let printed = r.last_line();
     assert!(
@@ -262,9 +275,9 @@ fn testdata_is_valid_and_regenerates_identically() {
             .arg(repo_root().join("scripts/make-testdata.sh"))
             .arg(&regen),
     );
-    let committed = dir_contents(&testdata_images());
-    let fresh = dir_contents(&regen);
-    let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
+    let committed = contents(&snapshot(&testdata_images()));
+    let fresh = contents(&snapshot(&regen));
+    let names = |m: &BTreeMap<String, Kind>| m.keys().cloned().collect::<Vec<_>>();
     assert_eq!(
         names(&committed),
         names(&fresh),
@@ -423,16 +436,13 @@ fn rebase_is_reproducible() {
     let da = rebase(&args.0, &args.1, Some(&args.2), &a, "app", &[]);
     let db = rebase(&args.0, &args.1, Some(&args.2), &b, "app", &[]);
     assert_eq!(da, db);
-    let ca = dir_contents(&a);
-    let cb = dir_contents(&b);
+    let (ta, tb) = (snapshot(&a), snapshot(&b));
     assert_eq!(
-        ca.keys().collect::<Vec<_>>(),
-        cb.keys().collect::<Vec<_>>(),
+        ta.keys().collect::<Vec<_>>(),
+        tb.keys().collect::<Vec<_>>(),
         "the two output layouts hold different files"
     );
-    for (name, bytes) in &ca {
-        assert!(&cb[name] == bytes, "{name} differs between the two rebases");
-    }
+    assert_same_contents("first rebase", &ta, "second rebase", &tb);
 }
 
 #[test]
@@ -478,7 +488,7 @@ fn verify_accepts_examples_and_skopeo_zstd_copy() {
     let m = manifest(&z, "app");
     for l in m["layers"].as_array().expect("layers") {
         assert_eq!(
-            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            l["mediaType"], OCI_LAYER_ZSTD,
             "skopeo did not recompress: {m:#}"
         );
     }

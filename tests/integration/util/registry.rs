@@ -2,7 +2,6 @@
 //! port, filesystem storage in a temp dir, optionally behind htpasswd auth. Its access log
 //! (stdout/stderr) goes to a file the tests read to count requests. Stopped by its PID when
 //! dropped, so a failing test never leaks a registry.
-#![allow(dead_code)] // each test binary uses part of it
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -10,12 +9,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::{cmd, require_tools, run_ok};
+
 /// Tools these tests drive; a missing one fails the test (never a skip).
 pub const REGISTRY_TOOLS: &[&str] = &["docker-registry", "skopeo", "htpasswd", "umoci", "openssl"];
 
 pub struct Registry {
     child: Child,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     pub port: u16,
     log: PathBuf,
 }
@@ -43,12 +44,7 @@ pub struct TestCa {
 impl TestCa {
     pub fn create(dir: &std::path::Path) -> TestCa {
         let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir)
-                .output()
-                .expect("run openssl");
-            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+            run_ok(cmd("openssl").args(args).current_dir(dir));
         };
         run(&[
             "req",
@@ -122,7 +118,7 @@ impl Registry {
     }
 
     fn start_with(auth: Option<Auth<'_>>, tls: Option<&TestCa>) -> Registry {
-        super::common::require_tools(REGISTRY_TOOLS);
+        require_tools(REGISTRY_TOOLS);
         let dir = tempfile::Builder::new()
             .prefix("ocipatch-registry.")
             .tempdir()
@@ -143,11 +139,7 @@ impl Registry {
             ));
         }
         if let Some(a) = auth {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", a.user, a.password])
-                .output()
-                .expect("run htpasswd");
-            assert!(out.status.success(), "htpasswd failed: {out:?}");
+            let out = run_ok(cmd("htpasswd").args(["-Bbn", a.user, a.password]));
             let file = dir.path().join("htpasswd");
             fs::write(&file, &out.stdout).expect("write htpasswd");
             config.push_str(&format!(
@@ -169,7 +161,7 @@ impl Registry {
             .expect("start docker-registry");
         let reg = Registry {
             child,
-            dir,
+            _dir: dir,
             port,
             log,
         };

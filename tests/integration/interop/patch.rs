@@ -2,14 +2,10 @@
 //! and skopeo, with the results handed back to umoci, skopeo and oci-image-tool.
 //! A missing tool fails the test; nothing is skipped. Run as root (umoci unpack).
 
-#[path = "interop/common.rs"]
-#[allow(dead_code)] // shared with the other interop binaries
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::util::*;
 
 /// oci-image-tool validates the layout (every ref, every blob) and skopeo copies the image
 /// (verifying each blob's digest on the way).
@@ -148,7 +144,7 @@ fn check_on_umoci_images_before_and_after_a_rebase() {
         &fx.image("base-v2"),
         "--json",
     ]));
-    assert_eq!(outdated.output.status.code(), Some(3), "{outdated}");
+    assert_eq!(outdated.status.code(), Some(3), "{outdated}");
     let v: serde_json::Value = serde_json::from_str(&outdated.stdout()).unwrap();
     assert_eq!(
         v["platforms"][0]["missing_layers"]
@@ -170,7 +166,7 @@ fn check_on_umoci_images_before_and_after_a_rebase() {
         &oci_ref(&out, "app"),
     ]));
     let unnamed = run(ocipatch().args(["check", &oci_ref(&out, "app")]));
-    assert_eq!(unnamed.output.status.code(), Some(1), "{unnamed}");
+    assert_eq!(unnamed.status.code(), Some(1), "{unnamed}");
     assert!(unnamed.stderr().contains("pass --base"), "{unnamed}");
     let after = run(ocipatch().args([
         "check",
