@@ -7,6 +7,7 @@
 //!
 //! Set `OCIPATCH_BENCH_FILE=/path/layer.tar.gz` (or `.zst`, `.tar`) to also time `digest_file`
 //! on a real layer from disk (one iteration of a big file is slow; the group uses 10 samples).
+#![allow(clippy::disallowed_macros)] // test and benchmark output is not image text
 
 use std::hint::black_box;
 use std::io::{Read, Write};

@@ -2,6 +2,7 @@
 //! next to sha256 of the same bytes (the floor: every byte must at least be looked at once).
 //! The input is generated: 3000 dpkg stanzas shaped like real ones (~3.5 MB, a large Debian
 //! system), the new base upgrading every tenth package, the app adding 200. `cargo bench --bench pkgdb`.
+#![allow(clippy::disallowed_macros)] // test and benchmark output is not image text
 
 use std::hint::black_box;
 

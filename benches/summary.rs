@@ -4,6 +4,7 @@
 //! the header-only scan. The layer is generated: 2000 files of mixed sizes, a tenth of them
 //! copies of this machine's own ELF libraries, gzip -6, about 64 MiB of tar.
 //! `cargo bench --bench summary`.
+#![allow(clippy::disallowed_macros)] // test and benchmark output is not image text
 
 use std::hint::black_box;
 use std::io::{Read, Write};

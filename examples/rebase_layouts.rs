@@ -8,6 +8,7 @@
 //! (`oci:testdata/images:app`, built on `base-v1`) onto `oci:testdata/images:base-v2` and
 //! writes `oci:<temp dir>/rebased:app`. The old base is found through the image's
 //! `org.opencontainers.image.base.digest` annotation, in NEW_BASE's layout.
+#![allow(clippy::disallowed_macros)] // test and benchmark output is not image text
 
 use ocipatch::model::Reference;
 use ocipatch::ops::{self, rebase::SafetyScan, Job, RebaseRun};

@@ -7,6 +7,7 @@
 //!
 //! Credentials come from the same places as the CLI's (`$REGISTRY_AUTH_FILE`,
 //! `~/.docker/config.json`, credential helpers). Exit code 0: intact; 1: problems or an error.
+#![allow(clippy::disallowed_macros)] // test and benchmark output is not image text
 
 use ocipatch::model::Reference;
 use ocipatch::ops;

@@ -28,7 +28,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
     if args.json {
         print_json(&report)?;
     } else {
-        print!("{}", human(&report));
+        super::text::out(&human(&report));
     }
     Ok(exit::OK)
 }

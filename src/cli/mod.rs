@@ -88,7 +88,7 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ocipatch: error: {}", text::error_line(&e));
+            text::err(&format!("ocipatch: error: {}", text::error_line(&e)));
             if json {
                 // The report a script reads says why there is none (docs/json.md, error).
                 let report = ErrorReport {
@@ -96,7 +96,7 @@ pub fn run(cli: Cli) -> i32 {
                     error_kind: error_kind(&e),
                 };
                 if let Err(e) = print_json(&report) {
-                    eprintln!("ocipatch: error: {}", text::error_line(&e));
+                    text::err(&format!("ocipatch: error: {}", text::error_line(&e)));
                 }
             }
             let usage = |cause: &(dyn std::error::Error + 'static)| {
@@ -214,6 +214,6 @@ pub fn json_report<T: serde::Serialize>(value: &T) -> anyhow::Result<serde_json:
 /// Prints a report as pretty JSON on stdout, with its `schemaVersion` (serde escapes control
 /// characters).
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(&json_report(value)?)?);
+    text::out_json(&serde_json::to_string_pretty(&json_report(value)?)?);
     Ok(())
 }

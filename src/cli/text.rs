@@ -32,14 +32,14 @@ fn needs_escape(c: char) -> bool {
 /// One line of human output on stdout, escaped: `outln!("{} …", x)`.
 macro_rules! outln {
     ($($arg:tt)*) => {
-        println!("{}", $crate::cli::text::clean(&format!($($arg)*)))
+        $crate::cli::text::out(&format!($($arg)*))
     };
 }
 
 /// One line of human output on stderr, escaped.
 macro_rules! errln {
     ($($arg:tt)*) => {
-        eprintln!("{}", $crate::cli::text::clean(&format!($($arg)*)))
+        $crate::cli::text::err(&format!($($arg)*))
     };
 }
 
@@ -52,6 +52,35 @@ macro_rules! push_line {
 }
 
 pub(crate) use {errln, outln, push_line};
+
+/// Writes `text` on stdout, every line escaped ([`clean`]), each ending in a newline. A closed
+/// pipe (`ocipatch inspect … | head`) is not worth a panic: the rest is dropped.
+pub fn out(text: &str) {
+    write_lines(&mut std::io::stdout().lock(), text);
+}
+
+/// Writes `text` on stderr, every line escaped.
+pub fn err(text: &str) {
+    write_lines(&mut std::io::stderr().lock(), text);
+}
+
+/// A `--json` report on stdout: serde has escaped every string in it.
+pub fn out_json(json: &str) {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    let _ = o
+        .write_all(json.as_bytes())
+        .and_then(|()| o.write_all(b"\n"));
+}
+
+fn write_lines(w: &mut dyn std::io::Write, text: &str) {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    for line in text.split('\n') {
+        if writeln!(w, "{}", clean(line)).is_err() {
+            return;
+        }
+    }
+}
 
 /// The one-line form of an error and its causes, escaped for the terminal (see
 /// [`error_text`]).

@@ -1,4 +1,5 @@
 //! Builder tests on real trees in temp dirs.
+#![allow(clippy::disallowed_macros)] // a test says why it skipped
 
 use std::fs::{self, File};
 use std::io::Read;

@@ -1963,6 +1963,7 @@ mod tests {
     /// build: `cargo test --release --lib -- --ignored hundred_mb`.
     #[test]
     #[ignore]
+    #[allow(clippy::disallowed_macros)] // it prints what it measured
     fn a_hundred_mb_fedora_like_database_reads() {
         let t = std::time::Instant::now();
         let bytes = fedora_like(2500, 100, 36_000);

@@ -296,3 +296,53 @@ fn a_docker_archive_rebase_names_the_digest_tools_agree_on() {
         "stdout still ends with the digest: {out}"
     );
 }
+
+/// Text from a hostile layout (its tags) and from a registry (an error body) reaches the
+/// terminal escaped, through `check` as through every command (all lines go through
+/// cli::text; clippy's disallowed-macros keeps it that way).
+#[test]
+fn check_escapes_a_hostile_tag_list_and_a_registry_error_body() {
+    let s = scenario();
+    // A tag with an escape sequence: `check` of a tag the layout lacks lists the tags it has.
+    let index = s.layout.index();
+    let mut hostile = index.clone();
+    let entry = hostile["manifests"][0].clone();
+    let mut evil = entry.clone();
+    evil["annotations"]["org.opencontainers.image.ref.name"] = "v1\u{1b}]0;pwned\u{7}".into();
+    hostile["manifests"].as_array_mut().unwrap().push(evil);
+    std::fs::write(
+        s.layout.dir.join("index.json"),
+        serde_json::to_vec(&hostile).unwrap(),
+    )
+    .unwrap();
+    let (code, out, err) = outcome(&["check", &s.oci("nope"), "--base", &s.oci("base-v2")]);
+    assert_eq!(code, 1, "{err}");
+    let all = format!("{out}{err}");
+    assert!(!all.contains('\u{1b}') && !all.contains('\u{7}'), "{all:?}");
+    assert!(
+        all.contains("v1\\u{1b}]0;pwned\\u{7}"),
+        "the tag is named, escaped: {all}"
+    );
+
+    // A registry whose error body holds escape sequences.
+    let server = crate::util::fake::FakeServer::start(|req| {
+        if req.path == "/v2/" {
+            return Some(crate::util::fake::Reply::new(200, "{}"));
+        }
+        let body = serde_json::json!({"errors": [{"code": "DENIED", "message": "go away \u{1b}[2J\u{1b}]0;owned\u{7}"}]});
+        Some(crate::util::fake::Reply::new(403, body.to_string()))
+    });
+    let base = format!("docker://127.0.0.1:{}/lib/base:v2", server.port);
+    let app = s.oci("app");
+    for json in [false, true] {
+        let mut args = vec!["check", &app, "--base", &base, "--tls-verify=false"];
+        if json {
+            args.push("--json");
+        }
+        let (code, out, err) = outcome(&args);
+        assert_eq!(code, 1, "{err}");
+        let all = format!("{out}{err}");
+        assert!(!all.contains('\u{1b}') && !all.contains('\u{7}'), "{all:?}");
+        assert!(all.contains("go away"), "{all}");
+    }
+}

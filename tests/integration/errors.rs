@@ -7,9 +7,9 @@ use std::fs;
 
 use serde_json::{json, Value};
 
+use crate::pkgdb::{debian, stack_layer};
 use crate::util::fake::{FakeServer, Reply};
 use crate::util::*;
-use crate::pkgdb::{debian, stack_layer};
 
 /// Runs ocipatch, expecting exit code `code` and one error line on stderr; returns the error
 /// object printed on stdout.

@@ -10,6 +10,7 @@
 //!   `cargo test --test integration interop::`.
 //!
 //! `cargo test` (and scripts/test.sh) runs both.
+#![allow(clippy::disallowed_macros)] // test and benchmark output is not image text
 
 mod append;
 mod archive;
