@@ -1,7 +1,7 @@
 //! The package-database layer a rebase puts on top of an image, planned: adding it to a planned
 //! rebase ([`with_layer_on_top`]), and taking an earlier one off before planning
 //! ([`without_top_layer`]), so rebases replace that layer instead of stacking it. JSON equal to
-//! the original image's keeps the original bytes ([`super::rebase::keep_or_serialize`]): a
+//! the original image's keeps the original bytes (`keep_or_serialize` in the rebase plan): a
 //! rebase onto the current base stays a byte-identical no-op.
 
 use serde_json::{Map, Value};
