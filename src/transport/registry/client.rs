@@ -290,15 +290,15 @@ pub fn header<'r>(resp: &'r Response<ureq::Body>, name: &str) -> Option<&'r str>
 /// The origin of a URL (scheme, host, port with the scheme's default made explicit), the unit
 /// credentials are scoped to.
 fn origin(url: &str) -> Option<(String, String, u16)> {
-    let uri: http::Uri = url.parse().ok()?;
-    let scheme = uri.scheme_str()?.to_ascii_lowercase();
-    let host = uri.host()?.to_ascii_lowercase();
-    let default = match scheme.as_str() {
-        "https" => 443,
-        "http" => 80,
-        _ => return None,
-    };
-    Some((scheme, host, uri.port_u16().unwrap_or(default)))
+    let url = url::Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    Some((
+        url.scheme().to_string(),
+        url.host_str()?.to_ascii_lowercase(),
+        url.port_or_known_default()?,
+    ))
 }
 
 /// Whether two URLs have the same origin (an unparsable one has none).
@@ -567,15 +567,12 @@ impl Client {
         format!("{}/v2/{repository}/{path}", self.conn.base)
     }
 
-    /// Resolves an upload `Location` (absolute, or relative to the registry).
+    /// Resolves an upload `Location` (absolute, or relative to the registry), as a browser
+    /// resolves a link (RFC 3986); one that does not parse is used as the registry gave it.
     pub fn resolve(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_string()
-        } else if location.starts_with('/') {
-            format!("{}{location}", self.conn.base)
-        } else {
-            format!("{}/{location}", self.conn.base)
-        }
+        url::Url::parse(&format!("{}/", self.conn.base))
+            .and_then(|base| base.join(location))
+            .map_or_else(|_| location.to_string(), String::from)
     }
 
     /// The `Authorization` header for `scopes`, fetching a token when the registry wants one.
@@ -1160,42 +1157,15 @@ const MAX_REDIRECTS: usize = 10;
 /// same origin. Any other scheme (`file:`, `ftp:`, `data:`) and a downgrade from https to http
 /// are refused.
 fn redirect_target(from: &str, location: &str) -> std::result::Result<String, &'static str> {
-    let lower = location.to_ascii_lowercase();
-    let origin_end = from
-        .find("://")
-        .map(|i| i + 3)
-        .and_then(|start| from[start..].find('/').map(|j| start + j))
-        .unwrap_or(from.len());
-    if lower.starts_with("https://") {
-        return Ok(location.to_string());
+    let from = url::Url::parse(from).map_err(|_| "the request's own URL does not parse")?;
+    let to = from
+        .join(location)
+        .map_err(|_| "its Location does not parse as a URL")?;
+    match (from.scheme(), to.scheme()) {
+        ("https", "http") => Err("it downgrades https to plain http"),
+        (_, "http" | "https") => Ok(to.into()),
+        _ => Err("only http and https redirects are followed"),
     }
-    if lower.starts_with("http://") {
-        if from.to_ascii_lowercase().starts_with("https://") {
-            return Err("it downgrades https to plain http");
-        }
-        return Ok(location.to_string());
-    }
-    if location.starts_with("//") {
-        let scheme = &from[..from.find("://").unwrap_or(0)];
-        return Ok(format!("{scheme}:{location}"));
-    }
-    if location.starts_with('/') {
-        return Ok(format!("{}{location}", &from[..origin_end]));
-    }
-    if let Some(colon) = location.find(':') {
-        if location[..colon]
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        {
-            return Err("only http and https redirects are followed");
-        }
-    }
-    // Relative to the current path's directory.
-    let path_end = from[..from.find('?').unwrap_or(from.len())]
-        .rfind('/')
-        .filter(|i| *i >= origin_end)
-        .map_or(from.len(), |i| i + 1);
-    Ok(format!("{}{location}", &from[..path_end]))
 }
 
 #[cfg(test)]
