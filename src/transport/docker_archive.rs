@@ -19,7 +19,7 @@ use super::Source;
 use crate::engine;
 use crate::error::{BlobLocation, Error, FileError, NotFoundHint, Result, UsageError, Wanted};
 use crate::model::reference::normalise_docker_name;
-use crate::model::{media, Descriptor, Digest, Location, Reference};
+use crate::model::{media, Descriptor, Digest, Reference};
 
 /// The member listing the archive's images.
 pub const MANIFEST_JSON: &str = "manifest.json";
@@ -138,10 +138,12 @@ pub struct DockerArchiveSource {
 
 impl DockerArchiveSource {
     /// Opens a `docker-archive:` reference and selects its `NAME:TAG` (or its only image).
-    pub fn open(reference: &Reference) -> Result<DockerArchiveSource> {
-        let Location::DockerArchive { file, name } = &reference.location else {
-            unreachable!("DockerArchiveSource::open is only called for docker-archive: references")
-        };
+    pub fn open(
+        reference: &Reference,
+        file: &Path,
+        name: Option<&str>,
+    ) -> Result<DockerArchiveSource> {
+        let (file, name) = (&file.to_path_buf(), &name.map(str::to_string));
         let invalid = |source: FileError| Error::InvalidFile {
             reference: reference.to_string(),
             file: file.clone(),

@@ -29,7 +29,7 @@ use crate::engine::Compression;
 use crate::error::{Error, FileError, Result, Unsupported};
 use crate::model::image::FormatError;
 use crate::model::reference::normalise_docker_name;
-use crate::model::{media, Config, Descriptor, Digest, Location, Manifest, Reference};
+use crate::model::{media, Config, Descriptor, Digest, Manifest, Reference};
 
 /// The `docker-archive:` [`Sink`]: writes a `docker save` tar (a new file, renamed into
 /// place on commit), carrying over the other images of an existing archive.
@@ -78,10 +78,12 @@ fn read_existing(reference: &Reference, file: &Path) -> Result<Existing> {
 impl DockerArchiveSink {
     /// Prepares to write the archive a `docker-archive:` reference names; nothing is written until
     /// commit.
-    pub fn open(reference: &Reference) -> Result<DockerArchiveSink> {
-        let Location::DockerArchive { file, name } = &reference.location else {
-            unreachable!("DockerArchiveSink::open is only called for docker-archive: references")
-        };
+    pub fn open(
+        reference: &Reference,
+        file: &Path,
+        name: Option<&str>,
+    ) -> Result<DockerArchiveSink> {
+        let (file, name) = (&file.to_path_buf(), &name.map(str::to_string));
         let repo_tag = name.as_ref().map(|n| {
             let last = n.rsplit('/').next().unwrap_or(n);
             if last.contains(':') {

@@ -29,7 +29,7 @@ use crate::error::{
     BlobError, BlobLocation, Error, FileError, NotFoundHint, Result, UsageError, Wanted,
 };
 use crate::model::media;
-use crate::model::{Descriptor, Digest, Index, Location, Reference, Selector};
+use crate::model::{Descriptor, Digest, Index, Reference, Selector};
 
 pub use super::select::REF_NAME;
 pub(super) const LAYOUT_FILE: &str = "oci-layout";
@@ -52,10 +52,12 @@ pub struct LayoutSource {
 impl LayoutSource {
     /// Opens an `oci:` layout directory: checks its `oci-layout` file and reads `index.json`.
     /// The tag or digest is resolved by [`Source::root`].
-    pub fn open(reference: &Reference) -> Result<LayoutSource> {
-        let Location::OciLayout { dir, selector } = &reference.location else {
-            unreachable!("LayoutSource::open is only called for oci: references")
-        };
+    pub fn open(
+        reference: &Reference,
+        dir: &Path,
+        selector: Option<&Selector>,
+    ) -> Result<LayoutSource> {
+        let (dir, selector) = (&dir.to_path_buf(), &selector.cloned());
         let r = reference.to_string();
         let invalid = |file: PathBuf, source: FileError| Error::InvalidFile {
             reference: r.clone(),
@@ -205,15 +207,22 @@ impl LayoutSink {
     /// then, under the directory's exclusive lock, its contents are judged and `blobs/` and
     /// `oci-layout` made. A commit replaces `index.json` under the same lock, so what we judge
     /// is never half-way through another writer's commit.
-    pub fn open(reference: &Reference) -> Result<LayoutSink> {
-        LayoutSink::open_with(reference, WriteOptions::default())
+    pub fn open(
+        reference: &Reference,
+        dir: &Path,
+        selector: Option<&Selector>,
+    ) -> Result<LayoutSink> {
+        LayoutSink::open_with(reference, dir, selector, WriteOptions::default())
     }
 
     /// [`LayoutSink::open`] with explicit [`WriteOptions`].
-    pub fn open_with(reference: &Reference, write: WriteOptions) -> Result<LayoutSink> {
-        let Location::OciLayout { dir, selector } = &reference.location else {
-            unreachable!("LayoutSink::open is only called for oci: references")
-        };
+    pub fn open_with(
+        reference: &Reference,
+        dir: &Path,
+        selector: Option<&Selector>,
+        write: WriteOptions,
+    ) -> Result<LayoutSink> {
+        let (dir, selector) = (&dir.to_path_buf(), &selector.cloned());
         let tag = match selector {
             None => "latest".to_string(),
             Some(Selector::Tag(t)) => t.clone(),
@@ -510,7 +519,9 @@ mod tests {
     use super::*;
 
     fn sink(dir: &Path, tag: &str) -> Result<LayoutSink> {
-        LayoutSink::open(&Reference::parse(&format!("oci:{}:{tag}", dir.display())).unwrap())
+        let reference = Reference::parse(&format!("oci:{}:{tag}", dir.display())).unwrap();
+        let selector = Selector::Tag(tag.to_string());
+        LayoutSink::open(&reference, dir, Some(&selector))
     }
 
     fn tags(dir: &Path) -> Vec<String> {

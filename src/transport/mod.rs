@@ -157,14 +157,32 @@ pub trait Sink: Send + Sync {
 /// Opens the source a reference names.
 pub fn open_source(reference: &Reference, opts: &RegistryOptions) -> Result<Box<dyn Source>> {
     match &reference.location {
-        Location::OciLayout { .. } => Ok(Box::new(layout::LayoutSource::open(reference)?)),
-        Location::OciArchive { .. } => {
-            Ok(Box::new(oci_archive::OciArchiveSource::open(reference)?))
-        }
-        Location::DockerArchive { .. } => Ok(Box::new(docker_archive::DockerArchiveSource::open(
+        Location::OciLayout { dir, selector } => Ok(Box::new(layout::LayoutSource::open(
             reference,
+            dir,
+            selector.as_ref(),
         )?)),
-        Location::Registry { .. } => Ok(Box::new(registry::RegistrySource::open(reference, opts)?)),
+        Location::OciArchive { file, tag } => Ok(Box::new(oci_archive::OciArchiveSource::open(
+            reference,
+            file,
+            tag.as_deref(),
+        )?)),
+        Location::DockerArchive { file, name } => Ok(Box::new(
+            docker_archive::DockerArchiveSource::open(reference, file, name.as_deref())?,
+        )),
+        Location::Registry {
+            host,
+            repository,
+            selector,
+        } => Ok(Box::new(registry::RegistrySource::open(
+            reference,
+            registry::Target {
+                host,
+                repository,
+                selector,
+            },
+            opts,
+        )?)),
     }
 }
 
@@ -181,16 +199,33 @@ pub fn open_sink_with(
     write: WriteOptions,
 ) -> Result<Box<dyn Sink>> {
     match &reference.location {
-        Location::OciLayout { .. } => {
-            Ok(Box::new(layout::LayoutSink::open_with(reference, write)?))
-        }
-        Location::OciArchive { .. } => {
-            Ok(Box::new(oci_archive_sink::OciArchiveSink::open(reference)?))
-        }
-        Location::DockerArchive { .. } => Ok(Box::new(
-            docker_archive_sink::DockerArchiveSink::open(reference)?,
+        Location::OciLayout { dir, selector } => Ok(Box::new(layout::LayoutSink::open_with(
+            reference,
+            dir,
+            selector.as_ref(),
+            write,
+        )?)),
+        Location::OciArchive { file, tag } => Ok(Box::new(oci_archive_sink::OciArchiveSink::open(
+            reference,
+            file,
+            tag.as_deref(),
+        )?)),
+        Location::DockerArchive { file, name } => Ok(Box::new(
+            docker_archive_sink::DockerArchiveSink::open(reference, file, name.as_deref())?,
         )),
-        Location::Registry { .. } => Ok(Box::new(registry::RegistrySink::open(reference, opts)?)),
+        Location::Registry {
+            host,
+            repository,
+            selector,
+        } => Ok(Box::new(registry::RegistrySink::open(
+            reference,
+            registry::Target {
+                host,
+                repository,
+                selector,
+            },
+            opts,
+        )?)),
     }
 }
 

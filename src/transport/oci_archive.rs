@@ -12,7 +12,7 @@ use super::tar_index::TarIndex;
 use super::Source;
 use crate::error::{BlobLocation, Error, FileError, NotFoundHint, Result, Wanted};
 use crate::model::media;
-use crate::model::{Descriptor, Digest, Index, Location, Reference};
+use crate::model::{Descriptor, Digest, Index, Reference};
 
 /// Where a blob lives inside the archive.
 pub fn blob_member(digest: &Digest) -> String {
@@ -112,14 +112,11 @@ pub struct OciArchiveSource {
 
 impl OciArchiveSource {
     /// Opens an `oci-archive:` reference and resolves its tag (or its only image).
-    pub fn open(reference: &Reference) -> Result<OciArchiveSource> {
-        let Location::OciArchive { file, tag } = &reference.location else {
-            unreachable!("OciArchiveSource::open is only called for oci-archive: references")
-        };
+    pub fn open(reference: &Reference, file: &Path, tag: Option<&str>) -> Result<OciArchiveSource> {
         Ok(OciArchiveSource {
             reference: reference.clone(),
-            file: file.clone(),
-            tag: tag.clone(),
+            file: file.to_path_buf(),
+            tag: tag.map(str::to_string),
             archive: OciArchive::open(reference, file)?,
         })
     }

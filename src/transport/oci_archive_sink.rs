@@ -23,7 +23,7 @@ use super::tar_writer::{ArchiveLock, TarWriter};
 use super::{select, CopyOutcome, Sink, Source};
 use crate::engine;
 use crate::error::{Error, Result};
-use crate::model::{Descriptor, Digest, Location, Reference};
+use crate::model::{Descriptor, Digest, Reference};
 
 /// The `oci-archive:` [`Sink`]: writes an OCI layout as a tar (a new file, renamed into
 /// place on commit), carrying over the other images of an existing archive.
@@ -65,16 +65,13 @@ fn read_existing(reference: &Reference, file: &Path) -> Result<Option<OciArchive
 impl OciArchiveSink {
     /// Prepares to write the archive an `oci-archive:` reference names; nothing is written until
     /// commit.
-    pub fn open(reference: &Reference) -> Result<OciArchiveSink> {
-        let Location::OciArchive { file, tag } = &reference.location else {
-            unreachable!("OciArchiveSink::open is only called for oci-archive: references")
-        };
+    pub fn open(reference: &Reference, file: &Path, tag: Option<&str>) -> Result<OciArchiveSink> {
         // Refuse early (again at commit) to replace something that is not an oci-archive.
         let old = read_existing(reference, file)?;
         Ok(OciArchiveSink {
             reference: reference.clone(),
-            file: file.clone(),
-            tag: tag.clone().unwrap_or_else(|| "latest".to_string()),
+            file: file.to_path_buf(),
+            tag: tag.unwrap_or("latest").to_string(),
             old,
             from_old: Mutex::new(BTreeSet::new()),
             staging: Staging::next_to(file, reference)?,

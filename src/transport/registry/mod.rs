@@ -32,19 +32,18 @@ use super::{CopyOutcome, RegistryOptions, Sink, Source, MAX_JSON_BLOB};
 use crate::error::{
     BlobError, BlobLocation, Error, NotFoundHint, RegistryAnswer, Result, UsageError, Wanted,
 };
-use crate::model::{media, Descriptor, Digest, Index, Location, Manifest, Reference, Selector};
+use crate::model::{media, Descriptor, Digest, Index, Manifest, Reference, Selector};
 
-/// Where a reference points: its host, repository and tag or digest.
-fn parts(reference: &Reference) -> (&str, &str, &Selector) {
-    let Location::Registry {
-        host,
-        repository,
-        selector,
-    } = &reference.location
-    else {
-        unreachable!("registry transport opened for a non-registry reference")
-    };
-    (host, repository, selector)
+/// Where a `docker://` reference points: its host, repository and tag or digest (the fields of
+/// its [`Location::Registry`](crate::model::Location::Registry)).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The registry host, with its port if one was written.
+    pub host: &'a str,
+    /// The repository path.
+    pub repository: &'a str,
+    /// The tag or digest.
+    pub selector: &'a Selector,
 }
 
 fn pull_scope(repository: &str) -> String {
@@ -83,13 +82,23 @@ pub struct RegistrySource {
     /// Sizes of the blobs the manifests fetched so far point at: no body is read past the
     /// size its descriptor gives (the `Source` interface asks for blobs by digest only).
     sizes: Mutex<HashMap<Digest, u64>>,
+    /// The tag or digest [`Source::root`] resolves.
+    selector: Selector,
 }
 
 impl RegistrySource {
     /// A source for a `docker://` reference, on a client set up as `opts` says (see
     /// [`Client::connect`]). The tag or digest is resolved by [`Source::root`].
-    pub fn open(reference: &Reference, opts: &RegistryOptions) -> Result<RegistrySource> {
-        let (host, repository, _) = parts(reference);
+    pub fn open(
+        reference: &Reference,
+        target: Target<'_>,
+        opts: &RegistryOptions,
+    ) -> Result<RegistrySource> {
+        let Target {
+            host,
+            repository,
+            selector,
+        } = target;
         let client = Client::connect(&reference.to_string(), host, repository, opts)?;
         Ok(RegistrySource {
             reference: reference.clone(),
@@ -99,6 +108,7 @@ impl RegistrySource {
             manifests: Mutex::new(HashMap::new()),
             manifest_digests: Mutex::new(HashSet::new()),
             sizes: Mutex::new(HashMap::new()),
+            selector: selector.clone(),
         })
     }
 
@@ -283,12 +293,11 @@ impl Source for RegistrySource {
     }
 
     fn root(&self) -> Result<Descriptor> {
-        let (_, _, selector) = parts(&self.reference);
-        let what = match selector {
+        let what = match &self.selector {
             Selector::Tag(t) => Wanted::Tag(t.clone()),
             Selector::Digest(d) => Wanted::Manifest(d.clone()),
         };
-        match self.fetch_manifest(selector)? {
+        match self.fetch_manifest(&self.selector)? {
             Ok((desc, _)) => Ok(desc),
             Err(answer) => Err(self.not_found(what, answer)),
         }
@@ -459,8 +468,16 @@ impl Read for Verifying<'_> {
 impl RegistrySink {
     /// Prepares to push to a `docker://` reference; it must name a tag. Nothing is tagged until
     /// commit.
-    pub fn open(reference: &Reference, opts: &RegistryOptions) -> Result<RegistrySink> {
-        let (host, repository, selector) = parts(reference);
+    pub fn open(
+        reference: &Reference,
+        target: Target<'_>,
+        opts: &RegistryOptions,
+    ) -> Result<RegistrySink> {
+        let Target {
+            host,
+            repository,
+            selector,
+        } = target;
         let Selector::Tag(tag) = selector else {
             return Err(UsageError::DigestDestination {
                 reference: reference.to_string(),
