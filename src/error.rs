@@ -19,21 +19,23 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::engine::EngineError;
-use crate::layer::LayerError;
 use crate::model::digest::DigestParseError;
 use crate::model::image::FormatError;
 use crate::model::reference::{NameError, ReferenceError};
 use crate::model::Digest;
 use crate::ops::safety::SafetyReport;
-use crate::pkgdb::accounts::AccountsError;
-use crate::pkgdb::rpm::RpmDbError;
-use crate::pkgdb::ParseError;
 use crate::plan::rebase::{
     ANNOTATION_BASE_DIGEST as BASE_DIGEST, ANNOTATION_BASE_NAME as BASE_NAME,
 };
-use crate::plan::PlanError;
-use crate::transport::docker_archive::ManifestJsonError;
+pub use crate::transport::docker_archive::ManifestJsonError;
+// The causes an [`Error`] carries (their modules are building blocks, not API).
+pub use crate::engine::EngineError;
+pub use crate::layer::LayerError;
+pub use crate::pkgdb::accounts::AccountsError;
+pub use crate::pkgdb::rpm::{HeaderProblem, RpmDbError};
+pub use crate::pkgdb::rpmheader::{EntryProblem, HeaderError};
+pub use crate::pkgdb::ParseError;
+pub use crate::plan::PlanError;
 use crate::transport::registry::auth::AuthError;
 use crate::transport::tar_index::TarError;
 use crate::verdict::FindingClass;

@@ -63,24 +63,36 @@
 //!
 //! # Layers of the code
 //!
-//! Arrows only point down: [`ops`] (one function per user operation) → [`plan`] (pure
-//! decisions), [`engine`] (parallel blob hashing and copying), [`transport`] (where images
-//! live), [`pkgdb`] (package databases) → [`model`] (references, digests, media types,
-//! descriptors). [`layer`] builds and reads layer tarballs; [`verdict`] holds the pure checks
+//! Arrows only point down: [`ops`] (one function per user operation) → `plan` (pure
+//! decisions), `engine` (parallel blob hashing and copying), [`transport`] (where images
+//! live), `pkgdb` (package databases) → [`model`] (references, digests, media types,
+//! descriptors). `layer` builds and reads layer tarballs; `verdict` holds the pure checks
 //! of the rebase safety verdict (version order and package relations, per package manager).
+//! The API is [`ops`], [`transport`], [`model`] and [`error`]; the other modules are building
+//! blocks, and what the API hands out of them is re-exported from [`ops`] and [`error`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cleanup;
-pub mod engine;
 pub mod error;
-pub mod layer;
 pub mod model;
 pub mod ops;
-pub mod pkgdb;
-pub mod plan;
 pub mod transport;
+
+// The building blocks below are public only for the binary, the benchmarks, the fuzz targets
+// and the interop tests; they are not API (hidden from the docs, no stability promise). What
+// the documented API hands out of them is re-exported from `ops` and `error`.
+#[doc(hidden)]
+pub mod cleanup;
+#[doc(hidden)]
+pub mod engine;
+#[doc(hidden)]
+pub mod layer;
+#[doc(hidden)]
+pub mod pkgdb;
+#[doc(hidden)]
+pub mod plan;
+#[doc(hidden)]
 pub mod verdict;
 
 pub use error::{Error, Result};

@@ -7,9 +7,9 @@ use clap::{Args, ValueEnum};
 use super::progress::Bar;
 use super::text::{errln, outln};
 use super::{exit, human_bytes, print_json};
-use ocipatch::layer::LayerCompression;
 use ocipatch::model::reference::ReferenceError;
 use ocipatch::model::Reference;
+use ocipatch::ops::LayerCompression;
 use ocipatch::ops::{self, AppendOptions};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -80,7 +80,7 @@ fn human(r: &InspectReport) -> String {
             let real = sr
                 .findings
                 .iter()
-                .filter(|f| f.class == ocipatch::layer::FindingClass::Real);
+                .filter(|f| f.class == ocipatch::ops::FindingClass::Real);
             push_line!(
                 s,
                 "  rebase onto --base: {} safety finding(s){}",
@@ -92,12 +92,10 @@ fn human(r: &InspectReport) -> String {
             }
             for f in &sr.findings {
                 let note = match f.class {
-                    ocipatch::layer::FindingClass::PackageDb => {
+                    ocipatch::ops::FindingClass::PackageDb => {
                         "package database, reconciled by the rebase"
                     }
-                    ocipatch::layer::FindingClass::Volatile => {
-                        "volatile state (logs, caches, locks)"
-                    }
+                    ocipatch::ops::FindingClass::Volatile => "volatile state (logs, caches, locks)",
                     // Real, or a class newer than this code: listed above with the findings.
                     _ => continue,
                 };

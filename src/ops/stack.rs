@@ -48,8 +48,6 @@ pub struct Copy {
     pub layer: usize,
     /// For a hard link, the other name of the same file (also to be rewritten).
     pub hard_link_target: Option<String>,
-    /// The links followed to reach it (`link -> target`).
-    pub via: Vec<String>,
 }
 
 /// What a lookup of a database path in a stack found.
@@ -94,11 +92,6 @@ impl<'a> Stack<'a> {
         &self.tree
     }
 
-    /// `"{name} layer {digest}"` for the layer at `index`.
-    pub fn layer_name(&self, index: usize) -> String {
-        self.layer(index).to_string()
-    }
-
     /// The layer at `index`, named for errors (the stack alone when there is no such layer).
     pub fn layer(&self, index: usize) -> LayerName {
         LayerName {
@@ -112,21 +105,16 @@ impl<'a> Stack<'a> {
         self.layers.get(index).map(|l| l.summary.as_ref())
     }
 
-    /// The source of the layer at `index`.
-    pub fn source(&self, index: usize) -> Option<&'a dyn Source> {
-        self.layers.get(index).map(|l| l.src)
-    }
-
     /// Looks `path` up and reads the regular file it leads to. A file whose contents the
     /// summary did not keep (a link led somewhere unusual) is read from its layer again.
     pub fn file(&self, path: &str, counter: &AtomicU64) -> Result<Found> {
         let lookup = resolve(&self.tree, path, true);
-        let (found, entry, links) = match &lookup {
+        let (found, entry) = match &lookup {
             Lookup::Found {
                 path,
                 entry: Some(e),
-                links,
-            } => (path.clone(), *e, links),
+                ..
+            } => (path.clone(), *e),
             Lookup::Found { .. } => return Ok(Found::Unusable(format!("{path} is a directory"))),
             Lookup::Missing { .. } => return Ok(Found::Absent),
             other => {
@@ -135,7 +123,6 @@ impl<'a> Stack<'a> {
                 ))
             }
         };
-        let via = links.iter().map(|l| l.to_string()).collect();
         let layer = self.tree.layer_of(&found).unwrap_or(0);
         let (content_path, hard_link_target) = match entry.kind {
             EntryKind::File => (found.clone(), None),
@@ -180,7 +167,6 @@ impl<'a> Stack<'a> {
             content: kept.content,
             layer,
             hard_link_target,
-            via,
         })))
     }
 

@@ -2,7 +2,7 @@
 //! dpkg's `var/lib/dpkg/status` (and the per-package `status.d/` files of distroless images),
 //! apt's `var/lib/apt/extended_states`, apk's `lib/apk/db/installed` and `etc/apk/world`.
 //!
-//! PURE: parse ([`parse`]), 3-way merge by package ([`merge`]) and write, in the tool's own
+//! PURE: parse ([`parse`]), 3-way merge by package (`merge`) and write, in the tool's own
 //! order and format. `ops::pkgdb` decides which layers to read; nothing here touches a file.
 //!
 //! Why: an application built with `apt-get install` carries a full copy of the database in its

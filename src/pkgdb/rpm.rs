@@ -2,7 +2,7 @@
 //!
 //! A package is identified by name and arch, its unit is the set of header blobs installed
 //! under that name and arch (one, or several for install-only packages such as kernels), and
-//! the merge rules are the common ones (see [`super::merge`]): untouched by the application ->
+//! the merge rules are the common ones (see `merge`): untouched by the application ->
 //! the new base's; changed by the application only -> the application's; both -> the
 //! application's and a [`Pin`].
 //!

@@ -31,7 +31,8 @@ use crate::error::{
 use crate::model::media;
 use crate::model::{Descriptor, Digest, Index, Reference, Selector};
 
-pub use super::select::REF_NAME;
+#[cfg(test)]
+use super::select::REF_NAME;
 pub(super) const LAYOUT_FILE: &str = "oci-layout";
 pub(super) const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
@@ -207,15 +208,6 @@ impl LayoutSink {
     /// then, under the directory's exclusive lock, its contents are judged and `blobs/` and
     /// `oci-layout` made. A commit replaces `index.json` under the same lock, so what we judge
     /// is never half-way through another writer's commit.
-    pub fn open(
-        reference: &Reference,
-        dir: &Path,
-        selector: Option<&Selector>,
-    ) -> Result<LayoutSink> {
-        LayoutSink::open_with(reference, dir, selector, WriteOptions::default())
-    }
-
-    /// [`LayoutSink::open`] with explicit [`WriteOptions`].
     pub fn open_with(
         reference: &Reference,
         dir: &Path,
@@ -521,7 +513,7 @@ mod tests {
     fn sink(dir: &Path, tag: &str) -> Result<LayoutSink> {
         let reference = Reference::parse(&format!("oci:{}:{tag}", dir.display())).unwrap();
         let selector = Selector::Tag(tag.to_string());
-        LayoutSink::open(&reference, dir, Some(&selector))
+        LayoutSink::open_with(&reference, dir, Some(&selector), WriteOptions::default())
     }
 
     fn tags(dir: &Path) -> Vec<String> {

@@ -1,18 +1,18 @@
 //! Where images live, behind one pair of traits. An operation never knows whether its source is
 //! a directory, a tarball or a registry.
 
-pub mod docker_archive;
-pub mod docker_archive_sink;
-pub mod layout;
-pub mod memory;
-pub mod oci_archive;
-pub mod oci_archive_sink;
+pub(crate) mod docker_archive;
+pub(crate) mod docker_archive_sink;
+pub(crate) mod layout;
+pub(crate) mod memory;
+pub(crate) mod oci_archive;
+pub(crate) mod oci_archive_sink;
 pub mod registry;
 mod select;
 mod staging;
 pub mod tar_index;
 mod tar_writer;
-pub mod temp;
+pub(crate) mod temp;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
