@@ -45,13 +45,15 @@ pub struct RebaseArgs {
     /// Print a machine-readable report on stdout instead of the digest
     #[arg(long)]
     pub json: bool,
-    /// Refuse the rebase when the safety report finds anything (files the app overwrites that
-    /// the new base changed, whiteouts of changed paths, app files under removed paths,
-    /// platform changes)
+    /// Refuse the rebase (write nothing, exit 1) when the safety verdict has a real finding:
+    /// app files the swap hides or removes, a release change, package relations the rebase
+    /// breaks, app binaries that no longer load, a platform change
+    /// (routine changes, such as files with identical contents, are not findings)
     #[arg(long)]
     pub strict: bool,
-    /// Compute the safety report (on by default with --dry-run and --strict, and with --json
-    /// unless the image or new base is in a registry, where it downloads every layer)
+    /// Compute the safety verdict even where it is not computed by default (a registry
+    /// rebase computes it when the package-database step reads every layer anyway; this flag
+    /// downloads what it needs). Local rebases, --dry-run and --strict always compute it
     #[arg(long)]
     pub safety: bool,
     /// Do not reconcile package databases (dpkg status, apt extended_states, apk installed and
