@@ -50,8 +50,9 @@ pub struct Subject {
 pub struct Dependency {
     /// What it is: `image`, `old-base`, `new-base`, `layer`.
     pub name: String,
-    /// Where it was read from: the reference or file as given.
-    pub uri: String,
+    /// Where it was read from: the reference or file as given (`None`: found by digest, e.g.
+    /// an old base through the image's `base.digest` annotation).
+    pub uri: Option<String>,
     /// Its digest (a manifest's or index's, a layer blob's).
     pub digest: Digest,
 }
@@ -79,7 +80,13 @@ pub fn statement(run: &Run, source_date_epoch: Option<i64>) -> Value {
     let deps: Vec<Value> = run
         .dependencies
         .iter()
-        .map(|d| json!({"name": d.name, "uri": d.uri, "digest": digest_set(&d.digest)}))
+        .map(|d| {
+            let mut v = json!({"name": d.name, "digest": digest_set(&d.digest)});
+            if let Some(uri) = &d.uri {
+                v["uri"] = json!(uri);
+            }
+            v
+        })
         .collect();
     let mut run_details = json!({
         "builder": {

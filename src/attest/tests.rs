@@ -208,7 +208,7 @@ fn provenance_statement() {
             .clone(),
         dependencies: vec![Dependency {
             name: "new-base".into(),
-            uri: "oci:bases:v2".into(),
+            uri: Some("oci:bases:v2".into()),
             digest: Digest::of(b"v2"),
         }],
     };
