@@ -22,7 +22,7 @@ fn deb822_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// The value of an apk `X:value` line of one stanza.
-fn apk_field<'a>(text: &'a str, key: char) -> Option<&'a str> {
+fn apk_field(text: &str, key: char) -> Option<&str> {
     text.lines().find_map(|l| {
         let mut chars = l.chars();
         (chars.next() == Some(key) && chars.next() == Some(':')).then(|| &l[2..])

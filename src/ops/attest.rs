@@ -188,6 +188,9 @@ pub fn image_facts(img: &WrittenImage, cache: &LayerSummaries) -> Result<ImageFa
     })
 }
 
+/// Lists the packages of one database file.
+type ParseDb = fn(&[u8]) -> std::result::Result<Vec<Package>, PackageDbError>;
+
 /// Every package of every database the stack holds.
 fn image_packages(name: &str, stack: &Stack, counter: &AtomicU64) -> Result<Vec<Package>> {
     let mut out = Vec::new();
@@ -205,10 +208,7 @@ fn image_packages(name: &str, stack: &Stack, counter: &AtomicU64) -> Result<Vec<
         source: Box::new(source),
     };
     // (path, parser) of every database; status.d files are added below.
-    let mut dbs: Vec<(
-        String,
-        fn(&[u8]) -> std::result::Result<Vec<Package>, PackageDbError>,
-    )> = vec![
+    let mut dbs: Vec<(String, ParseDb)> = vec![
         (pkgdb::Format::DpkgStatus.path().to_string(), |b| {
             Ok(packages::dpkg(b)?)
         }),

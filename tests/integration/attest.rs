@@ -318,8 +318,7 @@ fn append_documents_and_dry_run_writes_nothing() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| p["primaryPackagePurpose"] == "ARCHIVE")
-        .next_back()
+        .rfind(|p| p["primaryPackagePurpose"] == "ARCHIVE")
         .unwrap()
         .clone();
     assert_eq!(last_layer["name"], done["layer"]["digest"]);
