@@ -99,7 +99,7 @@ impl AttestArgs {
 
 /// One line per document: `  sbom (linux/amd64): application/spdx+json sha256:… (12 KiB) of
 /// sha256:…, written to PATH`.
-pub fn summary(s: &mut String, docs: &[Attestation]) {
+pub fn summary<'a>(s: &mut String, docs: impl IntoIterator<Item = &'a Attestation>) {
     for d in docs {
         let what = match &d.platform {
             Some(p) => format!("sbom ({p})"),

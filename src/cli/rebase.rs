@@ -230,6 +230,13 @@ fn fleet(args: &RebaseArgs, run: &RebaseRun, jobs: &[Job]) -> anyhow::Result<i32
             report.requests.total,
             report.requests.per_image
         );
+        for e in &report.images {
+            let mut docs = String::new();
+            super::attest::summary(&mut docs, e.report.iter().flat_map(|r| &r.attestations));
+            for l in docs.lines() {
+                errln!("  {}:{l}", e.image);
+            }
+        }
         for e in report
             .images
             .iter()
