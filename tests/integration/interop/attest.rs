@@ -5,7 +5,7 @@
 //! suite's venv ([`venv_python`]). The SBOM's packages are compared with what the package
 //! manager itself lists in the unpacked result: `dpkg-query` on the debootstrap'ed Debian
 //! fixture (`scripts/make-debian-fixture.sh`), apk's `installed` on the Alpine fixture
-//! (`scripts/make-apk-fixture.sh`). Two runs give byte-identical documents.
+//! (`scripts/make-apk-fixture.sh`), `rpm -qa` on the rpm fixture (`scripts/make-rpm-fixture.sh`). Two runs give byte-identical documents.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -142,7 +142,7 @@ fn rebase_with(fx: &Fixture, out: &str, extra: &[&str]) -> String {
 
 /// The SBOM of the rebased image in both formats, each made twice: byte-identical, valid, and
 /// listing exactly what `list` says the unpacked result holds. Then the provenance.
-fn check_rebase_documents(fx: &Fixture, list: impl Fn(&Path) -> BTreeSet<String>) {
+fn check_rebase_documents(fx: &Fixture, least: usize, list: impl Fn(&Path) -> BTreeSet<String>) {
     for format in ["spdx", "cyclonedx"] {
         let (a, b) = (
             fx.path(&format!("{format}-a.json")),
@@ -169,7 +169,7 @@ fn check_rebase_documents(fx: &Fixture, list: impl Fn(&Path) -> BTreeSet<String>
         let doc = read_json(&a);
         let rootfs = fx.unpack(&fx.path(&out), "app");
         let want = list(&rootfs);
-        assert!(want.len() >= 5, "the fixture holds packages: {want:?}");
+        assert!(want.len() >= least, "the fixture holds packages: {want:?}");
         let got = sbom_packages(&doc);
         let missing: Vec<_> = want.difference(&got).collect();
         let extra: Vec<_> = got.difference(&want).collect();
@@ -271,13 +271,33 @@ fn apk_installed(rootfs: &Path) -> BTreeSet<String> {
 #[test]
 fn debian_rebase_documents_are_valid_and_list_what_dpkg_lists() {
     let fx = Fixture::build("make-debian-fixture.sh", DEBIAN_TOOLS);
-    check_rebase_documents(&fx, dpkg_installed);
+    check_rebase_documents(&fx, 50, dpkg_installed);
 }
 
 #[test]
 fn alpine_rebase_documents_are_valid_and_list_what_apk_lists() {
     let fx = Fixture::build("make-apk-fixture.sh", APK_TOOLS);
-    check_rebase_documents(&fx, apk_installed);
+    check_rebase_documents(&fx, 5, apk_installed);
+}
+
+/// `name version-release arch` of every package rpm itself lists.
+fn rpm_installed(rootfs: &Path) -> BTreeSet<String> {
+    let r = run_ok(
+        cmd("rpm")
+            .arg("--dbpath")
+            .arg(rootfs.join("var/lib/rpm"))
+            .args(["-qa", "--qf", "%{NAME} %{VERSION}-%{RELEASE} %{ARCH}\n"]),
+    );
+    r.stdout().lines().map(str::to_string).collect()
+}
+
+#[test]
+fn rpm_rebase_documents_are_valid_and_list_what_rpm_lists() {
+    let fx = Fixture::build(
+        "make-rpm-fixture.sh",
+        &["rpm", "rpmbuild", "umoci", "skopeo"],
+    );
+    check_rebase_documents(&fx, 3, rpm_installed);
 }
 
 /// The validators are not rubber stamps: each refuses a broken document of its format.
