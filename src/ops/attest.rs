@@ -4,7 +4,8 @@
 //! The SBOM of a platform lists the packages of the RESULT: its layers (new base, the
 //! application's, the package-database layer on top) stacked as a container sees them, each
 //! database looked up the way the safety verdict does ([`super::stack::Stack`]: links followed
-//! inside the image, whiteouts honoured): dpkg `var/lib/dpkg/status` and the `status.d/` files,
+//! inside the image, whiteouts honoured): dpkg `var/lib/dpkg/status` and the `status.d/` files
+//! (not their `.md5sums` file lists),
 //! apk `lib/apk/db/installed`, rpm `rpmdb.sqlite` (both locations, once when one is a link to the
 //! other). The layers are read through the run's [`LayerSummaries`] (the package-database step and
 //! the verdict usually read them already); from a registry that reads every layer.
@@ -233,7 +234,9 @@ fn image_packages(name: &str, stack: &Stack, counter: &AtomicU64) -> Result<Vec<
             })
             .filter_map(|e| {
                 let rest = e.path.strip_prefix(&format!("{dir}/"))?;
-                (!rest.is_empty() && !rest.contains('/')).then(|| e.path.clone())
+                // distroless keeps each package's file list beside its stanza file.
+                (!rest.is_empty() && !rest.contains('/') && !rest.ends_with(".md5sums"))
+                    .then(|| e.path.clone())
             })
             .collect();
         files.sort();

@@ -327,3 +327,73 @@ fn append_documents_and_dry_run_writes_nothing() {
         .unwrap()
         .contains(": appended"));
 }
+
+#[test]
+fn distroless_status_d_and_the_release_make_the_purls() {
+    let s = scenario();
+    let stanza = |name: &str, version: &str, source: &str| {
+        format!(
+            "Package: {name}\nStatus: install ok installed\nArchitecture: amd64\n{source}Version: {version}\nDescription: x\n"
+        )
+    };
+    let (files, libc) = (
+        stanza("base-files", "12.4+deb12u5", ""),
+        stanza("libc6", "2.36-9+deb12u4", "Source: glibc\n"),
+    );
+    let img = Image::new(
+        vec![Layer::files(&[
+            (
+                "etc/os-release",
+                b"ID=debian\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\n",
+            ),
+            ("var/lib/dpkg/status.d/base-files", files.as_bytes()),
+            (
+                "var/lib/dpkg/status.d/base-files.md5sums",
+                b"d41d8cd98f00b204e9800998ecf8427e  etc/debian_version\n",
+            ),
+            ("var/lib/dpkg/status.d/libc6", libc.as_bytes()),
+        ])],
+        &["distroless"],
+    );
+    s.layout.add("distroless", &img);
+    let patch = s.path("patch");
+    std::fs::create_dir_all(&patch).unwrap();
+    std::fs::write(patch.join("motd"), "hi\n").unwrap();
+    let file = s.path("sbom.cdx.json");
+    run_ok(
+        ocipatch()
+            .args(["append", &s.oci("distroless"), "--layer"])
+            .arg(&patch)
+            .args(["-o", &s.oci("out"), "--sbom", "cyclonedx", "--sbom-file"])
+            .arg(&file),
+    );
+    let doc: Value = serde_json::from_slice(&read(&file)).unwrap();
+    let purls: Vec<&str> = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["purl"].as_str())
+        .collect();
+    assert_eq!(
+        purls,
+        [
+            "pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64&distro=debian-12",
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12",
+        ]
+    );
+    let libc = &doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "libc6")
+        .unwrap()["properties"];
+    assert!(
+        libc.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "ocipatch:package:source" && p["value"] == "glibc"),
+        "{libc:#}"
+    );
+    assert_eq!(doc["components"][0]["type"], "operating-system");
+    assert_eq!(doc["components"][0]["version"], "12");
+}
