@@ -91,6 +91,10 @@ fi
 if ! type -P apt-get >/dev/null; then
 	missing+=(apt)
 fi
+# The venv of the "python tools (venv)" section needs ensurepip.
+if ! /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1; then
+	missing+=(python3-venv)
+fi
 if ((${#missing[@]})); then
 	if [ "$(id -u)" = 0 ] && type -P apt-get >/dev/null; then
 		echo "installing: ${missing[*]}"
@@ -103,6 +107,19 @@ if ((${#missing[@]})); then
 		exit 1
 	fi
 fi
+section "python tools (venv)"
+# PyPI packages the interop tests run, in one venv the suite owns (util::tools::venv_python).
+# One pip install line per subject, exact versions.
+venv=${OCIPATCH_VENV:-/var/cache/ocipatch-test/venv}
+if [ ! -x "$venv/bin/python" ]; then
+	mkdir -p "$(dirname "$venv")"
+	/usr/bin/python3 -m venv "$venv"
+fi
+# SBOM and provenance documents (tests/integration/interop/attest.rs): pyspdxtools, the
+# CycloneDX strict JSON validator, the in-toto attestation (Statement v1, SLSA v1) bindings.
+"$venv/bin/pip" install --quiet --disable-pip-version-check 'spdx-tools==0.8.5' \
+	'cyclonedx-python-lib[json-validation]==11.12.0' 'in-toto-attestation==0.9.3'
+
 for tool in skopeo umoci oci-image-tool; do
 	printf '%-16s %s\n' "$tool" "$("$tool" --version 2>&1 | head -n1)"
 done

@@ -251,6 +251,20 @@ pub enum Error {
         source: Box<PackageDbError>,
     },
 
+    /// A package database of a written image that cannot be listed for its SBOM (`--sbom`).
+    #[error("{reference}: cannot list the packages of /{path} in {layer} for the SBOM: {source}")]
+    Sbom {
+        /// The written image (the destination reference).
+        reference: String,
+        /// The database file in the image, without the leading `/`.
+        path: String,
+        /// The layer that holds it.
+        layer: LayerName,
+        /// What is wrong.
+        #[source]
+        source: Box<PackageDbError>,
+    },
+
     /// JSON ocipatch edits (a config or manifest it rewrites for a package-database layer)
     /// does not parse back.
     #[error("{reference}: {}", self.detail())]
@@ -409,6 +423,7 @@ impl Error {
             Error::Plan { .. } => "plan",
             Error::Layer { .. } => "layer",
             Error::PackageDb { .. } => "package-db",
+            Error::Sbom { .. } => "sbom",
             Error::Rewrite { .. } => "rewrite",
             Error::MissingContents { .. } => "missing-contents",
             Error::Strict { .. } => "strict",
@@ -1131,6 +1146,13 @@ pub enum PackageDbError {
         /// The limit.
         limit: u64,
     },
+    /// A database path that leads to something other than a regular file (a link that cannot
+    /// be followed inside the image, a directory): why, in words.
+    #[error("{why}")]
+    Unusable {
+        /// Why.
+        why: String,
+    },
     /// An rpm database whose write-ahead log holds transactions.
     #[error("the write-ahead log is not empty (the database was not closed cleanly)")]
     WalNotEmpty,
@@ -1148,7 +1170,7 @@ fn package_db_message(
         PackageDbError::TooLarge { size, limit } => format!(
             "{reference}: package database /{path} in {layer} is {size} bytes, more than the {limit} bytes ocipatch reads of one; {NO_PACKAGE_DB}"
         ),
-        PackageDbError::Parse(_) | PackageDbError::Accounts(_) => format!(
+        PackageDbError::Parse(_) | PackageDbError::Accounts(_) | PackageDbError::Unusable { .. } => format!(
             "{reference}: /{path} in {layer} does not parse: {source}; fix the image, or {NO_PACKAGE_DB}"
         ),
         PackageDbError::Rpm(_) | PackageDbError::WalNotEmpty => format!(

@@ -68,12 +68,14 @@
 //! live), `pkgdb` (package databases) → [`model`] (references, digests, media types,
 //! descriptors). `layer` builds and reads layer tarballs; `verdict` holds the pure checks
 //! of the rebase safety verdict (version order and package relations, per package manager).
-//! The API is [`ops`], [`transport`], [`model`] and [`error`]; the other modules are building
+//! The API is [`ops`], [`transport`], [`model`], [`error`] and [`attest`] (the SBOM and
+//! provenance documents of a written image); the other modules are building
 //! blocks, and what the API hands out of them is re-exported from [`ops`] and [`error`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attest;
 pub mod error;
 pub mod model;
 pub mod ops;

@@ -79,17 +79,9 @@ pub struct AppendArgs {
     #[arg(short, long)]
     pub quiet: bool,
     #[command(flatten)]
+    pub attest: super::attest::AttestArgs,
+    #[command(flatten)]
     pub registry: super::registry::RegistryArgs,
-}
-
-/// `SOURCE_DATE_EPOCH` as reproducible-builds.org defines it: decimal Unix seconds.
-fn source_date_epoch() -> anyhow::Result<Option<i64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => Ok(Some(v.trim().parse().map_err(|_| {
-            anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
-        })?)),
-        _ => Ok(None),
-    }
 }
 
 pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
@@ -117,17 +109,20 @@ pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
         keep_owners: args.keep_owners,
         allow_devices: args.allow_devices,
         allow_escaping_symlinks: args.allow_escaping_symlinks,
-        source_date_epoch: source_date_epoch()?,
+        source_date_epoch: super::attest::source_date_epoch()?,
         dry_run: args.dry_run,
         registry: args.registry.options(),
         write: ocipatch::transport::WriteOptions::default().copy_blobs(args.copy),
+        attest: args.attest.options()?,
     };
-    let report = if scratch {
+    let mut report = if scratch {
         let platform = args.platform.as_deref().unwrap_or("linux/amd64");
         ops::append::append_scratch(platform, &opts, &Bar::new(args.quiet))?
     } else {
         ops::append(&opts, &Bar::new(args.quiet))?
     };
+    args.attest
+        .write(vec![(None, &mut report.attestations)], report.dry_run)?;
     if args.json {
         print_json(&report)?;
     } else {
@@ -152,6 +147,9 @@ pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
                     report.media_type
                 );
             }
+            let mut docs = String::new();
+            super::attest::summary(&mut docs, &report.attestations);
+            docs.lines().for_each(|l| errln!("{l}"));
         }
         outln!("{}", report.digest);
     }

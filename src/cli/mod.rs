@@ -2,6 +2,7 @@
 //! mapping of errors to exit codes. Everything else lives in the library.
 
 pub mod append;
+pub mod attest;
 pub mod check;
 pub mod generate;
 pub mod inspect;

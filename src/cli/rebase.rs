@@ -86,6 +86,8 @@ pub struct RebaseArgs {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub jobs: u16,
     #[command(flatten)]
+    pub attest: super::attest::AttestArgs,
+    #[command(flatten)]
     pub registry: super::registry::RegistryArgs,
 }
 
@@ -137,6 +139,7 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
             cache_dir: args.cache_dir.clone().or_else(ops::default_cache_dir),
         },
         write: WriteOptions::default().copy_blobs(args.copy),
+        attest: args.attest.options()?,
         ..RebaseRun::new(args.onto.clone())
     };
     if args.no_abi_check && !args.quiet {
@@ -156,7 +159,9 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
 }
 
 fn single(args: &RebaseArgs, run: &RebaseRun, job: &Job) -> anyhow::Result<i32> {
-    let report = ops::rebase(run, job, &Bar::new(args.quiet))?;
+    let mut report = ops::rebase(run, job, &Bar::new(args.quiet))?;
+    args.attest
+        .write(vec![(None, &mut report.attestations)], report.dry_run)?;
     if !args.quiet {
         for w in &report.warnings {
             errln!("ocipatch: warning: {w}");
@@ -174,7 +179,14 @@ fn single(args: &RebaseArgs, run: &RebaseRun, job: &Job) -> anyhow::Result<i32> 
 }
 
 fn fleet(args: &RebaseArgs, run: &RebaseRun, jobs: &[Job]) -> anyhow::Result<i32> {
-    let report = ops::rebase_fleet(run, jobs, args.shard, args.jobs.into())?;
+    let mut report = ops::rebase_fleet(run, jobs, args.shard, args.jobs.into())?;
+    let docs = report
+        .images
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, e)| Some((Some(i + 1), &mut e.report.as_mut()?.attestations)))
+        .collect();
+    args.attest.write(docs, run.dry_run)?;
     if args.json {
         print_json(&report)?;
     } else {
@@ -217,6 +229,13 @@ fn fleet(args: &RebaseArgs, run: &RebaseRun, jobs: &[Job]) -> anyhow::Result<i32
             report.requests.total,
             report.requests.per_image
         );
+        for e in &report.images {
+            let mut docs = String::new();
+            super::attest::summary(&mut docs, e.report.iter().flat_map(|r| &r.attestations));
+            for l in docs.lines() {
+                errln!("  {}:{l}", e.image);
+            }
+        }
         for e in report
             .images
             .iter()
@@ -333,6 +352,7 @@ fn summary(r: &RebaseReport) -> String {
         );
         push_line!(s, "  written to {} ({})", r.destination, r.media_type);
     }
+    super::attest::summary(&mut s, &r.attestations);
     verdict_lines(&mut s, r);
     s
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::json;
 
+use super::attest::{self as attest_ops, AttestOptions, Attestation, WrittenImage};
 use super::layers::scan_layers;
 use super::load::{load, Image, Loaded};
 use super::progress::Progress;
@@ -49,6 +50,8 @@ pub struct AppendOptions {
     pub registry: RegistryOptions,
     /// How the destination writes blobs (`--copy`).
     pub write: WriteOptions,
+    /// The documents to make about the written image (`--sbom`, `--provenance`).
+    pub attest: AttestOptions,
 }
 
 /// The layer that was built (the same blob for every platform).
@@ -85,6 +88,11 @@ pub struct AppendReport {
     pub platforms: Vec<String>,
     /// How many blobs were copied, linked or already present, and their bytes.
     pub blobs: BlobStats,
+    /// The SBOM of every written platform image and the provenance of the image, when asked
+    /// for (`AppendOptions::attest`); made once the image is written (with `dry_run`, of the
+    /// planned image).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<Attestation>,
 }
 
 /// The first image's `created`, as Unix seconds (0 when it has none).
@@ -135,6 +143,7 @@ fn lower_tree(src: &dyn Source, image: &Image) -> Result<Tree> {
 ///     dry_run: false,
 ///     registry: Default::default(),
 ///     write: Default::default(),
+///     attest: Default::default(),
 /// };
 /// let report = ops::append(&opts, &ops::Silent)?;
 /// assert_eq!(report.platforms, ["linux/amd64"]);
@@ -142,6 +151,16 @@ fn lower_tree(src: &dyn Source, image: &Image) -> Result<Tree> {
 /// # }
 /// ```
 pub fn append(opts: &AppendOptions, progress: &dyn Progress) -> Result<AppendReport> {
+    append_as(opts, None, progress)
+}
+
+/// [`append()`], the image named `shown` in the documents when it is not `opts.image`
+/// (`scratch`: a private temporary layout).
+fn append_as(
+    opts: &AppendOptions,
+    shown: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<AppendReport> {
     let src = open_source(&opts.image, &opts.registry)?;
     let root = src.root()?;
     let loaded = load(src.as_ref(), &root)?;
@@ -187,6 +206,20 @@ pub fn append(opts: &AppendOptions, progress: &dyn Progress) -> Result<AppendRep
         )?
     };
 
+    let attestations = if opts.attest.any() {
+        let input = AppendAttest {
+            opts,
+            shown,
+            loaded: &loaded,
+            src: src.as_ref(),
+            staged: staged.source.as_ref(),
+            planned: &planned,
+            layer: &built.digest,
+        };
+        input.documents()?
+    } else {
+        Vec::new()
+    };
     Ok(AppendReport {
         image: opts.image.to_string(),
         destination: opts.dest.to_string(),
@@ -202,7 +235,138 @@ pub fn append(opts: &AppendOptions, progress: &dyn Progress) -> Result<AppendRep
         },
         platforms: images.iter().map(|i| i.platform().to_string()).collect(),
         blobs: blob_stats,
+        attestations,
     })
+}
+
+/// What the documents of an append are made from.
+struct AppendAttest<'a> {
+    opts: &'a AppendOptions,
+    shown: Option<&'a str>,
+    loaded: &'a Loaded,
+    src: &'a dyn Source,
+    staged: &'a dyn Source,
+    planned: &'a PlannedAppend,
+    layer: &'a Digest,
+}
+
+impl AppendAttest<'_> {
+    /// One SBOM per written platform (the image's layers and the new one), then the
+    /// provenance.
+    fn documents(&self) -> Result<Vec<Attestation>> {
+        use crate::attest::LayerRole;
+        let opts = self.opts;
+        let sde = opts.attest.source_date_epoch;
+        let entries: Vec<Option<&Image>> = match self.loaded {
+            Loaded::Single(i) => vec![Some(i)],
+            Loaded::Multi { entries, .. } => entries.iter().map(|e| e.image()).collect(),
+        };
+        let mut out = Vec::new();
+        if let Some(format) = opts.attest.sbom {
+            let cache = super::summaries::LayerSummaries::new(None);
+            for (img, p) in entries.iter().zip(&self.planned.plans) {
+                let (Some(img), Some(p)) = (img, p) else {
+                    continue;
+                };
+                let mut layers: Vec<(&dyn Source, Descriptor, LayerRole)> = img
+                    .manifest
+                    .layers
+                    .iter()
+                    .map(|l| (self.src, l.clone(), LayerRole::Image))
+                    .collect();
+                layers.push((self.staged, p.layer.clone(), LayerRole::Appended));
+                let annotations = img.manifest.annotations();
+                let base = match (
+                    annotations.get(crate::plan::rebase::ANNOTATION_BASE_NAME),
+                    annotations
+                        .get(crate::plan::rebase::ANNOTATION_BASE_DIGEST)
+                        .and_then(|d| d.parse::<Digest>().ok()),
+                ) {
+                    (Some(name), Some(digest)) => Some(crate::attest::BaseImage {
+                        name: name.clone(),
+                        digest,
+                    }),
+                    _ => None,
+                };
+                let written = WrittenImage {
+                    name: opts.dest.to_string(),
+                    manifest: p.manifest_descriptor.clone(),
+                    config: &p.config,
+                    layers,
+                    base,
+                };
+                let facts = attest_ops::image_facts(&written, &cache)?;
+                out.push(attest_ops::sbom(format, &facts, sde));
+            }
+        }
+        if opts.attest.provenance {
+            use crate::attest::provenance::{Dependency, Run, Subject, APPEND_BUILD_TYPE};
+            let name = opts.dest.to_string();
+            let image = self
+                .shown
+                .map_or_else(|| opts.image.to_string(), str::to_string);
+            let mut subjects: Vec<Subject> = self
+                .planned
+                .plans
+                .iter()
+                .flatten()
+                .map(|p| Subject {
+                    name: name.clone(),
+                    digest: p.manifest_descriptor.digest.clone(),
+                })
+                .collect();
+            if let Some(ip) = &self.planned.index {
+                subjects.push(Subject {
+                    name: name.clone(),
+                    digest: ip.descriptor.digest.clone(),
+                });
+            }
+            let layer_path = opts.layer.display().to_string();
+            let dependencies = vec![
+                Dependency {
+                    name: "image".into(),
+                    uri: Some(image.clone()),
+                    digest: self.loaded.descriptor().digest.clone(),
+                },
+                Dependency {
+                    name: "layer".into(),
+                    uri: Some(layer_path.clone()),
+                    digest: self.layer.clone(),
+                },
+            ];
+            let mut params = serde_json::Map::new();
+            params.insert("operation".into(), "append".into());
+            params.insert("image".into(), image.into());
+            params.insert("layer".into(), layer_path.into());
+            params.insert("destination".into(), name.into());
+            params.insert("delete".into(), json!(opts.deletes));
+            params.insert(
+                "compression".into(),
+                match opts.compression {
+                    LayerCompression::Zstd => "zstd",
+                    _ => "gzip",
+                }
+                .into(),
+            );
+            params.insert("keep_owners".into(), opts.keep_owners.into());
+            params.insert("allow_devices".into(), opts.allow_devices.into());
+            params.insert(
+                "allow_escaping_symlinks".into(),
+                opts.allow_escaping_symlinks.into(),
+            );
+            if let Some(t) = opts.source_date_epoch {
+                params.insert("source_date_epoch".into(), t.into());
+            }
+            let statement = Run {
+                build_type: APPEND_BUILD_TYPE,
+                subjects,
+                external_parameters: params,
+                dependencies,
+            };
+            out.push(attest_ops::provenance(&statement, &self.planned.root, sde));
+        }
+        Ok(out)
+    }
 }
 
 /// `--delete` paths, checked against the image's file tree; the tree is returned for the
@@ -490,8 +654,9 @@ pub fn append_scratch(
         dry_run: opts.dry_run,
         registry: opts.registry.clone(),
         write: opts.write,
+        attest: opts.attest,
     };
-    let mut report = append(&opts, progress)?;
+    let mut report = append_as(&opts, Some(SCRATCH), progress)?;
     report.image = SCRATCH.to_string();
     Ok(report)
 }

@@ -1,6 +1,7 @@
 //! One function per user operation: open sources, plan, run the engine, commit to a sink.
 
 pub mod append;
+pub mod attest;
 pub mod check;
 pub mod fleet;
 pub mod inspect;

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use super::attest::{self as attest_ops, AttestOptions, Attestation, WrittenImage};
 use super::fleet::{self, Job};
 use super::load::{load, Entry, Image, Loaded};
 use super::pkgdb::{self as dbops, DbInput, PackageDbOptions};
@@ -66,6 +67,8 @@ pub struct RebaseRun {
     pub package_db: PackageDbOptions,
     /// How destinations write blobs (`--copy`).
     pub write: WriteOptions,
+    /// The documents to make about each written image (`--sbom`, `--provenance`).
+    pub attest: AttestOptions,
 }
 
 impl RebaseRun {
@@ -83,6 +86,7 @@ impl RebaseRun {
             registry: RegistryOptions::default(),
             package_db: PackageDbOptions::default(),
             write: WriteOptions::default(),
+            attest: AttestOptions::default(),
         }
     }
 }
@@ -148,6 +152,11 @@ pub struct RebaseReport {
     /// ignored and read again); also printed on stderr.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The SBOM of every written platform image and the provenance of the image, when asked
+    /// for (`RebaseRun::attest`); made once the image is written (with `dry_run`, of the
+    /// planned image).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<Attestation>,
 }
 
 /// Old bases found by digest (`base.digest` annotations), shared by a fleet's images: each
@@ -960,10 +969,131 @@ fn rebase_on(
         package_db_bytes_read: planned.db_bytes.clone(),
         up_to_date,
         requests: run.registry.session.requests(),
-        warnings: bases.layer_cache.take_warnings(),
+        warnings: Vec::new(),
+        attestations: Vec::new(),
     };
+    if run.attest.any() {
+        report.attestations = attestations(run, job, bases, image_src.as_ref(), &planned)?;
+    }
+    report.warnings = bases.layer_cache.take_warnings();
     report.warnings.extend(wrong_base_warnings(&report));
     Ok(report)
+}
+
+/// The documents `run.attest` asks for about the image `planned` wrote: one SBOM per
+/// platform (its packages read from the result's layers), then the provenance.
+fn attestations(
+    run: &RebaseRun,
+    job: &Job,
+    bases: &Bases,
+    image_src: &dyn Source,
+    planned: &Planned,
+) -> Result<Vec<Attestation>> {
+    let sde = run.attest.source_date_epoch;
+    let new_root = bases.new_base.descriptor().digest.clone();
+    let mut out = Vec::new();
+    if let Some(format) = run.attest.sbom {
+        let base = crate::attest::BaseImage {
+            name: run
+                .base_name
+                .clone()
+                .unwrap_or_else(|| run.onto.to_string()),
+            digest: new_root.clone(),
+        };
+        for p in planned.plans.iter().flatten() {
+            let layers = p
+                .copies
+                .iter()
+                .map(|c| {
+                    let (src, role): (&dyn Source, _) = match c.origin {
+                        Origin::Image => (image_src, crate::attest::LayerRole::Application),
+                        Origin::NewBase => (bases.new_src.as_ref(), crate::attest::LayerRole::Base),
+                        Origin::Built => {
+                            (&planned.built, crate::attest::LayerRole::PackageDatabase)
+                        }
+                    };
+                    (src, c.descriptor.clone(), role)
+                })
+                .collect();
+            let img = WrittenImage {
+                name: job.dest.to_string(),
+                manifest: p.manifest_descriptor.clone(),
+                config: &p.config,
+                layers,
+                base: Some(base.clone()),
+            };
+            let facts = attest_ops::image_facts(&img, &bases.layer_cache)?;
+            out.push(attest_ops::sbom(format, &facts, sde));
+        }
+    }
+    if run.attest.provenance {
+        use crate::attest::provenance::{Dependency, Run, Subject, REBASE_BUILD_TYPE};
+        let name = job.dest.to_string();
+        let mut subjects: Vec<Subject> = planned
+            .plans
+            .iter()
+            .flatten()
+            .map(|p| Subject {
+                name: name.clone(),
+                digest: p.manifest_descriptor.digest.clone(),
+            })
+            .collect();
+        if let Some(ip) = &planned.index {
+            subjects.push(Subject {
+                name: name.clone(),
+                digest: ip.descriptor.digest.clone(),
+            });
+        }
+        let mut dependencies = vec![Dependency {
+            name: "image".into(),
+            uri: Some(job.image.to_string()),
+            digest: planned.image.descriptor().digest.clone(),
+        }];
+        match (&run.from, &bases.from) {
+            (Some(r), Some(loaded)) => dependencies.push(Dependency {
+                name: "old-base".into(),
+                uri: Some(r.to_string()),
+                digest: loaded.descriptor().digest.clone(),
+            }),
+            _ => {
+                let mut seen = HashSet::new();
+                for p in planned.plans.iter().flatten() {
+                    if seen.insert(p.report.old_base.clone()) {
+                        dependencies.push(Dependency {
+                            name: "old-base".into(),
+                            uri: None,
+                            digest: p.report.old_base.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        dependencies.push(Dependency {
+            name: "new-base".into(),
+            uri: Some(run.onto.to_string()),
+            digest: new_root,
+        });
+        let mut params = serde_json::Map::new();
+        params.insert("operation".into(), "rebase".into());
+        params.insert("image".into(), job.image.to_string().into());
+        params.insert("onto".into(), run.onto.to_string().into());
+        if let Some(f) = &run.from {
+            params.insert("from".into(), f.to_string().into());
+        }
+        params.insert("destination".into(), name.clone().into());
+        if let Some(b) = &run.base_name {
+            params.insert("base_name".into(), b.clone().into());
+        }
+        params.insert("package_db".into(), run.package_db.enabled.into());
+        let statement = Run {
+            build_type: REBASE_BUILD_TYPE,
+            subjects,
+            external_parameters: params,
+            dependencies,
+        };
+        out.push(attest_ops::provenance(&statement, &planned.root, sde));
+    }
+    Ok(out)
 }
 
 /// Warnings for a rebase that is probably onto the wrong base, judged on diff IDs (layer

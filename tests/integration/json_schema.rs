@@ -48,6 +48,26 @@ fn every_report_validates_against_its_schema() {
         ],
     );
     assert!(r["safety"].is_array(), "the scan ran: {r}");
+    // with the documents: one SBOM per platform, then the provenance
+    let r = validated(
+        "rebase",
+        0,
+        &[
+            "rebase",
+            &app,
+            "--from",
+            &v1,
+            "--onto",
+            &v2,
+            "-o",
+            &s.oci("attested"),
+            "--json",
+            "--sbom",
+            "spdx",
+            "--provenance",
+        ],
+    );
+    assert_eq!(r["attestations"].as_array().map(Vec::len), Some(2), "{r}");
     // a warning, and the dry-run form
     let r = validated(
         "rebase",
@@ -83,7 +103,13 @@ fn every_report_validates_against_its_schema() {
             &app,
             &s.oci("nope"),
             "--json",
+            "--sbom",
+            "cyclonedx",
         ],
+    );
+    assert!(
+        r["images"][0]["report"]["attestations"][0]["digest"].is_string(),
+        "{r}"
     );
     assert_eq!(
         (r["rebased"].as_u64(), r["failed"].as_u64()),
@@ -123,6 +149,9 @@ fn every_report_validates_against_its_schema() {
             "-o",
             &s.oci("patched"),
             "--json",
+            "--sbom",
+            "cyclonedx",
+            "--provenance",
         ],
     );
 }

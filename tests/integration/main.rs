@@ -14,6 +14,7 @@
 
 mod append;
 mod archive;
+mod attest;
 mod check;
 mod cli;
 mod errors;

@@ -104,3 +104,23 @@ exec chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/
         ])
         .args(argv))
 }
+
+/// The python of the suite's venv (`${OCIPATCH_VENV:-/var/cache/ocipatch-test/venv}`, created
+/// by scripts/test.sh's "python tools (venv)" section with the PyPI packages the interop tests
+/// use). A missing venv FAILS the test.
+#[track_caller]
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("OCIPATCH_VENV")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/ocipatch-test/venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "this test needs the suite's Python venv at {} (OCIPATCH_VENV): run scripts/test.sh as \
+         root, or create it with python3 -m venv and the pip install lines of its \
+         \"python tools (venv)\" section",
+        venv.display()
+    );
+    python
+}
