@@ -24,7 +24,7 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
-    let report = ops::inspect(&args.image, args.base.as_ref(), &args.registry.options())?;
+    let report = ops::inspect(&args.image, args.base.as_ref(), &args.registry.options()?)?;
     if args.json {
         print_json(&report)?;
     } else {

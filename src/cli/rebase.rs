@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::progress::Bar;
@@ -90,7 +89,8 @@ pub struct RebaseArgs {
 /// The references listed in `path`. A line that is not a reference is a usage error, like a bad
 /// reference on the command line itself.
 pub(super) fn read_images_file(path: &PathBuf) -> anyhow::Result<Vec<Reference>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ocipatch::Error::argument("--images-from", path, e, false))?;
     text.lines()
         .enumerate()
         .map(|(i, l)| (i, l.trim()))
@@ -118,11 +118,16 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
         return Err(e.into());
     }
     let jobs = ops::fleet::jobs(&images, &args.dest, args.shard)?;
+    if let Some(dir) = &args.cache_dir {
+        // The cache is optional; a --cache-dir that cannot be one is a mistake worth saying.
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ocipatch::Error::argument("--cache-dir", dir, e, true))?;
+    }
     let run = RebaseRun {
         from: args.from.clone(),
         base_name: args.base_name.clone(),
         dry_run: args.dry_run,
-        registry: args.registry.options(),
+        registry: args.registry.options()?,
         safety: if args.safety || args.dry_run || args.strict {
             SafetyScan::On
         } else {
@@ -157,7 +162,10 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
 }
 
 fn single(args: &RebaseArgs, run: &RebaseRun, job: &Job) -> anyhow::Result<i32> {
-    let report = ops::rebase(run, job, &Bar::new(args.quiet))?;
+    let report = ops::rebase(run, job, &Bar::new(args.quiet)).map_err(|e| match job.dest.local_path() {
+        Some(dest) => e.at_argument("-o", dest, true),
+        None => e,
+    })?;
     if !args.quiet {
         for w in &report.warnings {
             errln!("ocipatch: warning: {w}");

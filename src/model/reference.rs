@@ -208,6 +208,15 @@ impl Reference {
         &self.written
     }
 
+    /// The directory or file a local reference names, as written (`None` for a registry).
+    pub fn local_path(&self) -> Option<&std::path::Path> {
+        match &self.location {
+            Location::OciLayout { dir, .. } => Some(dir),
+            Location::OciArchive { file, .. } | Location::DockerArchive { file, .. } => Some(file),
+            Location::Registry { .. } => None,
+        }
+    }
+
     /// Whether the image is in a registry (`docker://`).
     pub fn is_registry(&self) -> bool {
         matches!(self.location, Location::Registry { .. })
