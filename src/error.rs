@@ -408,9 +408,10 @@ impl Error {
                 || given.starts_with(path)
                 || path.starts_with(given)
                 || (path.parent() == given.parent()
-                    && path
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().contains(&crate::transport::temp::TEMP_PREFIX[1..])))
+                    && path.file_name().is_some_and(|n| {
+                        n.to_string_lossy()
+                            .contains(&crate::transport::temp::TEMP_PREFIX[1..])
+                    }))
         };
         match self {
             Error::Io { path, source } if related(&path) => {
@@ -666,15 +667,17 @@ impl fmt::Display for PathProblem {
             PathProblem::MissingDirectory(d) => {
                 write!(f, "the directory {} does not exist", d.display())
             }
-            PathProblem::NotADirectory(p) => write!(f, "{} is a file, not a directory", p.display()),
+            PathProblem::NotADirectory(p) => {
+                write!(f, "{} is a file, not a directory", p.display())
+            }
             PathProblem::Missing => f.write_str("no such file or directory"),
             PathProblem::IsADirectory => f.write_str("is a directory, not a file"),
             PathProblem::ReadOnly => f.write_str("cannot create here: read-only file system"),
             PathProblem::PermissionDenied => f.write_str("permission denied"),
             PathProblem::NoSpace => f.write_str("no space left on the device"),
-            PathProblem::CannotCreate => {
-                f.write_str("cannot create here: the file system refuses new files in this directory")
-            }
+            PathProblem::CannotCreate => f.write_str(
+                "cannot create here: the file system refuses new files in this directory",
+            ),
             PathProblem::Other(words) => f.write_str(words),
         }
     }

@@ -162,10 +162,11 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
 }
 
 fn single(args: &RebaseArgs, run: &RebaseRun, job: &Job) -> anyhow::Result<i32> {
-    let report = ops::rebase(run, job, &Bar::new(args.quiet)).map_err(|e| match job.dest.local_path() {
-        Some(dest) => e.at_argument("-o", dest, true),
-        None => e,
-    })?;
+    let report =
+        ops::rebase(run, job, &Bar::new(args.quiet)).map_err(|e| match job.dest.local_path() {
+            Some(dest) => e.at_argument("-o", dest, true),
+            None => e,
+        })?;
     if !args.quiet {
         for w in &report.warnings {
             errln!("ocipatch: warning: {w}");

@@ -65,7 +65,7 @@ fn an_error_says_its_cause_once() {
         "-o",
         &s.oci("out"),
     ]);
-    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(err.matches("no such file or directory").count(), 1, "{err}");
     assert!(err.contains("patchh"), "{err}");
 }
 
@@ -345,4 +345,171 @@ fn check_escapes_a_hostile_tag_list_and_a_registry_error_body() {
         assert!(!all.contains('\u{1b}') && !all.contains('\u{7}'), "{all:?}");
         assert!(all.contains("go away"), "{all}");
     }
+}
+
+// The first hour, round two (issue 19): an error about a path of the command line names the
+// flag or argument, the path as given and what is wrong in words, never a temporary name.
+
+/// `rebase` of the scenario's app to `dest`, which must fail with exit 1; its one error line.
+#[track_caller]
+fn rebase_to(s: &Scenario, dest: &str) -> String {
+    fails(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        dest,
+    ])
+}
+
+#[track_caller]
+fn assert_words(err: &str, words: &[&str]) {
+    for w in words {
+        assert!(err.contains(w), "{w:?} missing from: {err}");
+    }
+    assert!(!err.contains("ocipatch-tmp"), "a temp name in: {err}");
+    assert!(!err.contains("os error"), "a raw OS error in: {err}");
+}
+
+#[test]
+fn a_destination_the_file_system_refuses_names_o_and_says_why() {
+    let s = scenario();
+    // /proc exists but takes no new entries: never "/proc does not exist".
+    let err = rebase_to(&s, "oci:/proc/x:app");
+    assert_words(&err, &["-o /proc/x: ", "cannot create here"]);
+    assert!(!err.contains("does not exist"), "{err}");
+    let err = rebase_to(&s, "oci-archive:/proc/x.tar:app");
+    assert_words(&err, &["-o /proc/x.tar: ", "cannot create here"]);
+    assert!(!err.contains("does not exist"), "{err}");
+    let err = rebase_to(&s, "docker-archive:/proc/x.tar:app:1");
+    assert_words(&err, &["-o /proc/x.tar: ", "cannot create here"]);
+}
+
+#[test]
+fn a_destination_under_a_file_says_the_file_is_not_a_directory() {
+    let s = scenario();
+    let file = s.path("notes.txt");
+    fs::write(&file, "x").unwrap();
+    let f = file.display();
+    let err = rebase_to(&s, &format!("oci:{f}/x:app"));
+    assert_words(
+        &err,
+        &[&format!("-o {f}/x: {f} is a file, not a directory")],
+    );
+    let err = rebase_to(&s, &format!("oci-archive:{f}/x.tar:app"));
+    assert_words(
+        &err,
+        &[&format!("-o {f}/x.tar: {f} is a file, not a directory")],
+    );
+}
+
+#[test]
+fn a_read_only_destination_says_read_only_or_permission_denied() {
+    let s = scenario();
+    let ro = s.path("ro");
+    fs::create_dir(&ro).unwrap();
+    let r = ro.display().to_string();
+    // As root permissions do not apply: a read-only bind mount is what refuses the write.
+    let mounted = is_root()
+        && run(cmd("mount").args(["--bind", &r, &r])).success()
+        && run(cmd("mount").args(["-o", "remount,ro,bind", &r])).success();
+    if !mounted {
+        assert!(
+            !is_root(),
+            "as root the read-only bind mount of {r} must work"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let layout = rebase_to(&s, &format!("oci:{r}/x:app"));
+    let archive = rebase_to(&s, &format!("oci-archive:{r}/x.tar:app"));
+    if mounted {
+        run(cmd("umount").arg(&r));
+    }
+    let why = if mounted {
+        "cannot create here: read-only file system"
+    } else {
+        "permission denied"
+    };
+    assert_words(&layout, &[&format!("-o {r}/x: {why}")]);
+    assert_words(&archive, &[&format!("-o {r}/x.tar: {why}")]);
+}
+
+#[test]
+fn a_missing_input_file_names_its_flag() {
+    let s = scenario();
+    let missing = s.path("nonexistent");
+    let m = missing.display().to_string();
+    let err = fails(&["append", &s.oci("app"), "--layer", &m, "-o", &s.oci("out")]);
+    assert_words(&err, &[&format!("--layer {m}: no such file or directory")]);
+    let err = fails(&[
+        "rebase",
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &s.oci("fleet-{index}"),
+        "--images-from",
+        &m,
+    ]);
+    assert_words(
+        &err,
+        &[&format!("--images-from {m}: no such file or directory")],
+    );
+    let err = fails(&["check", "--images-from", &m]);
+    assert_words(
+        &err,
+        &[&format!("--images-from {m}: no such file or directory")],
+    );
+    let err = fails(&["verify", "--authfile", &m, &s.oci("app")]);
+    assert_words(
+        &err,
+        &[&format!("--authfile {m}: no such file or directory")],
+    );
+    let file = s.path("cache-file");
+    fs::write(&file, "x").unwrap();
+    let f = file.display();
+    let err = fails(&[
+        "rebase",
+        &s.oci("app"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &s.oci("out"),
+        "--cache-dir",
+        &f.to_string(),
+    ]);
+    assert_words(
+        &err,
+        &[&format!("--cache-dir {f}: {f} is a file, not a directory")],
+    );
+}
+
+#[test]
+fn usage_errors_have_the_same_prefix_and_the_transport_hint_first() {
+    let s = scenario();
+    let dir = s.layout.dir.display().to_string();
+    let (code, _, err) = outcome(&["verify", &format!("{dir}:app")]);
+    assert_eq!(code, 2, "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    let hint = format!("did you mean oci:{dir}:app?");
+    assert!(
+        first.starts_with(&format!(
+            "ocipatch: error: invalid value for '<IMAGE>': {hint}"
+        )),
+        "{first}"
+    );
+    assert!(
+        first.len() <= hint.len() + 110,
+        "{} chars: {first}",
+        first.len()
+    );
+    let (code, _, err) = outcome(&["verify", "--no-such-flag", &s.oci("app")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with("ocipatch: error: "), "{err}");
+    assert!(!err.lines().any(|l| l.starts_with("error:")), "{err}");
 }
