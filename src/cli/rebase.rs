@@ -35,7 +35,8 @@ pub struct RebaseArgs {
     /// from 1) are replaced per image, e.g. oci:rebased:{name}-{tag}
     #[arg(short = 'o', long = "output", value_name = "DEST")]
     pub dest: String,
-    /// Value for the org.opencontainers.image.base.name annotation (default: NEW_BASE as written)
+    /// Value for the org.opencontainers.image.base.name annotation (default: NEW_BASE's
+    /// HOST/REPO:TAG for a registry base; none for an oci:, oci-archive: or docker-archive: base)
     #[arg(long, value_name = "NAME")]
     pub base_name: Option<String>,
     /// Decide everything, write nothing
@@ -54,7 +55,7 @@ pub struct RebaseArgs {
     #[arg(long)]
     pub safety: bool,
     /// Do not reconcile package databases (dpkg status, apt extended_states, apk installed and
-    /// world) that the application's layers carry: scanners will then see the application's
+    /// world, rpm's rpmdb.sqlite) that the application's layers carry: scanners will then see the application's
     /// stale copy with the old base's package versions
     #[arg(long)]
     pub no_package_db: bool,

@@ -273,7 +273,9 @@ pub fn inspect(
             // told apart by the image's recorded base, and the rebase onto --base is previewed.
             candidate_for_some = true;
             let recorded = annotated_base(image, &[src.as_ref()], registry, &mut notes);
-            let recorded_image = recorded.as_ref().and_then(|l| l.for_platform(image.platform()));
+            let recorded_image = recorded
+                .as_ref()
+                .and_then(|l| l.for_platform(image.platform()));
             let by_recorded = recorded_image.map(|b| platform_info(image, Some((b, "annotation"))));
             match by_recorded {
                 Some(i) if i.base.as_ref().is_some_and(|b| b.matches) => info = i,

@@ -193,7 +193,10 @@ fn inspect_with_a_candidate_base_previews_the_rebase() {
         .map(|l| l["role"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(roles, ["base", "app"], "{r:#}");
-    assert_eq!(r["platforms"][0]["base"]["found_via"], "annotation", "{r:#}");
+    assert_eq!(
+        r["platforms"][0]["base"]["found_via"], "annotation",
+        "{r:#}"
+    );
     let human = ok(&["inspect", &s.oci("annotated"), "--base", &s.oci("base-v2")]);
     assert!(
         human.contains("rebase onto --base (a candidate new base): 1 safety finding(s)"),
