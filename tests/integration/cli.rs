@@ -207,6 +207,8 @@ fn the_man_page_renders_with_man() {
     );
     let (text, warnings) = (out.stdout(), out.stderr());
     assert!(warnings.trim().is_empty(), "groff warnings: {warnings}");
+    // groff justifies lines: compare with single spaces.
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     for want in [
         "NAME",
         "ocipatch - Daemonless OCI image patcher",
@@ -214,6 +216,12 @@ fn the_man_page_renders_with_man() {
         "--base-name",
         "OCIPATCH CHECK",
         "OCIPATCH COMPLETIONS",
+        // issue 19: value names in each synopsis, and the exit codes scripts depend on
+        "--onto NEW_BASE",
+        "-o|--output DEST",
+        "--layer PATH",
+        "--shard I/N",
+        "EXIT STATUS",
     ] {
         assert!(text.contains(want), "{want:?} missing from:\n{text}");
     }
@@ -512,4 +520,76 @@ fn usage_errors_have_the_same_prefix_and_the_transport_hint_first() {
     assert_eq!(code, 2, "{err}");
     assert!(err.starts_with("ocipatch: error: "), "{err}");
     assert!(!err.lines().any(|l| l.starts_with("error:")), "{err}");
+}
+
+/// The README's synopsis (the code block after `<!-- synopsis`) names every flag each command's
+/// `--help` lists, and no flag `--help` does not: the next flag added without its line fails
+/// here, naming the flag and the command (issue 19).
+#[test]
+fn the_readme_synopsis_matches_every_commands_help() {
+    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- synopsis")
+        .expect("README.md has no <!-- synopsis --> marker before its Commands block");
+    let block = &readme[start..];
+    let block = &block[block.find("```\n").unwrap() + 4..];
+    let block = &block[..block.find("```").unwrap()];
+    // Flags written in a piece of text: `--long` and `-s`.
+    fn flags(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for word in text.split(|c: char| c.is_whitespace() || "[]|()=,.".contains(c)) {
+            let ok = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+            if let Some(long) = word.strip_prefix("--").filter(|w| ok(w)) {
+                out.push(format!("--{long}"));
+            } else if let Some(short) = word.strip_prefix('-').filter(|w| w.len() == 1 && ok(w)) {
+                out.push(format!("-{short}"));
+            }
+        }
+        out
+    }
+    let mut synopsis: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut common = Vec::new();
+    let mut current: Option<String> = None;
+    for line in block.lines() {
+        if let Some(rest) = line.strip_prefix("ocipatch ") {
+            let cmd = rest.split_whitespace().next().unwrap().to_string();
+            synopsis.entry(cmd.clone()).or_default().extend(flags(rest));
+            current = Some(cmd);
+        } else if line.starts_with('#') {
+            common.extend(flags(line));
+            current = None;
+        } else if let Some(cmd) = &current {
+            synopsis.get_mut(cmd).unwrap().extend(flags(line));
+        }
+    }
+    let mut problems = Vec::new();
+    for cmd in ["rebase", "append", "verify", "inspect", "check"] {
+        let written = synopsis.get(cmd).cloned().unwrap_or_default();
+        let help = ok(&[cmd, "--help"]);
+        // Option lines of --help: `  -o, --output <DEST>`, `      --json`.
+        let mut known = Vec::new();
+        for line in help.lines().map(str::trim_start).filter(|l| l.starts_with('-')) {
+            let head = line.split("  ").next().unwrap_or(line);
+            let names: Vec<String> = flags(head.split('<').next().unwrap_or(head));
+            if names.iter().any(|n| n == "--help" || n == "-h") {
+                continue;
+            }
+            let covered = names
+                .iter()
+                .any(|n| written.contains(n) || common.contains(n));
+            if !covered {
+                problems.push(format!(
+                    "README.md synopsis of `ocipatch {cmd}` lacks {} (listed by `ocipatch {cmd} --help`)",
+                    names.join("/")
+                ));
+            }
+            known.extend(names);
+        }
+        for f in written.iter().filter(|f| !known.contains(f)) {
+            problems.push(format!(
+                "README.md synopsis of `ocipatch {cmd}` names {f}, which `ocipatch {cmd} --help` does not list"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
