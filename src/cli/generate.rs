@@ -54,7 +54,9 @@ pub fn man() -> anyhow::Result<i32> {
 /// `--help` shows them: clap_mangen's own synopsis leaves the value names out.
 fn synopsis(cmd: &clap::Command) -> String {
     let mut line = roff::Roff::new();
-    let mut parts = vec![roff::bold(cmd.get_bin_name().unwrap_or(cmd.get_name()).to_string())];
+    let mut parts = vec![roff::bold(
+        cmd.get_bin_name().unwrap_or(cmd.get_name()).to_string(),
+    )];
     for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
         let values: Vec<String> = arg
             .get_value_names()

@@ -538,7 +538,8 @@ fn the_readme_synopsis_matches_every_commands_help() {
     fn flags(text: &str) -> Vec<String> {
         let mut out = Vec::new();
         for word in text.split(|c: char| c.is_whitespace() || "[]|()=,.".contains(c)) {
-            let ok = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+            let ok =
+                |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '-');
             if let Some(long) = word.strip_prefix("--").filter(|w| ok(w)) {
                 out.push(format!("--{long}"));
             } else if let Some(short) = word.strip_prefix('-').filter(|w| w.len() == 1 && ok(w)) {
@@ -568,7 +569,11 @@ fn the_readme_synopsis_matches_every_commands_help() {
         let help = ok(&[cmd, "--help"]);
         // Option lines of --help: `  -o, --output <DEST>`, `      --json`.
         let mut known = Vec::new();
-        for line in help.lines().map(str::trim_start).filter(|l| l.starts_with('-')) {
+        for line in help
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with('-'))
+        {
             let head = line.split("  ").next().unwrap_or(line);
             let names: Vec<String> = flags(head.split('<').next().unwrap_or(head));
             if names.iter().any(|n| n == "--help" || n == "-h") {
