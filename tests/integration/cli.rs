@@ -397,6 +397,30 @@ fn a_destination_the_file_system_refuses_names_o_and_says_why() {
 }
 
 #[test]
+fn a_fleet_entry_whose_destination_is_refused_names_o_too() {
+    let s = scenario();
+    let (code, out, _) = outcome(&[
+        "rebase",
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        "oci-archive:/proc/{index}.tar:app",
+        &s.oci("app"),
+        &s.oci("app"),
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for e in r["images"].as_array().unwrap() {
+        let err = e["error"].as_str().unwrap();
+        assert_words(err, &["-o /proc/", ".tar: cannot create here"]);
+        assert_eq!(e["error_kind"], "io", "{e}");
+    }
+}
+
+#[test]
 fn a_destination_under_a_file_says_the_file_is_not_a_directory() {
     let s = scenario();
     let file = s.path("notes.txt");
