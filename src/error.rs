@@ -1471,6 +1471,50 @@ mod tests {
     }
 
     #[test]
+    fn a_path_error_names_the_flag_and_never_the_temp_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("notes");
+        std::fs::write(&file, "x").unwrap();
+        let given = dir.path().join("out.tar");
+        // What a writer meets creating its temporary sibling, the temp name in the OS text.
+        let tmp = dir.path().join(".out.tar.ocipatch-tmp-abc.d");
+        let io = std::io::Error::new(
+            std::io::ErrorKind::ReadOnlyFilesystem,
+            format!("read-only at path {}", tmp.display()),
+        );
+        let e = Error::io(&tmp, io).at_argument("-o", &given, true);
+        assert_eq!(e.kind(), "io");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "-o {}: cannot create here: read-only file system",
+                given.display()
+            )
+        );
+        // Under a file: the file is named, whatever the OS said.
+        let under = file.join("x");
+        let io = std::io::Error::from(std::io::ErrorKind::NotADirectory);
+        let e = Error::argument("--layer", &under, io, false);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "--layer {}: {} is a file, not a directory",
+                under.display(),
+                file.display()
+            )
+        );
+        // An error about another path is left as it is.
+        let other = Error::io(
+            "/elsewhere",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert!(matches!(
+            other.at_argument("-o", &given, true),
+            Error::Io { .. }
+        ));
+    }
+
+    #[test]
     fn the_flag_that_helps_is_typed() {
         let e = Error::needs_flag("oci:x:1", MissingInput::BaseName);
         assert_eq!(e.flag(), Some("--base"));

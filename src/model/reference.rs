@@ -799,7 +799,9 @@ mod tests {
         // issue 13: a layout path with a tag reads as an unknown transport "testdata/images".
         let e = parse_err("testdata/images:app");
         assert!(e.contains("unknown transport \"testdata/images\""), "{e}");
-        assert!(e.contains("did you mean oci:testdata/images:app?"), "{e}");
+        // issue 19: the hint first, in a short line.
+        assert!(e.starts_with("did you mean oci:testdata/images:app?"), "{e}");
+        assert!(e.len() < 100, "{e}");
         let e = parse_err("testdata/images");
         assert!(e.contains("did you mean oci:testdata/images?"), "{e}");
         let e = parse_err("registry.example.com/team/app:1");
