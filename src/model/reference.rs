@@ -800,7 +800,10 @@ mod tests {
         let e = parse_err("testdata/images:app");
         assert!(e.contains("unknown transport \"testdata/images\""), "{e}");
         // issue 19: the hint first, in a short line.
-        assert!(e.starts_with("did you mean oci:testdata/images:app?"), "{e}");
+        assert!(
+            e.starts_with("did you mean oci:testdata/images:app?"),
+            "{e}"
+        );
         assert!(e.len() < 100, "{e}");
         let e = parse_err("testdata/images");
         assert!(e.contains("did you mean oci:testdata/images?"), "{e}");
