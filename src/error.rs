@@ -366,6 +366,22 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A path the command line gave (`-o`, `--layer`, `--images-from`, `--authfile`,
+    /// `--cache-dir`, IMAGE) cannot be used: the flag, the path as given and what is wrong, in
+    /// words. Never a temporary name: the path is the user's.
+    #[error("{flag} {}: {problem}", given.display())]
+    Argument {
+        /// The flag or argument the path came from (`-o`, `--layer`, `IMAGE`).
+        flag: &'static str,
+        /// The path, as the user gave it.
+        given: PathBuf,
+        /// What is wrong with it.
+        problem: PathProblem,
+        /// The file system's answer.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A failure another operation of the same run met first, shared (a blob copy that several
     /// images of a fleet wait for). Display, source and [`Error::kind`] are the original's.
     #[error(transparent)]
@@ -378,6 +394,49 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// An [`Error::Argument`]: `given` came from `flag` and the file system answered `source`.
+    /// `output` says whether ocipatch was creating it (a destination) or reading it.
+    pub fn argument(
+        flag: &'static str,
+        given: impl Into<PathBuf>,
+        source: std::io::Error,
+        output: bool,
+    ) -> Error {
+        let given = given.into();
+        let problem = PathProblem::diagnose(&given, &source, output);
+        Error::Argument {
+            flag,
+            given,
+            problem,
+            source,
+        }
+    }
+
+    /// This error, told as a problem of the path `given` of `flag` when it is a file-system
+    /// failure at that path, at one of its parent directories or at a temporary name beside it
+    /// (what a writer creates before renaming into place); any other error is returned as it is.
+    pub fn at_argument(self, flag: &'static str, given: &std::path::Path, output: bool) -> Error {
+        let related = |path: &std::path::Path| {
+            path == given
+                || given.starts_with(path)
+                || path.starts_with(given)
+                || (path.parent() == given.parent()
+                    && path.file_name().is_some_and(|n| {
+                        n.to_string_lossy()
+                            .contains(&crate::transport::temp::TEMP_PREFIX[1..])
+                    }))
+        };
+        match self {
+            Error::Io { path, source } if related(&path) => {
+                Error::argument(flag, given, source, output)
+            }
+            Error::WriteBlob { path, source, .. } if related(&path) => {
+                Error::argument(flag, given, source, output)
+            }
+            e => e,
         }
     }
 
@@ -420,6 +479,7 @@ impl Error {
             Error::SizeMismatch { .. } => "size-mismatch",
             Error::Blob { source, .. } => engine_kind(source),
             Error::Io { .. } => "io",
+            Error::Argument { .. } => "io",
             Error::Plan { .. } => "plan",
             Error::Layer { .. } => "layer",
             Error::PackageDb { .. } => "package-db",
@@ -548,6 +608,95 @@ fn engine_kind(e: &EngineError) -> &'static str {
     match e {
         EngineError::Decompress { .. } => "decompress",
         EngineError::Read(_) | EngineError::Write(_) => "read-blob",
+    }
+}
+
+/// What is wrong with a path of the command line ([`Error::Argument`]), in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathProblem {
+    /// A directory on the way to it does not exist.
+    MissingDirectory(PathBuf),
+    /// A component on the way to it is a file.
+    NotADirectory(PathBuf),
+    /// The file to read does not exist.
+    Missing,
+    /// It is a directory where a file must be.
+    IsADirectory,
+    /// The file system is mounted read-only.
+    ReadOnly,
+    /// The permissions do not allow it.
+    PermissionDenied,
+    /// The device is full.
+    NoSpace,
+    /// The directory exists but the file system refuses to create anything in it (`/proc`).
+    CannotCreate,
+    /// Anything else: the operating system's words, without a path.
+    Other(String),
+}
+
+impl PathProblem {
+    /// Why `source` happened to `given`: the first missing or non-directory parent, else what
+    /// the error code means. `output`: ocipatch was creating `given`.
+    pub fn diagnose(given: &std::path::Path, source: &std::io::Error, output: bool) -> PathProblem {
+        let ancestors: Vec<&std::path::Path> = given
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .collect();
+        for dir in ancestors.into_iter().rev() {
+            match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return PathProblem::NotADirectory(dir.to_path_buf()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return PathProblem::MissingDirectory(dir.to_path_buf())
+                }
+                Err(_) => break,
+            }
+        }
+        use std::io::ErrorKind as K;
+        match source.kind() {
+            K::ReadOnlyFilesystem => PathProblem::ReadOnly,
+            K::PermissionDenied => PathProblem::PermissionDenied,
+            K::StorageFull | K::QuotaExceeded => PathProblem::NoSpace,
+            K::NotFound if output => PathProblem::CannotCreate,
+            K::NotFound => PathProblem::Missing,
+            K::IsADirectory => PathProblem::IsADirectory,
+            K::NotADirectory | K::AlreadyExists if given.is_file() => {
+                PathProblem::NotADirectory(given.to_path_buf())
+            }
+            _ => PathProblem::Other(os_words(source)),
+        }
+    }
+}
+
+/// An OS error's description without the path a library may have added to it.
+fn os_words(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => e.kind().to_string(),
+    }
+}
+
+impl fmt::Display for PathProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathProblem::MissingDirectory(d) => {
+                write!(f, "the directory {} does not exist", d.display())
+            }
+            PathProblem::NotADirectory(p) => {
+                write!(f, "{} is a file, not a directory", p.display())
+            }
+            PathProblem::Missing => f.write_str("no such file or directory"),
+            PathProblem::IsADirectory => f.write_str("is a directory, not a file"),
+            PathProblem::ReadOnly => f.write_str("cannot create here: read-only file system"),
+            PathProblem::PermissionDenied => f.write_str("permission denied"),
+            PathProblem::NoSpace => f.write_str("no space left on the device"),
+            PathProblem::CannotCreate => f.write_str(
+                "cannot create here: the file system refuses new files in this directory",
+            ),
+            PathProblem::Other(words) => f.write_str(words),
+        }
     }
 }
 
@@ -1343,6 +1492,50 @@ mod tests {
             shared.detail(),
             format!("blob {d} is missing (not built by this run)")
         );
+    }
+
+    #[test]
+    fn a_path_error_names_the_flag_and_never_the_temp_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("notes");
+        std::fs::write(&file, "x").unwrap();
+        let given = dir.path().join("out.tar");
+        // What a writer meets creating its temporary sibling, the temp name in the OS text.
+        let tmp = dir.path().join(".out.tar.ocipatch-tmp-abc.d");
+        let io = std::io::Error::new(
+            std::io::ErrorKind::ReadOnlyFilesystem,
+            format!("read-only at path {}", tmp.display()),
+        );
+        let e = Error::io(&tmp, io).at_argument("-o", &given, true);
+        assert_eq!(e.kind(), "io");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "-o {}: cannot create here: read-only file system",
+                given.display()
+            )
+        );
+        // Under a file: the file is named, whatever the OS said.
+        let under = file.join("x");
+        let io = std::io::Error::from(std::io::ErrorKind::NotADirectory);
+        let e = Error::argument("--layer", &under, io, false);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "--layer {}: {} is a file, not a directory",
+                under.display(),
+                file.display()
+            )
+        );
+        // An error about another path is left as it is.
+        let other = Error::io(
+            "/elsewhere",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert!(matches!(
+            other.at_argument("-o", &given, true),
+            Error::Io { .. }
+        ));
     }
 
     #[test]

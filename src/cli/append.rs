@@ -111,16 +111,24 @@ pub fn run(args: AppendArgs) -> anyhow::Result<i32> {
         allow_escaping_symlinks: args.allow_escaping_symlinks,
         source_date_epoch: super::attest::source_date_epoch()?,
         dry_run: args.dry_run,
-        registry: args.registry.options(),
+        registry: args.registry.options()?,
         write: ocipatch::transport::WriteOptions::default().copy_blobs(args.copy),
         attest: args.attest.options()?,
     };
-    let mut report = if scratch {
+    let result = if scratch {
         let platform = args.platform.as_deref().unwrap_or("linux/amd64");
-        ops::append::append_scratch(platform, &opts, &Bar::new(args.quiet))?
+        ops::append::append_scratch(platform, &opts, &Bar::new(args.quiet))
     } else {
-        ops::append(&opts, &Bar::new(args.quiet))?
+        ops::append(&opts, &Bar::new(args.quiet))
     };
+    // A file-system failure at the --layer input or the destination names its flag.
+    let mut report = result.map_err(|e| {
+        let e = e.at_argument("--layer", &opts.layer, false);
+        match opts.dest.local_path() {
+            Some(dest) => e.at_argument("-o", dest, true),
+            None => e,
+        }
+    })?;
     args.attest
         .write(vec![(None, &mut report.attestations)], report.dry_run)?;
     if args.json {

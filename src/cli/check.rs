@@ -46,7 +46,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
 }
 
 fn single(args: &CheckArgs, image: &Reference) -> anyhow::Result<i32> {
-    let registry = args.registry.options();
+    let registry = args.registry.options()?;
     let report = ops::check::check_noting(image, args.base.as_ref(), &registry, &Notes)?;
     if args.json {
         print_json(&report)?;
@@ -96,7 +96,7 @@ fn fleet(args: &CheckArgs) -> anyhow::Result<i32> {
         &images,
         args.shard,
         args.base.as_ref(),
-        &args.registry.options(),
+        &args.registry.options()?,
         args.jobs.into(),
     );
     if args.json {

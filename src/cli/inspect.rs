@@ -12,8 +12,10 @@ pub struct InspectArgs {
     /// The image to describe
     #[arg(value_parser = super::secrets::reference())]
     pub image: Reference,
-    /// The image's base, to tell base layers from application layers (default: the image's
-    /// base.digest annotation, when that base can be found)
+    /// A base to compare the image with: when the image is built on it, its layers are told
+    /// apart as the base's and the application's; otherwise it is a candidate new base, the
+    /// layers are told apart by the image's recorded base, and the safety verdict of a rebase
+    /// onto it is previewed (default: the base the base.digest annotation names, when found)
     #[arg(long, value_name = "REF", value_parser = super::secrets::reference())]
     pub base: Option<Reference>,
     /// Print a machine-readable report on stdout
@@ -24,7 +26,7 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
-    let report = ops::inspect(&args.image, args.base.as_ref(), &args.registry.options())?;
+    let report = ops::inspect(&args.image, args.base.as_ref(), &args.registry.options()?)?;
     if args.json {
         print_json(&report)?;
     } else {
@@ -69,7 +71,7 @@ fn human(r: &InspectReport) -> String {
             Some(b) => {
                 push_line!(
                     s,
-                    "  base found via {}: {}: the image is NOT built on it",
+                    "  base found via {}: {}: not this image's base, a candidate new base (the image's own base is not known here)",
                     b.found_via,
                     b.manifest
                 );
@@ -83,7 +85,7 @@ fn human(r: &InspectReport) -> String {
                 .filter(|f| f.class == ocipatch::ops::FindingClass::Real);
             push_line!(
                 s,
-                "  rebase onto --base: {} safety finding(s){}",
+                "  rebase onto --base (a candidate new base): {} safety finding(s){}",
                 real.clone().count() + sr.platform_changes.len(),
                 if sr.is_clean() { "" } else { ":" }
             );

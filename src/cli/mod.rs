@@ -129,8 +129,13 @@ pub fn clap_error(e: clap::Error) -> i32 {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let hidden = secrets::in_args(&args);
-    for line in secrets::scrub(&e.render().to_string(), &hidden).lines() {
-        text::errln!("{line}");
+    // One prefix for every error: clap's `error: ` becomes ocipatch's `ocipatch: error: `.
+    let rendered = secrets::scrub(&e.render().to_string(), &hidden);
+    for line in rendered.lines() {
+        match line.strip_prefix("error: ") {
+            Some(rest) => text::errln!("ocipatch: error: {rest}"),
+            None => text::errln!("{line}"),
+        }
     }
     e.exit_code()
 }

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::progress::Bar;
@@ -36,7 +35,8 @@ pub struct RebaseArgs {
     /// from 1) are replaced per image, e.g. oci:rebased:{name}-{tag}
     #[arg(short = 'o', long = "output", value_name = "DEST")]
     pub dest: String,
-    /// Value for the org.opencontainers.image.base.name annotation (default: NEW_BASE as written)
+    /// Value for the org.opencontainers.image.base.name annotation (default: NEW_BASE's
+    /// HOST/REPO:TAG for a registry base; none for an oci:, oci-archive: or docker-archive: base)
     #[arg(long, value_name = "NAME")]
     pub base_name: Option<String>,
     /// Decide everything, write nothing
@@ -57,7 +57,7 @@ pub struct RebaseArgs {
     #[arg(long)]
     pub safety: bool,
     /// Do not reconcile package databases (dpkg status, apt extended_states, apk installed and
-    /// world) that the application's layers carry: scanners will then see the application's
+    /// world, rpm's rpmdb.sqlite) that the application's layers carry: scanners will then see the application's
     /// stale copy with the old base's package versions
     #[arg(long)]
     pub no_package_db: bool,
@@ -94,7 +94,8 @@ pub struct RebaseArgs {
 /// The references listed in `path`. A line that is not a reference is a usage error, like a bad
 /// reference on the command line itself.
 pub(super) fn read_images_file(path: &PathBuf) -> anyhow::Result<Vec<Reference>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ocipatch::Error::argument("--images-from", path, e, false))?;
     text.lines()
         .enumerate()
         .map(|(i, l)| (i, l.trim()))
@@ -122,11 +123,16 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
         return Err(e.into());
     }
     let jobs = ops::fleet::jobs(&images, &args.dest, args.shard)?;
+    if let Some(dir) = &args.cache_dir {
+        // The cache is optional; a --cache-dir that cannot be one is a mistake worth saying.
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ocipatch::Error::argument("--cache-dir", dir, e, true))?;
+    }
     let run = RebaseRun {
         from: args.from.clone(),
         base_name: args.base_name.clone(),
         dry_run: args.dry_run,
-        registry: args.registry.options(),
+        registry: args.registry.options()?,
         safety: if args.safety || args.dry_run || args.strict {
             SafetyScan::On
         } else {
@@ -159,7 +165,11 @@ pub fn run(args: RebaseArgs) -> anyhow::Result<i32> {
 }
 
 fn single(args: &RebaseArgs, run: &RebaseRun, job: &Job) -> anyhow::Result<i32> {
-    let mut report = ops::rebase(run, job, &Bar::new(args.quiet))?;
+    let mut report =
+        ops::rebase(run, job, &Bar::new(args.quiet)).map_err(|e| match job.dest.local_path() {
+            Some(dest) => e.at_argument("-o", dest, true),
+            None => e,
+        })?;
     args.attest
         .write(vec![(None, &mut report.attestations)], report.dry_run)?;
     if !args.quiet {

@@ -37,8 +37,20 @@ fn parse_creds(s: &str) -> Result<Credentials, CredentialsError> {
 }
 
 impl RegistryArgs {
-    pub fn options(&self) -> RegistryOptions {
-        RegistryOptions {
+    /// The options, once `--authfile` (when given) is known to be a file ocipatch can read:
+    /// a wrong path fails here, naming the flag, not at the first registry that needs it.
+    pub fn options(&self) -> Result<RegistryOptions, ocipatch::Error> {
+        if let Some(file) = &self.authfile {
+            let opened = std::fs::File::open(file).and_then(|f| {
+                if f.metadata()?.is_dir() {
+                    Err(std::io::Error::from(std::io::ErrorKind::IsADirectory))
+                } else {
+                    Ok(())
+                }
+            });
+            opened.map_err(|e| ocipatch::Error::argument("--authfile", file, e, false))?;
+        }
+        Ok(RegistryOptions {
             creds: self.creds.clone(),
             authfile: self.authfile.clone(),
             tls_verify: self.tls_verify,
@@ -48,6 +60,6 @@ impl RegistryArgs {
             },
             // One session per run: every registry is pinged once, tokens fetched once.
             session: Default::default(),
-        }
+        })
     }
 }

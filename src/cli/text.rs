@@ -96,15 +96,26 @@ pub fn error_text(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if text.is_empty() || line.contains(&text) {
-            continue;
+        if !text.is_empty() && !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
         }
-        if !line.is_empty() {
-            line.push_str(": ");
+        if is_whole(cause) {
+            break;
         }
-        line.push_str(&text);
     }
     line
+}
+
+/// An error whose message says all there is: its cause is the file system's answer, already
+/// told in words (and a library's io::Error text may hold a temporary name).
+fn is_whole(cause: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        cause.downcast_ref::<ocipatch::Error>(),
+        Some(ocipatch::Error::Argument { .. })
+    )
 }
 
 #[cfg(test)]

@@ -24,7 +24,11 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<i32> {
-    let report = ops::verify(&args.image, &args.registry.options(), &Bar::new(args.quiet))?;
+    let report = ops::verify(
+        &args.image,
+        &args.registry.options()?,
+        &Bar::new(args.quiet),
+    )?;
     if args.json {
         print_json(&report)?;
     } else {

@@ -83,11 +83,13 @@ pub struct Reference {
 /// by `***` (see [`redact`]), never the input itself: it is safe to print, log and put in a
 /// report.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid image reference {input:?}: {reason}")]
+#[error("{}", self.message())]
 pub struct ReferenceError {
     input: String,
     reason: String,
     credentials: bool,
+    /// The reference the user probably meant (a missing or unknown transport).
+    suggestion: Option<String>,
 }
 
 impl ReferenceError {
@@ -98,6 +100,16 @@ impl ReferenceError {
             input: redact(input).into_owned(),
             reason: scrub(reason, input),
             credentials: false,
+            suggestion: None,
+        }
+    }
+
+    /// The message: for a reference without a (known) transport the suggestion first, in a
+    /// short line (`did you mean oci:DIR:TAG? ("DIR:TAG" has no transport)`).
+    fn message(&self) -> String {
+        match &self.suggestion {
+            Some(suggestion) => format!("did you mean {suggestion}? ({})", self.reason),
+            None => format!("invalid image reference {:?}: {}", self.input, self.reason),
         }
     }
 
@@ -106,7 +118,12 @@ impl ReferenceError {
         &self.input
     }
 
-    /// What is wrong with it (for unknown transports, a hint at the right syntax).
+    /// The reference the user probably meant, for a missing or unknown transport.
+    pub fn suggestion(&self) -> Option<&str> {
+        self.suggestion.as_deref()
+    }
+
+    /// What is wrong with it.
     pub fn reason(&self) -> &str {
         &self.reason
     }
@@ -140,10 +157,11 @@ impl Reference {
     /// `docker://token@host/repo`) is refused, its error showing `docker://user:***@host/repo`.
     pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
         let err = |reason: &str| ReferenceError::new(input, reason);
-        let (transport, rest) = input.split_once(':').ok_or_else(|| {
-            err(&format!(
-                "expected TRANSPORT:..., e.g. oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]; did you mean {}?",
-                suggest_transport(&redact(input))
+        let (transport, rest) = input.split_once(':').ok_or_else(|| ReferenceError {
+            suggestion: Some(suggest_transport(&redact(input))),
+            ..err(&format!(
+                "{:?} has no transport: oci:, oci-archive:, docker-archive: or docker://",
+                redact(input)
             ))
         })?;
         let location = match transport {
@@ -190,10 +208,10 @@ impl Reference {
                 parse_registry(rest).map_err(|r| err(&r.to_string()))?
             }
             other => {
-                return Err(err(&format!(
-                    "unknown transport {other:?} (known: oci, oci-archive, docker-archive, docker); did you mean {}?",
-                    suggest_transport(&redact(input))
-                )))
+                return Err(ReferenceError {
+                    suggestion: Some(suggest_transport(&redact(input))),
+                    ..err(&format!("unknown transport {other:?}"))
+                })
             }
         };
         Ok(Reference {
@@ -206,6 +224,15 @@ impl Reference {
     /// which never shows what may be a password.
     pub fn as_written(&self) -> &str {
         &self.written
+    }
+
+    /// The directory or file a local reference names, as written (`None` for a registry).
+    pub fn local_path(&self) -> Option<&std::path::Path> {
+        match &self.location {
+            Location::OciLayout { dir, .. } => Some(dir),
+            Location::OciArchive { file, .. } | Location::DockerArchive { file, .. } => Some(file),
+            Location::Registry { .. } => None,
+        }
     }
 
     /// Whether the image is in a registry (`docker://`).
@@ -772,7 +799,12 @@ mod tests {
         // issue 13: a layout path with a tag reads as an unknown transport "testdata/images".
         let e = parse_err("testdata/images:app");
         assert!(e.contains("unknown transport \"testdata/images\""), "{e}");
-        assert!(e.contains("did you mean oci:testdata/images:app?"), "{e}");
+        // issue 19: the hint first, in a short line.
+        assert!(
+            e.starts_with("did you mean oci:testdata/images:app?"),
+            "{e}"
+        );
+        assert!(e.len() < 100, "{e}");
         let e = parse_err("testdata/images");
         assert!(e.contains("did you mean oci:testdata/images?"), "{e}");
         let e = parse_err("registry.example.com/team/app:1");

@@ -187,7 +187,14 @@ impl Report {
                 let (status, report, error, error_kind) = match result {
                     Ok(r) if r.up_to_date => (Status::Unchanged, Some(r), None, None),
                     Ok(r) => (Status::Rebased, Some(r), None, None),
-                    Err(e) => (Status::Failed, None, Some(e.to_string()), Some(e.kind())),
+                    Err(e) => {
+                        // A file-system failure at the destination names it as `-o` gave it.
+                        let e = match job.dest.local_path() {
+                            Some(dest) => e.at_argument("-o", dest, true),
+                            None => e,
+                        };
+                        (Status::Failed, None, Some(e.to_string()), Some(e.kind()))
+                    }
                 };
                 Entry {
                     image: job.image.to_string(),

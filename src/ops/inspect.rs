@@ -255,6 +255,7 @@ pub fn inspect(
     };
     let mut notes = Vec::new();
     let mut platforms = Vec::new();
+    let mut candidate_for_some = false;
     for image in loaded.images() {
         let resolved = resolve_base(image, explicit.as_ref(), src.as_ref(), registry, &mut notes);
         let base_image = resolved
@@ -266,10 +267,23 @@ pub fn inspect(
                 image.platform()
             ));
         }
-        let info = platform_info(image, base_image);
+        let mut info = platform_info(image, base_image);
         if info.base.as_ref().is_some_and(|b| !b.matches) {
+            // --base is not what the image is built on: a candidate new base. The layers are
+            // told apart by the image's recorded base, and the rebase onto --base is previewed.
+            candidate_for_some = true;
+            let recorded = annotated_base(image, &[src.as_ref()], registry, &mut notes);
+            let recorded_image = recorded
+                .as_ref()
+                .and_then(|l| l.for_platform(image.platform()));
+            let by_recorded = recorded_image.map(|b| platform_info(image, Some((b, "annotation"))));
+            match by_recorded {
+                Some(i) if i.base.as_ref().is_some_and(|b| b.matches) => info = i,
+                // No recorded base to tell the layers apart: `base` says --base is not it.
+                _ => {}
+            }
             notes.push(format!(
-                "{}: the image's layers do not start with the base's ({} layers): it is not built on this base",
+                "{}: --base is not this image's base (its layers do not start with the {} of --base): previewing a rebase onto it",
                 image.platform(),
                 base_image.map_or(0, |(b, _)| b.config.diff_ids.len())
             ));
@@ -279,10 +293,7 @@ pub fn inspect(
     // --base is a candidate new base: preview what a rebase onto it would say, exactly as
     // `rebase --dry-run` says it (package databases reconciled, the whole verdict).
     if let Some(candidate) = base {
-        if platforms
-            .iter()
-            .any(|p| p.base.as_ref().is_some_and(|b| !b.matches))
-        {
+        if candidate_for_some {
             match super::rebase::preview(reference, candidate, registry) {
                 Ok(reports) => {
                     for r in reports {

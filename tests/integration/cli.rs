@@ -65,7 +65,7 @@ fn an_error_says_its_cause_once() {
         "-o",
         &s.oci("out"),
     ]);
-    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(err.matches("no such file or directory").count(), 1, "{err}");
     assert!(err.contains("patchh"), "{err}");
 }
 
@@ -207,6 +207,8 @@ fn the_man_page_renders_with_man() {
     );
     let (text, warnings) = (out.stdout(), out.stderr());
     assert!(warnings.trim().is_empty(), "groff warnings: {warnings}");
+    // groff justifies lines: compare with single spaces.
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     for want in [
         "NAME",
         "ocipatch - Daemonless OCI image patcher",
@@ -214,6 +216,12 @@ fn the_man_page_renders_with_man() {
         "--base-name",
         "OCIPATCH CHECK",
         "OCIPATCH COMPLETIONS",
+        // issue 19: value names in each synopsis, and the exit codes scripts depend on
+        "--onto NEW_BASE",
+        "-o|--output DEST",
+        "--layer PATH",
+        "--shard I/N",
+        "EXIT STATUS",
     ] {
         assert!(text.contains(want), "{want:?} missing from:\n{text}");
     }
@@ -345,4 +353,272 @@ fn check_escapes_a_hostile_tag_list_and_a_registry_error_body() {
         assert!(!all.contains('\u{1b}') && !all.contains('\u{7}'), "{all:?}");
         assert!(all.contains("go away"), "{all}");
     }
+}
+
+// The first hour, round two (issue 19): an error about a path of the command line names the
+// flag or argument, the path as given and what is wrong in words, never a temporary name.
+
+/// `rebase` of the scenario's app to `dest`, which must fail with exit 1; its one error line.
+#[track_caller]
+fn rebase_to(s: &Scenario, dest: &str) -> String {
+    fails(&[
+        "rebase",
+        &s.oci("app"),
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        dest,
+    ])
+}
+
+#[track_caller]
+fn assert_words(err: &str, words: &[&str]) {
+    for w in words {
+        assert!(err.contains(w), "{w:?} missing from: {err}");
+    }
+    assert!(!err.contains("ocipatch-tmp"), "a temp name in: {err}");
+    assert!(!err.contains("os error"), "a raw OS error in: {err}");
+}
+
+#[test]
+fn a_destination_the_file_system_refuses_names_o_and_says_why() {
+    let s = scenario();
+    // /proc exists but takes no new entries: never "/proc does not exist".
+    let err = rebase_to(&s, "oci:/proc/x:app");
+    assert_words(&err, &["-o /proc/x: ", "cannot create here"]);
+    assert!(!err.contains("does not exist"), "{err}");
+    let err = rebase_to(&s, "oci-archive:/proc/x.tar:app");
+    assert_words(&err, &["-o /proc/x.tar: ", "cannot create here"]);
+    assert!(!err.contains("does not exist"), "{err}");
+    let err = rebase_to(&s, "docker-archive:/proc/x.tar:app:1");
+    assert_words(&err, &["-o /proc/x.tar: ", "cannot create here"]);
+}
+
+#[test]
+fn a_fleet_entry_whose_destination_is_refused_names_o_too() {
+    let s = scenario();
+    let (code, out, _) = outcome(&[
+        "rebase",
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        "oci-archive:/proc/{index}.tar:app",
+        &s.oci("app"),
+        &s.oci("app"),
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for e in r["images"].as_array().unwrap() {
+        let err = e["error"].as_str().unwrap();
+        assert_words(err, &["-o /proc/", ".tar: cannot create here"]);
+        assert_eq!(e["error_kind"], "io", "{e}");
+    }
+}
+
+#[test]
+fn a_destination_under_a_file_says_the_file_is_not_a_directory() {
+    let s = scenario();
+    let file = s.path("notes.txt");
+    fs::write(&file, "x").unwrap();
+    let f = file.display();
+    let err = rebase_to(&s, &format!("oci:{f}/x:app"));
+    assert_words(
+        &err,
+        &[&format!("-o {f}/x: {f} is a file, not a directory")],
+    );
+    let err = rebase_to(&s, &format!("oci-archive:{f}/x.tar:app"));
+    assert_words(
+        &err,
+        &[&format!("-o {f}/x.tar: {f} is a file, not a directory")],
+    );
+}
+
+#[test]
+fn a_read_only_destination_says_read_only_or_permission_denied() {
+    let s = scenario();
+    let ro = s.path("ro");
+    fs::create_dir(&ro).unwrap();
+    let r = ro.display().to_string();
+    // As root permissions do not apply: a read-only bind mount is what refuses the write.
+    let mounted = is_root()
+        && run(cmd("mount").args(["--bind", &r, &r])).success()
+        && run(cmd("mount").args(["-o", "remount,ro,bind", &r])).success();
+    if !mounted {
+        assert!(
+            !is_root(),
+            "as root the read-only bind mount of {r} must work"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let layout = rebase_to(&s, &format!("oci:{r}/x:app"));
+    let archive = rebase_to(&s, &format!("oci-archive:{r}/x.tar:app"));
+    if mounted {
+        run(cmd("umount").arg(&r));
+    }
+    let why = if mounted {
+        "cannot create here: read-only file system"
+    } else {
+        "permission denied"
+    };
+    assert_words(&layout, &[&format!("-o {r}/x: {why}")]);
+    assert_words(&archive, &[&format!("-o {r}/x.tar: {why}")]);
+}
+
+#[test]
+fn a_missing_input_file_names_its_flag() {
+    let s = scenario();
+    let missing = s.path("nonexistent");
+    let m = missing.display().to_string();
+    let err = fails(&["append", &s.oci("app"), "--layer", &m, "-o", &s.oci("out")]);
+    assert_words(&err, &[&format!("--layer {m}: no such file or directory")]);
+    let err = fails(&[
+        "rebase",
+        "--from",
+        &s.oci("base-v1"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &s.oci("fleet-{index}"),
+        "--images-from",
+        &m,
+    ]);
+    assert_words(
+        &err,
+        &[&format!("--images-from {m}: no such file or directory")],
+    );
+    let err = fails(&["check", "--images-from", &m]);
+    assert_words(
+        &err,
+        &[&format!("--images-from {m}: no such file or directory")],
+    );
+    let err = fails(&["verify", "--authfile", &m, &s.oci("app")]);
+    assert_words(
+        &err,
+        &[&format!("--authfile {m}: no such file or directory")],
+    );
+    let file = s.path("cache-file");
+    fs::write(&file, "x").unwrap();
+    let f = file.display();
+    let err = fails(&[
+        "rebase",
+        &s.oci("app"),
+        "--onto",
+        &s.oci("base-v2"),
+        "-o",
+        &s.oci("out"),
+        "--cache-dir",
+        &f.to_string(),
+    ]);
+    assert_words(
+        &err,
+        &[&format!("--cache-dir {f}: {f} is a file, not a directory")],
+    );
+}
+
+#[test]
+fn usage_errors_have_the_same_prefix_and_the_transport_hint_first() {
+    let s = scenario();
+    let dir = s.layout.dir.display().to_string();
+    let (code, _, err) = outcome(&["verify", &format!("{dir}:app")]);
+    assert_eq!(code, 2, "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    let hint = format!("did you mean oci:{dir}:app?");
+    assert!(
+        first.starts_with(&format!(
+            "ocipatch: error: invalid value for '<IMAGE>': {hint}"
+        )),
+        "{first}"
+    );
+    assert!(
+        first.len() <= hint.len() + 110,
+        "{} chars: {first}",
+        first.len()
+    );
+    let (code, _, err) = outcome(&["verify", "--no-such-flag", &s.oci("app")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with("ocipatch: error: "), "{err}");
+    assert!(!err.lines().any(|l| l.starts_with("error:")), "{err}");
+}
+
+/// The README's synopsis (the code block after `<!-- synopsis`) names every flag each command's
+/// `--help` lists, and no flag `--help` does not: the next flag added without its line fails
+/// here, naming the flag and the command (issue 19).
+#[test]
+fn the_readme_synopsis_matches_every_commands_help() {
+    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- synopsis")
+        .expect("README.md has no <!-- synopsis --> marker before its Commands block");
+    let block = &readme[start..];
+    let block = &block[block.find("```\n").unwrap() + 4..];
+    let block = &block[..block.find("```").unwrap()];
+    // Flags written in a piece of text: `--long` and `-s`.
+    fn flags(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for word in text.split(|c: char| c.is_whitespace() || "[]|()=,.".contains(c)) {
+            let ok =
+                |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+            if let Some(long) = word.strip_prefix("--").filter(|w| ok(w)) {
+                out.push(format!("--{long}"));
+            } else if let Some(short) = word.strip_prefix('-').filter(|w| w.len() == 1 && ok(w)) {
+                out.push(format!("-{short}"));
+            }
+        }
+        out
+    }
+    let mut synopsis: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut common = Vec::new();
+    let mut current: Option<String> = None;
+    for line in block.lines() {
+        if let Some(rest) = line.strip_prefix("ocipatch ") {
+            let cmd = rest.split_whitespace().next().unwrap().to_string();
+            synopsis.entry(cmd.clone()).or_default().extend(flags(rest));
+            current = Some(cmd);
+        } else if line.starts_with('#') {
+            common.extend(flags(line));
+            current = None;
+        } else if let Some(cmd) = &current {
+            synopsis.get_mut(cmd).unwrap().extend(flags(line));
+        }
+    }
+    let mut problems = Vec::new();
+    for cmd in ["rebase", "append", "verify", "inspect", "check"] {
+        let written = synopsis.get(cmd).cloned().unwrap_or_default();
+        let help = ok(&[cmd, "--help"]);
+        // Option lines of --help: `  -o, --output <DEST>`, `      --json`.
+        let mut known = Vec::new();
+        for line in help
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with('-'))
+        {
+            let head = line.split("  ").next().unwrap_or(line);
+            let names: Vec<String> = flags(head.split('<').next().unwrap_or(head));
+            if names.iter().any(|n| n == "--help" || n == "-h") {
+                continue;
+            }
+            let covered = names
+                .iter()
+                .any(|n| written.contains(n) || common.contains(n));
+            if !covered {
+                problems.push(format!(
+                    "README.md synopsis of `ocipatch {cmd}` lacks {} (listed by `ocipatch {cmd} --help`)",
+                    names.join("/")
+                ));
+            }
+            known.extend(names);
+        }
+        for f in written.iter().filter(|f| !known.contains(f)) {
+            problems.push(format!(
+                "README.md synopsis of `ocipatch {cmd}` names {f}, which `ocipatch {cmd} --help` does not list"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

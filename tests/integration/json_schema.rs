@@ -313,3 +313,116 @@ fn every_schema_field_is_documented() {
         );
     }
 }
+
+/// Each field table of docs/json.md (under a `#### \`name\`` heading: a report, a shared object
+/// of the schemas' `$defs`, or a path into one such as `inspect.platforms[].base`) lists exactly
+/// the properties its schema gives that object: no field missing, none that is not one (a type
+/// written as a field), so the next drift fails here with the name of the table and the field.
+#[test]
+fn every_json_md_table_lists_exactly_its_schema_fields() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/json.md")).unwrap();
+    let schemas: Vec<(&str, Value)> = [
+        "rebase",
+        "fleet",
+        "append",
+        "verify",
+        "inspect",
+        "check",
+        "check-fleet",
+        "error",
+    ]
+    .into_iter()
+    .map(|n| (n, schema(n)))
+    .collect();
+    // An object's schema: `$ref`s into the same schema's `$defs` followed.
+    fn follow<'a>(root: &'a Value, mut v: &'a Value) -> &'a Value {
+        while let Some(r) = v.get("$ref").and_then(Value::as_str) {
+            let name = r.trim_start_matches("#/$defs/");
+            v = &root["$defs"][name];
+        }
+        v
+    }
+    let resolve = |path: &str| -> Option<Vec<String>> {
+        let mut segments = path.split('.');
+        let first = segments.next()?;
+        let (first, array) = match first.strip_suffix("[]") {
+            Some(f) => (f, true),
+            None => (first, false),
+        };
+        let (root, mut v) = schemas
+            .iter()
+            .find(|(n, _)| *n == first)
+            .map(|(_, s)| (s, s))
+            .or_else(|| {
+                schemas
+                    .iter()
+                    .find(|(_, s)| s["$defs"].get(first).is_some())
+                    .map(|(_, s)| (s, &s["$defs"][first]))
+            })?;
+        v = follow(root, v);
+        if array {
+            v = follow(root, &v["items"]);
+        }
+        for seg in segments {
+            let (name, array) = match seg.strip_suffix("[]") {
+                Some(n) => (n, true),
+                None => (seg, false),
+            };
+            v = follow(root, v["properties"].get(name)?);
+            if array {
+                v = follow(root, &v["items"]);
+            }
+        }
+        Some(v["properties"].as_object()?.keys().cloned().collect())
+    };
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    let mut heading: Option<String> = None;
+    let mut table: Vec<String> = Vec::new();
+    let mut finish = |heading: &Option<String>, table: &mut Vec<String>| {
+        if let Some(h) = heading {
+            if !table.is_empty() {
+                match resolve(h) {
+                    None => problems.push(format!(
+                        "docs/json.md table `{h}`: no such object in docs/schema/"
+                    )),
+                    Some(want) => {
+                        checked += 1;
+                        for f in table.iter().filter(|f| !want.contains(f)) {
+                            problems.push(format!(
+                                "docs/json.md table `{h}` lists `{f}`, which its schema does not have"
+                            ));
+                        }
+                        for f in want.iter().filter(|f| !table.contains(f)) {
+                            problems.push(format!(
+                                "docs/json.md table `{h}` lacks `{f}`, which its schema has"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        table.clear();
+    };
+    for line in doc.lines() {
+        if let Some(h) = line
+            .strip_prefix("#### `")
+            .and_then(|h| h.strip_suffix('`'))
+        {
+            finish(&heading, &mut table);
+            heading = Some(h.to_string());
+        } else if line.starts_with('#') {
+            finish(&heading, &mut table);
+            heading = None;
+        } else if let Some(cell) = line.strip_prefix("| `") {
+            if heading.is_some() {
+                if let Some(name) = cell.split('`').next() {
+                    table.push(name.to_string());
+                }
+            }
+        }
+    }
+    finish(&heading, &mut table);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(checked >= 20, "only {checked} tables found in docs/json.md");
+}

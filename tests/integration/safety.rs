@@ -184,9 +184,22 @@ fn inspect_with_a_candidate_base_previews_the_rebase() {
     let r: Value = serde_json::from_str(&out).unwrap();
     let f = &r["platforms"][0]["rebase_safety"]["findings"];
     assert_eq!(f[0]["path"], "usr/lib/libfoo.so.1", "{r:#}");
+    // One meaning of --base: a candidate new base does not blank the layer roles; they come
+    // from the image's recorded base (issue 19).
+    let roles: Vec<&str> = r["platforms"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["role"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(roles, ["base", "app"], "{r:#}");
+    assert_eq!(
+        r["platforms"][0]["base"]["found_via"], "annotation",
+        "{r:#}"
+    );
     let human = ok(&["inspect", &s.oci("annotated"), "--base", &s.oci("base-v2")]);
     assert!(
-        human.contains("rebase onto --base: 1 safety finding(s)"),
+        human.contains("rebase onto --base (a candidate new base): 1 safety finding(s)"),
         "{human}"
     );
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::util::registry::Registry;
+use crate::util::registry::{Registry, TestCa};
 use crate::util::*;
 use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -244,9 +244,12 @@ fn the_documented_pipeline_parses_and_runs_as_concurrent_shards() {
             .unwrap_or_else(|e| panic!("YAML block {i} of docs/fleets.md: {e}"));
         let mut all = Vec::new();
         strings(&docs[0], &mut all);
-        assert!(
+        // The workflow runs the script on a runner; the Job runs ocipatch alone in its image
+        // (the_kubernetes_job_runs_in_the_built_image_over_tls).
+        assert_eq!(
             all.iter().any(|s| s == script),
-            "YAML block {i} does not embed the pipeline script"
+            i == 1,
+            "YAML block {i}: only the GitHub workflow embeds the pipeline script"
         );
     }
     let job = &YamlLoader::load_from_str(&yaml[0]).unwrap()[0];
@@ -342,5 +345,181 @@ fn the_documented_pipeline_parses_and_runs_as_concurrent_shards() {
             "nothing outdated, nothing to rebase"
         );
     }
+    assert_eq!(writes(&reg.requests_since(mark)), Vec::<&String>::new());
+}
+
+/// `$(NAME)` replaced by `env`'s NAME, as Kubernetes expands a container's `command` and `args`
+/// (`$$` is a literal `$`; an undefined name stays as written).
+fn kubernetes_expand(text: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some((name, after)) = tail
+            .strip_prefix("$(")
+            .and_then(|t| t.split_once(')'))
+            .filter(|(n, _)| env.contains_key(*n))
+        {
+            out.push_str(&env[name]);
+            rest = after;
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out + rest
+}
+
+fn yaml_strings(y: &Yaml) -> Vec<String> {
+    y.as_vec()
+        .map(|v| {
+            v.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The Indexed Job of docs/fleets.md, run as its pods would run it: its `command` and `args`,
+/// `$(NAME)` expanded, inside the rootfs of the image scripts/build-image.sh builds (a chroot:
+/// no shell, no jq, nothing from the host), against a registry over TLS. The CA is trusted the
+/// documented way, by the image's bundle (/etc/ssl/certs/ca-certificates.crt, a mounted bundle
+/// holding the private CA); without it the same pod fails.
+#[test]
+fn the_kubernetes_job_runs_in_the_built_image_over_tls() {
+    require_tools(&["umoci", "unshare", "chroot", "ldd", "openssl", "bash"]);
+    let yaml = doc_blocks("yaml");
+    let job = &YamlLoader::load_from_str(&yaml[0]).unwrap()[0];
+    let mut all = Vec::new();
+    strings(job, &mut all);
+    for s in &all {
+        assert!(
+            !s.contains("/bin/sh") && !s.contains("jq "),
+            "the Job needs a shell or jq, which the image has not: {s}"
+        );
+    }
+    let pod = &job["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let command = yaml_strings(&container["command"]);
+    let args = yaml_strings(&container["args"]);
+    assert_eq!(command, ["/usr/local/bin/ocipatch"], "{container:?}");
+    let completions = job["spec"]["completions"].as_i64().unwrap();
+    let mut env: BTreeMap<String, String> = container["env"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let (n, v) = (e["name"].as_str().unwrap(), e["value"].as_str().unwrap());
+            (n.to_string(), v.to_string())
+        })
+        .collect();
+    assert_eq!(env["SHARD_COUNT"], completions.to_string());
+
+    // The registry (placeholders of the page replaced by the local one), over TLS.
+    let fx = Fixture::new();
+    let ca_dir = fx.path("ca");
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    let ca = TestCa::create(&ca_dir);
+    let reg = Registry::start_tls(&ca);
+    let images = fleet_registry(&fx, &reg, 8);
+    env.insert("NEW_BASE".into(), reg.docker("lib/base:v2"));
+    env.insert("DEST".into(), reg.docker("{repo}:{tag}"));
+
+    // The image, as scripts/build-image.sh builds it, unpacked.
+    let layout = fx.path("ocipatch-image");
+    run_ok(
+        cmd("bash")
+            .arg(repo_root().join("scripts/build-image.sh"))
+            .arg("--binary")
+            .arg(bin())
+            .arg(format!("oci:{}:latest", layout.display())),
+    );
+    let rootfs = unpack_in(&fx.path("."), &layout, "latest");
+    let bundle = rootfs.join("etc/ssl/certs/ca-certificates.crt");
+    let public = std::fs::read_to_string(&bundle).unwrap();
+    assert!(
+        public.matches("BEGIN CERTIFICATE").count() > 50,
+        "the image carries the public CA certificates"
+    );
+    assert!(rootfs
+        .join("etc/ssl/certs/ca-certificates.crt.source")
+        .is_file());
+    assert!(!rootfs.join("bin/sh").exists() && !rootfs.join("usr/bin/jq").exists());
+    // The binary under test is a debug build linked dynamically (the release image's binary is
+    // static, which the script checks): its loader and libraries go in beside it, nothing else.
+    let ldd = run_ok(cmd("ldd").arg(bin())).stdout();
+    for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
+        let to = rootfs.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(lib, &to).unwrap();
+    }
+    // What the Job mounts: the auth file (a Secret) and the image list (a ConfigMap).
+    for (path, contents) in [
+        ("auth/config.json", "{\"auths\": {}}\n".to_string()),
+        ("fleet/images.txt", images.join("\n") + "\n"),
+    ] {
+        let to = rootfs.join(path);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, contents).unwrap();
+    }
+    let pod_run = |index: i64| {
+        let mut env = env.clone();
+        env.insert("JOB_COMPLETION_INDEX".into(), index.to_string());
+        let argv: Vec<String> = command
+            .iter()
+            .chain(&args)
+            .map(|a| kubernetes_expand(a, &env))
+            .collect();
+        chroot_run(
+            &rootfs,
+            &argv.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+
+    // The public bundle does not know the test CA: every pod with images fails, saying why.
+    let mut refused = 0;
+    for index in 0..completions {
+        let r = pod_run(index);
+        if r.json()["images"].as_array().is_some_and(|a| a.is_empty()) {
+            continue; // an empty shard contacts nobody
+        }
+        assert_eq!(r.code(), 1, "{r}");
+        assert_eq!(r.json()["rebased"].as_u64().unwrap_or(0), 0, "{r}");
+        assert!(r.stdout().to_lowercase().contains("certificate"), "{r}");
+        refused += 1;
+    }
+    assert!(refused > 0, "no shard held an image");
+
+    // A bundle that holds the private CA, mounted over the image's (as with a ConfigMap and
+    // subPath): every pod rebases its shard, together each image exactly once.
+    let private = std::fs::read_to_string(&ca.ca_cert).unwrap();
+    std::fs::write(&bundle, public + &private).unwrap();
+    let mut rebased = Vec::new();
+    for index in 0..completions {
+        let r = pod_run(index);
+        assert_eq!(r.code(), 0, "pod {index}:\n{r}");
+        let report = r.json();
+        assert_eq!(report["failed"], 0, "{report:#}");
+        for e in report["images"].as_array().unwrap() {
+            assert_eq!(e["status"], "rebased", "{report:#}");
+            rebased.push(e["image"].as_str().unwrap().to_string());
+        }
+    }
+    rebased.sort();
+    let mut want = images.clone();
+    want.sort();
+    assert_eq!(
+        rebased, want,
+        "each image rebased exactly once by the pods together"
+    );
+    // A retried pod: nothing left to do, nothing written.
+    let mark = reg.log_mark();
+    let r = pod_run(0);
+    assert_eq!(r.code(), 0, "{r}");
+    assert_eq!(r.json()["rebased"], 0, "{r}");
     assert_eq!(writes(&reg.requests_since(mark)), Vec::<&String>::new());
 }

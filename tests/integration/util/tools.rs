@@ -73,7 +73,8 @@ pub fn is_root() -> bool {
 /// Runs `argv` in a chroot of `rootfs` as the image's entrypoint would run: in a private mount
 /// namespace (`unshare --mount`, so nothing stays mounted when it ends) with /proc and a small
 /// private /dev (null, zero, full, random, urandom, tty), `PATH` of a Debian image, a clean
-/// environment. Returns the run whatever its exit code.
+/// environment (set by the host's `env` before `chroot`, so a rootfs without a shell or `env`,
+/// such as the ocipatch image, runs too). Returns the run whatever its exit code.
 pub fn chroot_run(rootfs: &Path, argv: &[&str]) -> Run {
     let r = rootfs.display().to_string();
     let script = r#"set -e
@@ -86,7 +87,7 @@ mknod -m 666 "$r/dev/full" c 1 7
 mknod -m 666 "$r/dev/random" c 1 8
 mknod -m 666 "$r/dev/urandom" c 1 9
 mknod -m 666 "$r/dev/tty" c 5 0
-exec chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C "$@""#;
+exec /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C chroot "$r" "$@""#;
     for dir in ["proc", "dev"] {
         fs::create_dir_all(rootfs.join(dir)).expect("mount point");
     }
