@@ -433,7 +433,9 @@ impl Error {
             Error::Io { path, source } if related(&path) => {
                 Error::argument(flag, given, source, output)
             }
-            Error::WriteBlob { path, source, .. } if related(&path) => {
+            // A blob write that failed for a reason of the path (not a full or failing
+            // device, where the blob's name is what helps) is the flag's.
+            Error::WriteBlob { path, source, .. } if related(&path) && about_the_path(&source) => {
                 Error::argument(flag, given, source, output)
             }
             e => e,
@@ -609,6 +611,21 @@ fn engine_kind(e: &EngineError) -> &'static str {
         EngineError::Decompress { .. } => "decompress",
         EngineError::Read(_) | EngineError::Write(_) => "read-blob",
     }
+}
+
+/// Whether an I/O failure is about the path itself (missing, not a directory, read-only,
+/// refused), rather than the device (full, failing).
+fn about_the_path(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        NotFound
+            | NotADirectory
+            | IsADirectory
+            | ReadOnlyFilesystem
+            | PermissionDenied
+            | AlreadyExists
+    )
 }
 
 /// What is wrong with a path of the command line ([`Error::Argument`]), in words.
