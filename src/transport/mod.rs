@@ -7,6 +7,7 @@ pub mod layout;
 pub mod memory;
 pub mod oci_archive;
 pub mod oci_archive_sink;
+pub mod referrers;
 pub mod registry;
 mod select;
 mod staging;
