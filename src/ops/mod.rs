@@ -9,6 +9,7 @@ pub mod load;
 pub mod pkgdb;
 pub mod progress;
 pub mod rebase;
+pub mod referrers;
 pub mod safety;
 pub mod stack;
 pub mod summaries;
