@@ -106,6 +106,16 @@ fi
 for tool in skopeo umoci oci-image-tool; do
 	printf '%-16s %s\n' "$tool" "$("$tool" --version 2>&1 | head -n1)"
 done
+
+section "python tools (venv)"
+# PyPI clients the interop tests drive, in one venv the suite owns (tests find its python
+# through util::tools::venv_python(), same variable, same default). One pip line per block.
+venv=${OCIPATCH_VENV:-/var/cache/ocipatch-test/venv}
+if [ ! -x "$venv/bin/python" ]; then
+	python3 -m venv "$venv"
+fi
+# referrers: the oras Python SDK lists and pushes OCI 1.1 referrers (interop/referrers.rs)
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check oras==0.2.43
 if [ "$(id -u)" != 0 ]; then
 	echo "scripts/test.sh: the interop tests need root (umoci unpack/repack of uid 1000 files)" >&2
 	exit 1

@@ -69,7 +69,10 @@ pub fn of_image(src: &dyn Source, image: &Loaded) -> Result<Vec<Referrer>> {
     let mut out: Vec<Referrer> = Vec::new();
     for s in &subjects {
         for r in list(src, s, None)? {
-            if !out.iter().any(|o| o.digest == r.digest && o.subject == r.subject) {
+            if !out
+                .iter()
+                .any(|o| o.digest == r.digest && o.subject == r.subject)
+            {
                 out.push(r);
             }
         }

@@ -217,7 +217,12 @@ impl Walk<'_> {
                 .map(|b| Index::parse(&b, Some(&root.media_type)))
                 .transpose()
             {
-                subjects.extend(index.into_iter().flat_map(|i| i.manifests).map(|d| d.digest));
+                subjects.extend(
+                    index
+                        .into_iter()
+                        .flat_map(|i| i.manifests)
+                        .map(|d| d.digest),
+                );
             }
         }
         for subject in subjects {

@@ -63,7 +63,11 @@ pub trait Source: Send + Sync {
     /// The referrers of the manifest `subject` (OCI 1.1: manifests whose `subject` is it), as
     /// index entries (media type, digest, size, `artifactType`, annotations), optionally only
     /// those of `artifact_type`. A store without referrers (docker-archive) has none.
-    fn referrers(&self, _subject: &Digest, _artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
+    fn referrers(
+        &self,
+        _subject: &Digest,
+        _artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
         Ok(Vec::new())
     }
 }

@@ -206,8 +206,18 @@ mod tests {
 
     #[test]
     fn built_manifest_is_deterministic_and_names_its_subject() {
-        let a = build_manifest(&subject(), "application/spdx+json", &doc(), &BTreeMap::new());
-        let b = build_manifest(&subject(), "application/spdx+json", &doc(), &BTreeMap::new());
+        let a = build_manifest(
+            &subject(),
+            "application/spdx+json",
+            &doc(),
+            &BTreeMap::new(),
+        );
+        let b = build_manifest(
+            &subject(),
+            "application/spdx+json",
+            &doc(),
+            &BTreeMap::new(),
+        );
         assert_eq!(a.bytes, b.bytes);
         let m = crate::model::Manifest::parse(&a.bytes, None).unwrap();
         let s = m.subject().unwrap();
@@ -229,8 +239,10 @@ mod tests {
 
     #[test]
     fn adding_keeps_entries_and_order_and_is_idempotent() {
-        let tagged = Descriptor::of_bytes(media::OCI_MANIFEST, b"x")
-            .with_field("annotations", json!({"org.opencontainers.image.ref.name":"v1"}));
+        let tagged = Descriptor::of_bytes(media::OCI_MANIFEST, b"x").with_field(
+            "annotations",
+            json!({"org.opencontainers.image.ref.name":"v1"}),
+        );
         let mut start = empty_index();
         start.insert("manifests".into(), json!([tagged.to_json()]));
         start.insert("x-vendor".into(), 7.into());
@@ -270,6 +282,9 @@ mod tests {
         let r = build_manifest(&subject(), "t", &doc(), &BTreeMap::new());
         let listed = r.descriptor.clone();
         assert_eq!(entry_from_manifest(&listed, &r.bytes), r.entry);
-        assert_eq!(fallback_tag(&subject().digest), format!("sha256-{}", subject().digest.hex()));
+        assert_eq!(
+            fallback_tag(&subject().digest),
+            format!("sha256-{}", subject().digest.hex())
+        );
     }
 }

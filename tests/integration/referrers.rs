@@ -56,8 +56,14 @@ fn attaching_twice_lists_one_entry_and_keeps_the_tags() {
     assert_eq!(after.len(), before.len() + 1);
     assert_eq!(after[before.len()]["artifactType"], SPDX);
     let m = s.layout.read_json(&d);
-    assert_eq!(m["subject"]["digest"], subject(&s.layout, "app").digest.to_string());
-    assert_eq!(m["config"]["mediaType"], "application/vnd.oci.empty.v1+json");
+    assert_eq!(
+        m["subject"]["digest"],
+        subject(&s.layout, "app").digest.to_string()
+    );
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
     assert_eq!(
         m["layers"][0]["digest"],
         sha256(b"{\"spdxVersion\":\"SPDX-2.3\"}")
@@ -76,9 +82,15 @@ fn inspect_lists_a_referrer_and_verify_checks_it() {
     assert_eq!(listed.len(), 1, "{v}");
     assert_eq!(listed[0]["digest"], a.digest.to_string());
     assert_eq!(listed[0]["artifact_type"], SPDX);
-    assert_eq!(listed[0]["subject"], subject(&s.layout, "app").digest.to_string());
+    assert_eq!(
+        listed[0]["subject"],
+        subject(&s.layout, "app").digest.to_string()
+    );
     let human = ok(&["inspect", &s.oci("app")]);
-    assert!(human.contains(&format!("referrer: {SPDX} {}", a.digest)), "{human}");
+    assert!(
+        human.contains(&format!("referrer: {SPDX} {}", a.digest)),
+        "{human}"
+    );
     // Another image of the layout has no referrer.
     let v = run_ok(ocipatch().args(["inspect", &s.oci("base-v1"), "--json"])).json();
     assert_eq!(v["referrers"], serde_json::json!([]));
@@ -130,7 +142,10 @@ fn a_rebase_names_the_referrers_it_does_not_carry() {
     assert_eq!(nc[0]["digest"], a.digest.to_string());
     assert_eq!(nc[0]["subject"], old);
     assert_eq!(nc[0]["artifact_type"], SPDX);
-    let warning = format!("not carried: {SPDX} {} describes the old digest {old}", a.digest);
+    let warning = format!(
+        "not carried: {SPDX} {} describes the old digest {old}",
+        a.digest
+    );
     assert!(run.stderr().contains(&warning), "{}", run.stderr());
     // The destination has the image and nothing else: no referrer, no blob of it.
     let out = read_json(&dest.join("index.json"));

@@ -416,7 +416,9 @@ impl Source for RegistrySource {
                 StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED
             );
         if !no_api {
-            return Err(self.client.status_error(&format!("cannot list {what}"), resp));
+            return Err(self
+                .client
+                .status_error(&format!("cannot list {what}"), resp));
         }
         let tag = super::referrers::fallback_tag(subject);
         let (desc, bytes) = match self.fetch_manifest(&Selector::Tag(tag.clone()))? {
@@ -424,8 +426,9 @@ impl Source for RegistrySource {
             Err(_) => return Ok(Vec::new()),
         };
         let index = Index::parse(&bytes, Some(&desc.media_type)).map_err(|e| {
-            self.client
-                .error_msg(format!("{what}: the referrers tag {tag} is not an image index: {e}"))
+            self.client.error_msg(format!(
+                "{what}: the referrers tag {tag} is not an image index: {e}"
+            ))
         })?;
         Ok(super::referrers::filter(&index, artifact_type))
     }
@@ -702,8 +705,13 @@ impl RegistrySink {
 
     /// The index tagged `tag`: `None` when there is no such tag (404). Read bounded, checked
     /// against its `Docker-Content-Digest`.
-    fn get_tagged_index(&self, tag: &str) -> Result<Option<(serde_json::Map<String, serde_json::Value>, Index)>> {
-        let url = self.client.url(&self.repository, &format!("manifests/{tag}"));
+    fn get_tagged_index(
+        &self,
+        tag: &str,
+    ) -> Result<Option<(serde_json::Map<String, serde_json::Value>, Index)>> {
+        let url = self
+            .client
+            .url(&self.repository, &format!("manifests/{tag}"));
         let resp = self.client.send(
             Method::GET,
             &url,
@@ -734,8 +742,9 @@ impl RegistrySink {
             )));
         }
         let bad = |e: String| {
-            self.client
-                .error_msg(format!("the referrers tag {tag:?} is not an image index: {e}"))
+            self.client.error_msg(format!(
+                "the referrers tag {tag:?} is not an image index: {e}"
+            ))
         };
         let index = Index::parse(&bytes, Some(media::OCI_INDEX)).map_err(|e| bad(e.to_string()))?;
         match serde_json::from_slice(&bytes) {
@@ -771,8 +780,7 @@ impl RegistrySink {
                     }
                 }
             }
-            let (merged, changed) =
-                super::referrers::add_entries(current.map(|(m, _)| m), &wanted);
+            let (merged, changed) = super::referrers::add_entries(current.map(|(m, _)| m), &wanted);
             if !changed {
                 return Ok(());
             }
@@ -791,7 +799,12 @@ impl RegistrySink {
 
     /// PUT a manifest; `Ok(true)` when the answer carries `OCI-Subject` (a registry with the
     /// referrers API, which indexes the manifest's subject itself).
-    fn put_manifest_subject(&self, reference: &str, media_type: &str, bytes: &[u8]) -> Result<bool> {
+    fn put_manifest_subject(
+        &self,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<bool> {
         let url = self
             .client
             .url(&self.repository, &format!("manifests/{reference}"));

@@ -104,3 +104,19 @@ exec chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/
         ])
         .args(argv))
 }
+
+/// The python of the venv scripts/test.sh makes for PyPI clients (`$OCIPATCH_VENV`, default
+/// `/var/cache/ocipatch-test/venv`). A venv that is not there fails the test: run
+/// scripts/test.sh's "python tools (venv)" section.
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("OCIPATCH_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/ocipatch-test/venv"));
+    let python = venv.join("bin").join("python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/test.sh (section \"python tools (venv)\") to create the venv",
+        python.display()
+    );
+    python
+}
