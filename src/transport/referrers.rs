@@ -40,7 +40,7 @@ pub struct Built {
 }
 
 /// The artifact manifest that attaches `document` to `subject`: `artifactType`, the empty
-/// config, `layers` = [`document`], `subject` = the subject's media type, digest and size (its
+/// config, `layers` = the one `document`, `subject` = the subject's media type, digest and size (its
 /// platform and annotations are the subject's own business). Byte-identical for identical
 /// inputs: keys in a fixed order, `annotations` (sorted) only when there are some.
 pub fn build_manifest(
