@@ -32,7 +32,8 @@ const MAX_DEPTH: usize = 8;
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Problem {
     /// `index`, `manifest`, `config`, `layer` or `blob` (an entry of unknown media type, or
-    /// the config of an artifact).
+    /// the config of an artifact), or `referrer` (the referrers of a subject could not be
+    /// listed).
     pub kind: &'static str,
     /// The blob's digest (as its descriptor has it).
     pub digest: Digest,

@@ -381,44 +381,50 @@ impl Source for RegistrySource {
     /// schema: the index tagged `sha256-<hex>`, none when there is no such tag. The
     /// `artifactType` filter is applied here too (a registry may ignore it).
     fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
-        let mut url = self
-            .client
-            .url(&self.repository, &format!("referrers/{subject}"));
-        if let Some(t) = artifact_type {
-            url.push_str(&format!("?artifactType={}", auth::query_escape(t)));
-        }
-        let resp = self.client.send(
-            Method::GET,
-            &url,
-            &[("accept", media::OCI_INDEX)],
-            Body::Empty,
-            &self.scopes,
-        )?;
         let what = format!("referrers of {subject}");
-        let is_index = header(&resp, "content-type")
-            .is_some_and(|c| c.split(';').next().unwrap_or("").trim() == media::OCI_INDEX);
-        let status = resp.status();
-        if status.is_success() && is_index {
-            let bytes = body::read_limited(
-                resp,
-                MAX_JSON_BLOB,
-                format!("{what} from registry {}", self.client.host()),
-                self.client.deadline(0),
-            )
-            .map_err(|e| self.client.error_msg(e.to_string()))?;
-            let index = Index::parse(&bytes, Some(media::OCI_INDEX))
-                .map_err(|e| self.client.error_msg(format!("{what}: {e}")))?;
-            return Ok(super::referrers::filter(&index, artifact_type));
-        }
-        let no_api = status.is_success()
-            || matches!(
-                status,
-                StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED
-            );
-        if !no_api {
-            return Err(self
+        if !self.client.lacks_referrers_api() {
+            let mut url = self
                 .client
-                .status_error(&format!("cannot list {what}"), resp));
+                .url(&self.repository, &format!("referrers/{subject}"));
+            if let Some(t) = artifact_type {
+                url.push_str(&format!("?artifactType={}", auth::query_escape(t)));
+            }
+            let resp = self.client.send(
+                Method::GET,
+                &url,
+                &[("accept", media::OCI_INDEX)],
+                Body::Empty,
+                &self.scopes,
+            )?;
+            let is_index = header(&resp, "content-type")
+                .is_some_and(|c| c.split(';').next().unwrap_or("").trim() == media::OCI_INDEX);
+            let status = resp.status();
+            if status.is_success() && is_index {
+                let bytes = body::read_limited(
+                    resp,
+                    MAX_JSON_BLOB,
+                    format!("{what} from registry {}", self.client.host()),
+                    self.client.deadline(0),
+                )
+                .map_err(|e| self.client.error_msg(e.to_string()))?;
+                let index = Index::parse(&bytes, Some(media::OCI_INDEX))
+                    .map_err(|e| self.client.error_msg(format!("{what}: {e}")))?;
+                return Ok(super::referrers::filter(&index, artifact_type));
+            }
+            let no_api = status.is_success()
+                || matches!(
+                    status,
+                    StatusCode::NOT_FOUND
+                        | StatusCode::BAD_REQUEST
+                        | StatusCode::METHOD_NOT_ALLOWED
+                );
+            if !no_api {
+                return Err(self
+                    .client
+                    .status_error(&format!("cannot list {what}"), resp));
+            }
+            // A 404 from a registry with the API would be an index; this one has none.
+            self.client.note_no_referrers_api();
         }
         let tag = super::referrers::fallback_tag(subject);
         let (desc, bytes) = match self.fetch_manifest(&Selector::Tag(tag.clone()))? {
