@@ -119,10 +119,13 @@ fi
 # CycloneDX strict JSON validator, the in-toto attestation (Statement v1, SLSA v1) bindings.
 "$venv/bin/pip" install --quiet --disable-pip-version-check 'spdx-tools==0.8.5' \
 	'cyclonedx-python-lib[json-validation]==11.12.0' 'in-toto-attestation==0.9.3'
+# referrers: the oras Python SDK lists and pushes OCI 1.1 referrers (interop/referrers.rs)
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check oras==0.2.43
 
 for tool in skopeo umoci oci-image-tool; do
 	printf '%-16s %s\n' "$tool" "$("$tool" --version 2>&1 | head -n1)"
 done
+
 if [ "$(id -u)" != 0 ]; then
 	echo "scripts/test.sh: the interop tests need root (umoci unpack/repack of uid 1000 files)" >&2
 	exit 1

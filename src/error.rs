@@ -302,6 +302,15 @@ pub enum Error {
         reports: Vec<SafetyReport>,
     },
 
+    /// A destination whose transport cannot hold OCI referrers (attachments): an archive.
+    #[error("{destination}: a {transport} cannot hold OCI referrers (attachments); write the documents to files instead (--sbom-file, --provenance-file)")]
+    ReferrersUnsupported {
+        /// The destination's reference.
+        destination: String,
+        /// `docker-archive` or `oci-archive`.
+        transport: &'static str,
+    },
+
     /// A destination that is not ocipatch's to write into (a file where a layout directory
     /// should be, a directory that is not a layout).
     #[error("{destination}: {} {reason}", path.display())]
@@ -490,6 +499,7 @@ impl Error {
             Error::MissingContents { .. } => "missing-contents",
             Error::Strict { .. } => "strict",
             Error::DestinationInUse { .. } => "destination-in-use",
+            Error::ReferrersUnsupported { .. } => "referrers-unsupported",
             Error::Unsupported { .. } => "unsupported",
             Error::Registry {
                 status, transient, ..

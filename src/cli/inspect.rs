@@ -140,6 +140,16 @@ fn human(r: &InspectReport) -> String {
         s.push('\n');
         push_line!(s, "other index entry: {o}");
     }
+    for f in &r.referrers {
+        push_line!(
+            s,
+            "referrer: {} {} ({} bytes) describes {}",
+            f.artifact_type.as_deref().unwrap_or("(no artifact type)"),
+            f.digest,
+            f.size,
+            f.subject
+        );
+    }
     for n in &r.notes {
         push_line!(s, "note: {n}");
     }

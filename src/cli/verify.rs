@@ -57,6 +57,10 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<i32> {
                 format!(", {} foreign layer(s) not stored", report.layers_foreign)
             } else {
                 String::new()
+            } + &if report.referrers_checked > 0 {
+                format!(", {} referrer(s)", report.referrers_checked)
+            } else {
+                String::new()
             },
             if report.intact() {
                 "intact".to_string()

@@ -203,6 +203,20 @@ impl Descriptor {
         Value::Object(raw)
     }
 
+    /// `artifactType` (OCI 1.1: set on a referrer's descriptor), if present and a string.
+    pub fn artifact_type(&self) -> Option<&str> {
+        self.raw.get("artifactType")?.as_str()
+    }
+
+    /// This descriptor with the field `key` set to `value` (a field the three core ones do not
+    /// cover: `artifactType`, `annotations`); a core field's name is ignored.
+    pub fn with_field(mut self, key: &str, value: Value) -> Descriptor {
+        if !matches!(key, "mediaType" | "digest" | "size") {
+            self.raw.insert(key.to_string(), value);
+        }
+        self
+    }
+
     /// The annotation `key`, if present and a string.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.raw.get("annotations")?.get(key)?.as_str()
@@ -405,6 +419,20 @@ impl Manifest {
     /// The SHA-256 of [`Manifest::bytes`].
     pub fn digest(&self) -> Digest {
         Digest::of(&self.bytes)
+    }
+
+    /// The manifest's `subject` (OCI 1.1: the manifest it describes), when it has a valid one.
+    pub fn subject(&self) -> Option<Descriptor> {
+        Descriptor::from_json(self.json.get("subject")?).ok()
+    }
+
+    /// The manifest's `artifactType`, or else its config's media type when that is not the
+    /// empty descriptor's (the spec's rule for a referrer's artifact type).
+    pub fn artifact_type(&self) -> Option<String> {
+        if let Some(t) = self.json.get("artifactType").and_then(Value::as_str) {
+            return Some(t.to_string());
+        }
+        (self.config.media_type != media::OCI_EMPTY).then(|| self.config.media_type.clone())
     }
 
     /// An image, as opposed to an artifact that borrows the manifest format.

@@ -102,6 +102,9 @@ pub struct InspectReport {
     pub platforms: Vec<PlatformInfo>,
     /// Index entries that are not images (attestations, artifacts).
     pub other_entries: Vec<String>,
+    /// The image's OCI 1.1 referrers (manifests whose `subject` is its index or one of its
+    /// platform manifests): SBOMs, signatures, attestations attached to it.
+    pub referrers: Vec<super::referrers::Referrer>,
     /// Why a base was not found or does not fit, for humans.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -325,6 +328,7 @@ pub fn inspect(
         media_type: root.media_type,
         platforms,
         other_entries,
+        referrers: super::referrers::of_image(src.as_ref(), &loaded)?,
         notes,
     })
 }

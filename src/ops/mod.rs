@@ -10,6 +10,7 @@ pub(crate) mod load;
 pub(crate) mod pkgdb;
 pub mod progress;
 pub mod rebase;
+pub mod referrers;
 pub(crate) mod safety;
 pub(crate) mod stack;
 pub(crate) mod summaries;

@@ -148,6 +148,10 @@ pub struct RebaseReport {
     /// Registry requests this image's run sent (reading the image, checking and writing the
     /// destination); the bases' requests are counted once per run, not here.
     pub requests: u64,
+    /// The image's OCI 1.1 referrers (SBOMs, signatures, attestations attached to its index or
+    /// platform manifests) in its source: they describe the old digests, so they are never
+    /// copied to the destination; each is named here and in a warning.
+    pub not_carried: Vec<super::referrers::Referrer>,
     /// What went wrong on the way without changing the result (a layer-cache entry that was
     /// ignored and read again); also printed on stderr.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -898,6 +902,8 @@ fn rebase_on(
         refuse_unsafe(job, &planned.safety)?;
     }
 
+    // Listed before anything is written: what the source had attached to the old digests.
+    let not_carried = super::referrers::of_image(image_src.as_ref(), &planned.image)?;
     let up_to_date = !run.dry_run
         && registry_destination_now(run, job, &planned.image)?.as_ref()
             == Some(&planned.root.digest);
@@ -971,12 +977,21 @@ fn rebase_on(
         requests: run.registry.session.requests(),
         warnings: Vec::new(),
         attestations: Vec::new(),
+        not_carried,
     };
     if run.attest.any() {
         report.attestations = attestations(run, job, bases, image_src.as_ref(), &planned)?;
     }
     report.warnings = bases.layer_cache.take_warnings();
     report.warnings.extend(wrong_base_warnings(&report));
+    report.warnings.extend(report.not_carried.iter().map(|r| {
+        format!(
+            "not carried: {} {} describes the old digest {}",
+            r.artifact_type.as_deref().unwrap_or("(no artifact type)"),
+            r.digest,
+            r.subject
+        )
+    }));
     Ok(report)
 }
 

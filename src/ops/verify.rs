@@ -32,7 +32,8 @@ const MAX_DEPTH: usize = 8;
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Problem {
     /// `index`, `manifest`, `config`, `layer` or `blob` (an entry of unknown media type, or
-    /// the config of an artifact).
+    /// the config of an artifact), or `referrer` (the referrers of a subject could not be
+    /// listed).
     pub kind: &'static str,
     /// The blob's digest (as its descriptor has it).
     pub digest: Digest,
@@ -75,6 +76,9 @@ pub struct VerifyReport {
     pub layers_foreign: usize,
     /// Bytes of layer and other blobs read to check them (stored, i.e. compressed, bytes).
     pub bytes_checked: u64,
+    /// OCI 1.1 referrers of the image (of its index or a platform manifest) read and
+    /// checked: the manifest against its listing, its blobs by digest and size.
+    pub referrers_checked: usize,
     /// Everything wrong; empty means intact.
     pub problems: Vec<Problem>,
 }
@@ -200,6 +204,47 @@ impl Walk<'_> {
             self.visit_manifest(desc, path, label);
         } else {
             self.add_blob(desc, "blob", None, label, path);
+        }
+    }
+
+    /// The referrers of the root and of each entry of a root index: each referrer manifest
+    /// is read and checked against the descriptor it is listed by, its blobs queued like an
+    /// artifact's.
+    fn visit_referrers(&mut self, root: &Descriptor) {
+        let mut subjects = vec![root.digest.clone()];
+        if media::is_index(&root.media_type) {
+            if let Ok(index) = read_json_blob(self.src, root, "index")
+                .ok()
+                .map(|b| Index::parse(&b, Some(&root.media_type)))
+                .transpose()
+            {
+                subjects.extend(
+                    index
+                        .into_iter()
+                        .flat_map(|i| i.manifests)
+                        .map(|d| d.digest),
+                );
+            }
+        }
+        for subject in subjects {
+            let listed = match self.src.referrers(&subject, None) {
+                Ok(listed) => listed,
+                Err(e) => {
+                    let path = format!("referrers of {subject}");
+                    let p = error_problem("referrer", &subject, vec![], &path, &e);
+                    self.problems.push(p);
+                    continue;
+                }
+            };
+            for r in listed {
+                let label = r.artifact_type().unwrap_or("referrer").to_string();
+                let path = format!("referrer {} of {subject}", r.digest);
+                if self.seen.contains(&r.digest) {
+                    continue;
+                }
+                self.report.referrers_checked += 1;
+                self.visit(&r, &path, &label, 1);
+            }
         }
     }
 
@@ -407,6 +452,7 @@ pub fn verify(
         other_blobs_checked: 0,
         layers_foreign: 0,
         bytes_checked: 0,
+        referrers_checked: 0,
         problems: Vec::new(),
     };
     let mut walk = Walk {
@@ -425,6 +471,7 @@ pub fn verify(
         "manifest"
     };
     walk.visit(&root, root_label, "image", 0);
+    walk.visit_referrers(&root);
     if walk.images == 0 && walk.problems.is_empty() {
         walk.problems.push(problem(
             "index",

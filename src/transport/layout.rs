@@ -187,6 +187,15 @@ impl Source for LayoutSource {
         }
         Ok(select::sniff_descriptor(&bytes, digest))
     }
+
+    fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
+        Ok(super::index_referrers(
+            self,
+            &self.index,
+            subject,
+            artifact_type,
+        ))
+    }
 }
 
 /// A layout opened for writing one tag.
@@ -466,6 +475,41 @@ impl Sink for LayoutSink {
     }
 
     fn commit(&self, root: &Descriptor) -> Result<()> {
+        self.update_index(|index| select::retag(index, root, &self.tag))
+    }
+
+    /// Lists a referrer in `index.json` (untagged, after the blobs): the existing entries and
+    /// their order kept, an entry already listed not listed twice.
+    fn attach_referrer(
+        &self,
+        built: &super::referrers::Built,
+        blobs: &[(Descriptor, &[u8])],
+        _subject: &Digest,
+    ) -> Result<()> {
+        for (desc, bytes) in blobs {
+            self.put_bytes(desc, bytes)?;
+        }
+        self.put_bytes(&built.descriptor, &built.bytes)?;
+        self.update_index(|index| {
+            super::referrers::add_entries(index, std::slice::from_ref(&built.entry)).0
+        })
+    }
+
+    fn abort(&self) {
+        // Only a directory this run created, and that no concurrent writer has committed to.
+        if self.created {
+            remove_if_uncommitted(&self.dir);
+        }
+    }
+}
+
+impl LayoutSink {
+    /// Replaces `index.json` by `edit` of what it holds now (`None`: no index yet), read and
+    /// written under the directory's lock so concurrent writers keep each other's entries.
+    fn update_index(
+        &self,
+        edit: impl FnOnce(Option<Map<String, Value>>) -> Map<String, Value>,
+    ) -> Result<()> {
         sync_dir(&self.blobs_dir())?;
         let (mut f, tmp) =
             temp::file_in(&self.dir, "index.json").map_err(|e| Error::io(&self.dir, e))?;
@@ -488,7 +532,7 @@ impl Sink for LayoutSink {
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io(&index_file, e)),
         };
-        let index = select::retag(index, root, &self.tag);
+        let index = edit(index);
         let bytes = serde_json::to_vec(&index).expect("a JSON value always serializes");
         f.write_all(&bytes)
             .and_then(|()| f.sync_all())
@@ -496,13 +540,6 @@ impl Sink for LayoutSink {
             .map_err(|e| Error::io(&index_file, e))?;
         sync_dir(&self.dir)?;
         lock.unlock().map_err(|e| Error::io(&self.dir, e))
-    }
-
-    fn abort(&self) {
-        // Only a directory this run created, and that no concurrent writer has committed to.
-        if self.created {
-            remove_if_uncommitted(&self.dir);
-        }
     }
 }
 

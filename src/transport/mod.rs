@@ -7,6 +7,7 @@ pub(crate) mod layout;
 pub(crate) mod memory;
 pub(crate) mod oci_archive;
 pub(crate) mod oci_archive_sink;
+pub mod referrers;
 pub mod registry;
 mod select;
 mod staging;
@@ -58,6 +59,16 @@ pub trait Source: Send + Sync {
     /// same host mounts blobs from it instead of moving their bytes.
     fn registry_repository(&self) -> Option<(String, String)> {
         None
+    }
+    /// The referrers of the manifest `subject` (OCI 1.1: manifests whose `subject` is it), as
+    /// index entries (media type, digest, size, `artifactType`, annotations), optionally only
+    /// those of `artifact_type`. A store without referrers (docker-archive) has none.
+    fn referrers(
+        &self,
+        _subject: &Digest,
+        _artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        Ok(Vec::new())
     }
 }
 
@@ -152,6 +163,24 @@ pub trait Sink: Send + Sync {
 
     /// Called after a failure: removes what this run created that is not referenced.
     fn abort(&self);
+    /// Attaches a referrer built by [`referrers::build_manifest`] to the subject `subject`:
+    /// `blobs` (the empty config, the document) first, then the manifest, then whatever lists
+    /// it (a layout's `index.json`, a registry's referrers API or referrers tag). Attaching
+    /// the same referrer again changes nothing. Archives cannot: a typed error.
+    fn attach_referrer(
+        &self,
+        _built: &referrers::Built,
+        _blobs: &[(Descriptor, &[u8])],
+        _subject: &Digest,
+    ) -> Result<()> {
+        Err(Error::ReferrersUnsupported {
+            destination: self.reference().to_string(),
+            transport: match self.reference().location {
+                Location::DockerArchive { .. } => "docker-archive",
+                _ => "oci-archive",
+            },
+        })
+    }
 }
 
 /// Opens the source a reference names.
@@ -301,6 +330,34 @@ pub fn read_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
+}
+
+/// The referrers of `subject` among the manifests an `index.json` lists (the image-layout
+/// rule): each OCI image manifest entry is read (at most its descriptor's size, checked) and
+/// kept when its own `subject.digest` is `subject`. An entry whose blob cannot be read is no
+/// referrer we can prove: skipped (verify reports broken blobs).
+pub(crate) fn index_referrers(
+    src: &dyn Source,
+    index: &crate::model::Index,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Vec<Descriptor> {
+    index
+        .manifests
+        .iter()
+        .filter(|d| d.media_type == crate::model::media::OCI_MANIFEST)
+        .filter_map(|d| {
+            let bytes = read_json_blob(src, d, "referrer manifest").ok()?;
+            (referrers::subject_of(&bytes).as_ref() == Some(subject))
+                .then(|| referrers::entry_from_manifest(d, &bytes))
+        })
+        .filter(|e| artifact_type.is_none() || e.artifact_type() == artifact_type)
+        .fold(Vec::new(), |mut out, e| {
+            if !out.iter().any(|o: &Descriptor| o.digest == e.digest) {
+                out.push(e);
+            }
+            out
+        })
 }
 
 /// Reads a small blob whole and checks it against its descriptor.

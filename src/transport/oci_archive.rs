@@ -165,4 +165,13 @@ impl Source for OciArchiveSource {
         };
         Ok(select::sniff_descriptor(&bytes, digest))
     }
+
+    fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
+        Ok(super::index_referrers(
+            self,
+            &self.archive.index,
+            subject,
+            artifact_type,
+        ))
+    }
 }

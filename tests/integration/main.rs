@@ -25,6 +25,7 @@ mod pkgdb;
 mod pkgdb_links;
 mod pkgdb_rpm;
 mod rebase;
+mod referrers;
 mod safety;
 mod secrets;
 mod util;

@@ -164,6 +164,9 @@ struct Connection {
     auth: Mutex<AuthState>,
     deadlines: Deadlines,
     throttle: Throttle,
+    /// The registry answered a referrers request without the API (404/400/405): later
+    /// listings go to the referrers tag directly, one request fewer per subject.
+    no_referrers_api: std::sync::atomic::AtomicBool,
 }
 
 /// What the registry clients of one run share: connections by registry (so each registry is
@@ -381,6 +384,7 @@ impl Connection {
             }),
             deadlines: opts.deadlines,
             throttle: Throttle::new(),
+            no_referrers_api: std::sync::atomic::AtomicBool::new(false),
         };
         let https_err = match conn.ping(session) {
             Ok(()) => return Ok(conn),
@@ -560,6 +564,20 @@ impl Client {
     /// The registry host (with port, if any).
     pub fn host(&self) -> &str {
         &self.conn.host
+    }
+
+    /// Whether this run has seen the registry answer without the referrers API.
+    pub fn lacks_referrers_api(&self) -> bool {
+        self.conn
+            .no_referrers_api
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Notes that the registry has no referrers API (for the rest of the run).
+    pub fn note_no_referrers_api(&self) {
+        self.conn
+            .no_referrers_api
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `BASE/v2/REPO/...` for a path below the repository.

@@ -34,6 +34,14 @@ use crate::error::{
 };
 use crate::model::{media, Descriptor, Digest, Index, Manifest, Reference, Selector};
 
+/// How many times a referrers tag is written again after another writer lost our entry.
+const REFERRERS_TAG_RETRIES: u32 = 5;
+/// How long after a write of a referrers tag it is read again (times the attempt).
+const REFERRERS_TAG_SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
+/// One lock per referrers tag (`host/repository:tag`): this process's writers take turns.
+static TAG_LOCKS: std::sync::OnceLock<Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>> =
+    std::sync::OnceLock::new();
+
 /// Where a `docker://` reference points: its host, repository and tag or digest (the fields of
 /// its [`Location::Registry`](crate::model::Location::Registry)).
 #[derive(Debug, Clone, Copy)]
@@ -376,6 +384,69 @@ impl Source for RegistrySource {
     fn registry_repository(&self) -> Option<(String, String)> {
         Some((self.client.host().to_string(), self.repository.clone()))
     }
+
+    /// `GET /v2/REPO/referrers/DIGEST` (distribution-spec 1.1); a registry without the API
+    /// (404, or 400/405 from one that does not route it) is read through the referrers tag
+    /// schema: the index tagged `sha256-<hex>`, none when there is no such tag. The
+    /// `artifactType` filter is applied here too (a registry may ignore it).
+    fn referrers(&self, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
+        let what = format!("referrers of {subject}");
+        if !self.client.lacks_referrers_api() {
+            let mut url = self
+                .client
+                .url(&self.repository, &format!("referrers/{subject}"));
+            if let Some(t) = artifact_type {
+                url.push_str(&format!("?artifactType={}", auth::query_escape(t)));
+            }
+            let resp = self.client.send(
+                Method::GET,
+                &url,
+                &[("accept", media::OCI_INDEX)],
+                Body::Empty,
+                &self.scopes,
+            )?;
+            let is_index = header(&resp, "content-type")
+                .is_some_and(|c| c.split(';').next().unwrap_or("").trim() == media::OCI_INDEX);
+            let status = resp.status();
+            if status.is_success() && is_index {
+                let bytes = body::read_limited(
+                    resp,
+                    MAX_JSON_BLOB,
+                    format!("{what} from registry {}", self.client.host()),
+                    self.client.deadline(0),
+                )
+                .map_err(|e| self.client.error_msg(e.to_string()))?;
+                let index = Index::parse(&bytes, Some(media::OCI_INDEX))
+                    .map_err(|e| self.client.error_msg(format!("{what}: {e}")))?;
+                return Ok(super::referrers::filter(&index, artifact_type));
+            }
+            let no_api = status.is_success()
+                || matches!(
+                    status,
+                    StatusCode::NOT_FOUND
+                        | StatusCode::BAD_REQUEST
+                        | StatusCode::METHOD_NOT_ALLOWED
+                );
+            if !no_api {
+                return Err(self
+                    .client
+                    .status_error(&format!("cannot list {what}"), resp));
+            }
+            // A 404 from a registry with the API would be an index; this one has none.
+            self.client.note_no_referrers_api();
+        }
+        let tag = super::referrers::fallback_tag(subject);
+        let (desc, bytes) = match self.fetch_manifest(&Selector::Tag(tag.clone()))? {
+            Ok(found) => found,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let index = Index::parse(&bytes, Some(&desc.media_type)).map_err(|e| {
+            self.client.error_msg(format!(
+                "{what}: the referrers tag {tag} is not an image index: {e}"
+            ))
+        })?;
+        Ok(super::referrers::filter(&index, artifact_type))
+    }
 }
 
 /// Fresh uploads after a transient failure of a streamed one.
@@ -651,6 +722,112 @@ impl RegistrySink {
     }
 
     fn put_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
+        self.put_manifest_subject(reference, media_type, bytes)
+            .map(|_| ())
+    }
+
+    /// The index tagged `tag`: `None` when there is no such tag (404). Read bounded, checked
+    /// against its `Docker-Content-Digest`.
+    fn get_tagged_index(
+        &self,
+        tag: &str,
+    ) -> Result<Option<(serde_json::Map<String, serde_json::Value>, Index)>> {
+        let url = self
+            .client
+            .url(&self.repository, &format!("manifests/{tag}"));
+        let resp = self.client.send(
+            Method::GET,
+            &url,
+            &[("accept", MANIFEST_ACCEPT)],
+            Body::Empty,
+            &self.scopes,
+        )?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(self
+                .client
+                .status_error(&format!("cannot fetch tag {tag:?}"), resp));
+        }
+        let announced = header(&resp, "docker-content-digest").map(str::to_string);
+        let bytes = body::read_limited(
+            resp,
+            MAX_JSON_BLOB,
+            format!("tag {tag:?} from registry {}", self.client.host()),
+            self.client.deadline(0),
+        )
+        .map_err(|e| self.client.error_msg(e.to_string()))?;
+        let actual = Digest::of(&bytes).to_string();
+        if let Some(claimed) = announced.filter(|c| c.starts_with("sha256:") && *c != actual) {
+            return Err(self.client.error_msg(format!(
+                "tag {tag:?}: the registry sent an index whose digest is {actual}, not {claimed}; refusing it"
+            )));
+        }
+        let bad = |e: String| {
+            self.client.error_msg(format!(
+                "the referrers tag {tag:?} is not an image index: {e}"
+            ))
+        };
+        let index = Index::parse(&bytes, Some(media::OCI_INDEX)).map_err(|e| bad(e.to_string()))?;
+        match serde_json::from_slice(&bytes) {
+            Ok(serde_json::Value::Object(m)) => Ok(Some((m, index))),
+            _ => Err(bad("not a JSON object".into())),
+        }
+    }
+
+    /// Adds `entry` to the referrers tag of `subject` (`sha256-<hex>`), for a registry without
+    /// the referrers API. Read, add, PUT; then, after a settle delay, read again: an entry of
+    /// ours, or one that was there before our write, that another writer's PUT lost is merged
+    /// back and PUT again, a bounded number of times. Writers of one tag in this process take
+    /// turns (a lock per tag); across processes the re-read is what keeps both entries (the
+    /// remaining race is described in docs/architecture.md).
+    fn update_referrers_tag(&self, subject: &Digest, entry: &Descriptor) -> Result<()> {
+        let tag = super::referrers::fallback_tag(subject);
+        let key = format!("{}/{}:{tag}", self.client.host(), self.repository);
+        let lock = {
+            let mut locks = TAG_LOCKS
+                .get_or_init(Default::default)
+                .lock()
+                .expect("lock");
+            locks.entry(key).or_default().clone()
+        };
+        let _turn = lock.lock().expect("lock");
+        let mut wanted = vec![entry.clone()];
+        for attempt in 0..=REFERRERS_TAG_RETRIES {
+            let current = self.get_tagged_index(&tag)?;
+            if let Some((_, index)) = &current {
+                for m in &index.manifests {
+                    if !wanted.iter().any(|w| w.digest == m.digest) {
+                        wanted.push(m.clone());
+                    }
+                }
+            }
+            let (merged, changed) = super::referrers::add_entries(current.map(|(m, _)| m), &wanted);
+            if !changed {
+                return Ok(());
+            }
+            if attempt == REFERRERS_TAG_RETRIES {
+                break;
+            }
+            let bytes = serde_json::to_vec(&serde_json::Value::Object(merged))
+                .expect("a JSON value always serializes");
+            self.put_manifest(&tag, media::OCI_INDEX, &bytes)?;
+            std::thread::sleep(REFERRERS_TAG_SETTLE * (attempt + 1));
+        }
+        Err(self.client.error_msg(format!(
+            "the referrers tag {tag:?} kept losing entries to other writers ({REFERRERS_TAG_RETRIES} writes); attach again"
+        )))
+    }
+
+    /// PUT a manifest; `Ok(true)` when the answer carries `OCI-Subject` (a registry with the
+    /// referrers API, which indexes the manifest's subject itself).
+    fn put_manifest_subject(
+        &self,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<bool> {
         let url = self
             .client
             .url(&self.repository, &format!("manifests/{reference}"));
@@ -667,11 +844,12 @@ impl RegistrySink {
                 .status_error(&format!("push of manifest {reference} refused"), resp));
         }
         let expected = Digest::of(bytes).to_string();
+        let indexed = header(&resp, "oci-subject").is_some();
         match header(&resp, "docker-content-digest") {
             Some(d) if d.starts_with("sha256:") && d != expected => Err(self.client.error_msg(
                 format!("pushed manifest {expected}, the registry stored it as {d}"),
             )),
-            _ => Ok(()),
+            _ => Ok(indexed),
         }
     }
 }
@@ -776,6 +954,34 @@ impl Sink for RegistrySink {
             }
         };
         self.put_manifest(&self.tag, &media_type, &bytes)
+    }
+
+    /// Blobs (each uploaded unless there), the manifest by digest; when the registry does
+    /// not answer `OCI-Subject`, the referrers tag too.
+    fn attach_referrer(
+        &self,
+        built: &super::referrers::Built,
+        blobs: &[(Descriptor, &[u8])],
+        subject: &Digest,
+    ) -> Result<()> {
+        for (desc, bytes) in blobs {
+            super::verify_bytes(&self.reference.to_string(), desc, bytes)?;
+            if !self.has_blob(&desc.digest)? {
+                let location = self
+                    .start_upload(&desc.digest, None)?
+                    .expect("a plain upload never mounts");
+                self.finish_upload(&location, &desc.digest, bytes)?;
+            }
+        }
+        let indexed = self.put_manifest_subject(
+            &built.descriptor.digest.to_string(),
+            &built.descriptor.media_type,
+            &built.bytes,
+        )?;
+        if indexed {
+            return Ok(());
+        }
+        self.update_referrers_tag(subject, &built.entry)
     }
 
     fn abort(&self) {

@@ -56,7 +56,7 @@ fn by_repository(requests: &[String]) -> BTreeMap<String, usize> {
         let repo = path
             .strip_prefix("/v2/")
             .and_then(|p| {
-                ["/manifests/", "/blobs/"]
+                ["/manifests/", "/blobs/", "/referrers/"]
                     .iter()
                     .find_map(|m| p.find(m).map(|i| p[..i].to_string()))
             })
@@ -74,7 +74,7 @@ fn writes(requests: &[String]) -> Vec<&String> {
 }
 
 #[test]
-fn a_fleet_takes_at_most_8_requests_per_image_and_a_rerun_writes_nothing() {
+fn a_fleet_takes_at_most_10_requests_per_image_and_a_rerun_writes_nothing() {
     let fx = Fixture::new();
     let reg = Registry::start(None);
     let mut images = fleet_registry(&fx, &reg, 6);
@@ -140,14 +140,17 @@ fn a_fleet_takes_at_most_8_requests_per_image_and_a_rerun_writes_nothing() {
         assert_eq!(e["requests"], logged as u64, "{repo}: {e:#}");
         // Reading the manifest and the config, checking the destination tag, mounting the
         // new base layer, uploading the config (POST, PUT) and pushing the manifest once: 7;
-        // plus the reads of the application's layers not read before in the run.
+        // plus listing the image's referrers before writing (the referrers API, which this
+        // registry does not have, then the referrers tag; the API is not asked again once the
+        // run knows): at most 2; plus the reads of the application's layers not read before in
+        // the run.
         let layer_reads = requests
             .iter()
             .filter(|r| r.starts_with(&format!("GET /v2/{repo}/blobs/")))
             .count()
             - 1;
         assert!(
-            logged - layer_reads <= 7,
+            logged - layer_reads <= 9,
             "{repo}: {logged} requests: {requests:#?}"
         );
     }
@@ -163,7 +166,7 @@ fn a_fleet_takes_at_most_8_requests_per_image_and_a_rerun_writes_nothing() {
     assert_eq!(per_repo["(ping)"], 1, "{requests:#?}");
     assert_eq!(per_repo["lib/base"], 5, "{requests:#?}");
     assert!(
-        first["requests"]["per_image"].as_f64().unwrap() <= 8.5,
+        first["requests"]["per_image"].as_f64().unwrap() <= 10.0,
         "{first:#}"
     );
 

@@ -18,6 +18,7 @@ mod fleet;
 mod ldso;
 mod patch;
 mod pkgdb;
+mod referrers;
 mod registry;
 mod relations;
 mod rpm;

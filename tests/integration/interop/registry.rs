@@ -670,7 +670,12 @@ fn bearer_tokens_transient_failures_and_redirects() {
         }
         let rest = path.strip_prefix("/v2/team/app/")?;
         if let Some(r) = rest.strip_prefix("manifests/") {
-            let digest = if r == "1" { app.clone() } else { r.to_string() };
+            let digest = match r {
+                "1" => app.clone(),
+                d if d.starts_with("sha256:") => d.to_string(),
+                // Another tag (the referrers tag `sha256-<hex>`): none here.
+                _ => return Some(Reply::new(404, "{}")),
+            };
             let bytes = std::fs::read(blob_path(&images, &digest)).ok()?;
             return Some(
                 Reply::new(200, bytes)
@@ -1014,7 +1019,12 @@ fn serving_app(
         }
         let rest = path.strip_prefix("/v2/team/app/")?;
         if let Some(r) = rest.strip_prefix("manifests/") {
-            let digest = if r == "1" { app.clone() } else { r.to_string() };
+            let digest = match r {
+                "1" => app.clone(),
+                d if d.starts_with("sha256:") => d.to_string(),
+                // Another tag (the referrers tag `sha256-<hex>`): none here.
+                _ => return Some(Reply::new(404, "{}")),
+            };
             let bytes = std::fs::read(blob_path(&images, &digest)).ok()?;
             return Some(manifest(bytes).header("Content-Type", OCI_MANIFEST));
         }
