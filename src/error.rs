@@ -303,7 +303,7 @@ pub enum Error {
     },
 
     /// A destination whose transport cannot hold OCI referrers (attachments): an archive.
-    #[error("{destination}: a {transport} cannot hold OCI referrers (attachments); write the documents to files instead (--sbom-file, --provenance-file)")]
+    #[error("{destination}: {transport} archives cannot hold OCI referrers (attachments); write the documents to files instead (--sbom-file, --provenance-file)")]
     ReferrersUnsupported {
         /// The destination's reference.
         destination: String,

@@ -20,11 +20,14 @@ pub enum SbomArg {
 pub struct AttestArgs {
     /// Make an SBOM of every written platform image (every OS package of its package
     /// databases with its purl, the release, the base, the layers): SPDX 2.3 or CycloneDX 1.6
-    /// JSON, byte-identical across runs (its time: SOURCE_DATE_EPOCH, else the config's created)
+    /// JSON, byte-identical across runs (its time: SOURCE_DATE_EPOCH, else the config's
+    /// created), attached to that platform's manifest as an OCI 1.1 referrer (oci: and
+    /// docker:// destinations; --sbom-file for archives)
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub sbom: Option<SbomArg>,
-    /// Make the provenance of the written image: an in-toto statement with a SLSA v1
-    /// predicate (inputs by digest, parameters, ocipatch's version)
+    /// Make the provenance of the written image and attach it to the image as an OCI 1.1
+    /// referrer: an in-toto statement with a SLSA v1 predicate (inputs by digest, parameters,
+    /// ocipatch's version)
     #[arg(long)]
     pub provenance: bool,
     /// Write the SBOM(s) to PATH instead of attaching them: a file for one platform of one
@@ -57,6 +60,10 @@ impl AttestArgs {
             }),
             provenance: self.provenance,
             source_date_epoch: source_date_epoch()?,
+            detached: attest::Detached {
+                sbom: self.sbom_file.is_some(),
+                provenance: self.provenance_file.is_some(),
+            },
         })
     }
 
@@ -105,9 +112,10 @@ pub fn summary<'a>(s: &mut String, docs: impl IntoIterator<Item = &'a Attestatio
             Some(p) => format!("sbom ({p})"),
             None => "provenance".to_string(),
         };
-        let place = match &d.file {
-            Some(f) => format!(", written to {}", f.display()),
-            None => String::new(),
+        let place = match (&d.file, &d.referrer) {
+            (Some(f), _) => format!(", written to {}", f.display()),
+            (None, Some(r)) => format!(", attached as referrer {r}"),
+            (None, None) => String::new(),
         };
         push_line!(
             s,

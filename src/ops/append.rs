@@ -161,6 +161,9 @@ fn append_as(
     shown: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<AppendReport> {
+    if !opts.dry_run {
+        opts.attest.check_destination(&opts.dest)?;
+    }
     let src = open_source(&opts.image, &opts.registry)?;
     let root = src.root()?;
     let loaded = load(src.as_ref(), &root)?;
@@ -216,7 +219,11 @@ fn append_as(
             planned: &planned,
             layer: &built.digest,
         };
-        input.documents()?
+        let mut docs = input.documents()?;
+        if !opts.dry_run {
+            opts.attest.attach(&opts.dest, &opts.registry, &mut docs)?;
+        }
+        docs
     } else {
         Vec::new()
     };

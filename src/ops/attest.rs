@@ -10,9 +10,12 @@
 //! other). The layers are read through the run's `LayerSummaries` (the package-database step and
 //! the verdict usually read them already); from a registry that reads every layer.
 //!
-//! Documents are held in memory ([`Attestation`]): they are small JSON. Attaching them as OCI
-//! referrers, or writing them to files ([`write_documents`]), is the caller's.
+//! Documents are held in memory ([`Attestation`]): they are small JSON. Once the image is
+//! written, the rebase or append attaches each as an OCI referrer of what it describes
+//! ([`AttestOptions::attach`]); the ones the caller asked to keep detached it writes to files
+//! itself ([`write_documents`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
@@ -26,9 +29,9 @@ use crate::attest::{
 };
 use crate::error::{Error, LayerName, PackageDbError, Result};
 use crate::layer::{resolve, EntryKind, Lookup};
-use crate::model::{Config, Descriptor, Digest};
+use crate::model::{Config, Descriptor, Digest, Location, Reference};
 use crate::pkgdb::{self, RpmDbKind};
-use crate::transport::Source;
+use crate::transport::{RegistryOptions, Source};
 use crate::verdict::release;
 
 /// Which documents a run makes.
@@ -40,12 +43,88 @@ pub struct AttestOptions {
     pub provenance: bool,
     /// `SOURCE_DATE_EPOCH`: the documents' time (see [`crate::attest`]).
     pub source_date_epoch: Option<i64>,
+    /// Documents the caller writes elsewhere (the CLI's `--sbom-file`, `--provenance-file`):
+    /// made, not attached. Every other document is attached to the image it describes as an
+    /// OCI referrer once the image is written.
+    pub detached: Detached,
+}
+
+/// Which documents are not attached (see [`AttestOptions::detached`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Detached {
+    /// The SBOMs.
+    pub sbom: bool,
+    /// The provenance.
+    pub provenance: bool,
 }
 
 impl AttestOptions {
     /// Whether any document is asked for.
     pub fn any(&self) -> bool {
         self.sbom.is_some() || self.provenance
+    }
+
+    /// Whether any document is to be attached as a referrer.
+    pub fn attaches(&self) -> bool {
+        (self.sbom.is_some() && !self.detached.sbom)
+            || (self.provenance && !self.detached.provenance)
+    }
+
+    /// Refuses, before anything is written, a destination that cannot hold referrers (an
+    /// archive) when a document is to be attached to it.
+    pub fn check_destination(&self, dest: &Reference) -> Result<()> {
+        if !self.attaches() {
+            return Ok(());
+        }
+        let transport = match dest.location {
+            Location::DockerArchive { .. } => "docker-archive",
+            Location::OciArchive { .. } => "oci-archive",
+            _ => return Ok(()),
+        };
+        Err(Error::ReferrersUnsupported {
+            destination: dest.to_string(),
+            transport,
+        })
+    }
+
+    /// Attaches every document of `docs` that is not detached to the image it describes in
+    /// `dest` (just written), as an OCI 1.1 referrer; each attached one records its referrer
+    /// manifest's digest. The manifest's `org.opencontainers.image.created` is set only from
+    /// `SOURCE_DATE_EPOCH`, so the same inputs attach the same bytes.
+    pub fn attach(
+        &self,
+        dest: &Reference,
+        registry: &RegistryOptions,
+        docs: &mut [Attestation],
+    ) -> Result<()> {
+        let mut annotations = BTreeMap::new();
+        if let Some(t) = self.source_date_epoch {
+            annotations.insert(
+                "org.opencontainers.image.created".to_string(),
+                crate::model::time::format_rfc3339(t),
+            );
+        }
+        for d in docs.iter_mut() {
+            let detached = if d.is_sbom() {
+                self.detached.sbom
+            } else {
+                self.detached.provenance
+            };
+            if detached {
+                continue;
+            }
+            let attached = super::referrers::attach(
+                dest,
+                registry,
+                &d.subject,
+                &d.artifact_type,
+                &d.bytes,
+                &d.media_type,
+                &annotations,
+            )?;
+            d.referrer = Some(attached.digest);
+        }
+        Ok(())
     }
 }
 
@@ -72,6 +151,9 @@ pub struct Attestation {
     /// Where the document was written (`--sbom-file`, `--provenance-file`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
+    /// The digest of the OCI referrer manifest that attaches it to its subject, once attached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<Digest>,
     /// The document.
     #[serde(skip)]
     pub bytes: Vec<u8>,
@@ -108,6 +190,7 @@ impl Attestation {
             digest: Digest::of(&bytes),
             size: bytes.len() as u64,
             file: None,
+            referrer: None,
             bytes,
         }
     }

@@ -808,6 +808,9 @@ pub fn preview(
 /// Rebases one image; `progress` hears about the blobs copied.
 pub fn rebase(run: &RebaseRun, job: &Job, progress: &dyn Progress) -> Result<RebaseReport> {
     check_base_name(run)?;
+    if !run.dry_run {
+        run.attest.check_destination(&job.dest)?;
+    }
     let bases = Bases::open(&run.onto, run.from.as_ref(), &run.registry, &run.package_db)?;
     rebase_on(run, job, &bases, None, progress)
 }
@@ -835,6 +838,11 @@ pub fn rebase_fleet(
     }
     check_base_name(run)?;
     fleet::check_destinations(jobs)?;
+    if !run.dry_run {
+        for job in jobs {
+            run.attest.check_destination(&job.dest)?;
+        }
+    }
     let session = &run.registry.session;
     let base_registry = RegistryOptions {
         session: session.counted(),
@@ -981,6 +989,11 @@ fn rebase_on(
     };
     if run.attest.any() {
         report.attestations = attestations(run, job, bases, image_src.as_ref(), &planned)?;
+        if !run.dry_run {
+            // The image is written (or already was: attaching again changes nothing).
+            run.attest
+                .attach(&job.dest, &run.registry, &mut report.attestations)?;
+        }
     }
     report.warnings = bases.layer_cache.take_warnings();
     report.warnings.extend(wrong_base_warnings(&report));

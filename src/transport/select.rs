@@ -117,7 +117,8 @@ pub fn sniff_descriptor(bytes: &[u8], digest: &Digest) -> Option<Descriptor> {
 }
 
 /// `index` (an `index.json` object; a fresh one when `None`) with `tag` moved to `root`: other
-/// tags kept in their order, the entry that had this tag replaced, the new entry last.
+/// entries kept in their order, the entry that had this tag replaced where it was (a new tag's
+/// entry last).
 pub fn retag(
     index: Option<Map<String, Value>>,
     root: &Descriptor,
@@ -135,17 +136,23 @@ pub fn retag(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    manifests.retain(|m| {
+    let tagged = |m: &Value| {
         m.get("annotations")
             .and_then(|a| a.get(REF_NAME))
             .and_then(Value::as_str)
-            != Some(tag)
-    });
+            == Some(tag)
+    };
+    let at = manifests.iter().position(tagged);
+    manifests.retain(|m| !tagged(m));
     let mut entry = root.to_json();
     if let Value::Object(e) = &mut entry {
         e.insert("annotations".into(), json!({ REF_NAME: tag }));
     }
-    manifests.push(entry);
+    // A tag that moves keeps its place: re-running a write leaves index.json as it was.
+    match at {
+        Some(i) => manifests.insert(i, entry),
+        None => manifests.push(entry),
+    }
     index.insert("manifests".into(), Value::Array(manifests));
     index
 }

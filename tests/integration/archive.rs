@@ -253,7 +253,8 @@ fn existing_oci_archive_keeps_other_tags_and_replaces_its_own() {
         .collect();
     assert_eq!(
         tags,
-        vec![("fresh".to_string(), fresh), ("app".to_string(), first)]
+        // The rewritten tag keeps its place (as skopeo's layout writer does).
+        vec![("app".to_string(), first), ("fresh".to_string(), fresh)]
     );
     for tag in ["app", "fresh"] {
         assert!(ok(&["verify", &dest(tag)]).contains("intact"));

@@ -397,3 +397,165 @@ fn distroless_status_d_and_the_release_make_the_purls() {
     assert_eq!(doc["components"][0]["type"], "operating-system");
     assert_eq!(doc["components"][0]["version"], "12");
 }
+
+/// The referrers of `digest` listed in a layout's `index.json`: (artifactType, the referrer
+/// manifest's digest), in index order.
+fn layout_referrers(dir: &Path, digest: &str) -> Vec<(String, String)> {
+    let index: Value = serde_json::from_slice(&read(&dir.join("index.json"))).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            let d = e["digest"].as_str()?;
+            let m: Value =
+                serde_json::from_slice(&read(&dir.join("blobs/sha256").join(&d[7..]))).ok()?;
+            (m["subject"]["digest"] == digest).then(|| {
+                (
+                    m["artifactType"].as_str().unwrap().to_string(),
+                    d.to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn without_file_flags_the_documents_are_attached_as_referrers() {
+    let s = scenario();
+    let out = s.path("out");
+    let r = run_ok(
+        ocipatch()
+            .args(["rebase", &s.oci("app"), "--from", &s.oci("base-v1")])
+            .args(["--onto", &s.oci("base-v2"), "-o"])
+            .arg(oci_ref(&out, "app"))
+            .args(["--sbom", "cyclonedx", "--provenance", "--json"]),
+    );
+    let report = r.json();
+    let digest = report["digest"].as_str().unwrap();
+    let attached: Vec<(String, String)> = report["attestations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["artifact_type"].as_str().unwrap().to_string(),
+                a["referrer"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(layout_referrers(&out, digest), attached);
+    assert_eq!(
+        attached.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(),
+        [
+            "application/vnd.cyclonedx+json",
+            "application/vnd.in-toto+json"
+        ]
+    );
+    // The document is the referrer's one layer, byte for byte what --json described.
+    let m: Value =
+        serde_json::from_slice(&read(&out.join("blobs/sha256").join(&attached[0].1[7..]))).unwrap();
+    assert_eq!(
+        m["layers"][0]["digest"],
+        report["attestations"][0]["digest"]
+    );
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+
+    // A file flag keeps its document off the image; the other one is still attached.
+    let out2 = s.path("out2");
+    let sbom = s.path("sbom.json");
+    let r2 = run_ok(
+        ocipatch()
+            .args(["rebase", &s.oci("app"), "--from", &s.oci("base-v1")])
+            .args(["--onto", &s.oci("base-v2"), "-o"])
+            .arg(oci_ref(&out2, "app"))
+            .args(["--sbom", "spdx", "--sbom-file"])
+            .arg(&sbom)
+            .args(["--provenance", "--json"]),
+    )
+    .json();
+    assert!(r2["attestations"][0]["referrer"].is_null(), "{r2:#}");
+    let listed = layout_referrers(&out2, r2["digest"].as_str().unwrap());
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].0, "application/vnd.in-toto+json");
+    assert!(sbom.is_file());
+}
+
+#[test]
+fn an_archive_destination_needs_the_file_flags_and_is_refused_before_writing() {
+    let s = scenario();
+    for (dest, transport) in [
+        (s.path("a.tar"), "oci-archive"),
+        (s.path("d.tar"), "docker-archive"),
+    ] {
+        let dest_ref = format!("{transport}:{}", dest.display());
+        let r = run(ocipatch()
+            .args(["rebase", &s.oci("app"), "--from", &s.oci("base-v1")])
+            .args(["--onto", &s.oci("base-v2")])
+            .args(["-o", &dest_ref, "--sbom", "spdx"]));
+        assert_eq!(r.code(), 1, "{r}");
+        assert!(
+            r.stderr().contains(&format!(
+                "{dest_ref}: {transport} archives cannot hold OCI referrers"
+            )) && r.stderr().contains("--sbom-file"),
+            "{r}"
+        );
+        assert!(!dest.exists(), "{} was written", dest.display());
+        // With the file flag the same rebase writes the archive and the document.
+        let file = s.path(&format!("{transport}.spdx.json"));
+        run_ok(
+            ocipatch()
+                .args(["rebase", &s.oci("app"), "--from", &s.oci("base-v1")])
+                .args(["--onto", &s.oci("base-v2")])
+                .args(["-o", &dest_ref, "--sbom", "spdx", "--sbom-file"])
+                .arg(&file),
+        );
+        assert!(dest.is_file() && file.is_file());
+    }
+    // append, too.
+    let patch = s.path("patch");
+    std::fs::create_dir_all(&patch).unwrap();
+    std::fs::write(patch.join("x"), "x\n").unwrap();
+    let tar = s.path("appended.tar");
+    let r = run(ocipatch()
+        .args(["append", &s.oci("app"), "--layer"])
+        .arg(&patch)
+        .arg("-o")
+        .arg(format!("oci-archive:{}", tar.display()))
+        .arg("--provenance"));
+    assert_eq!(r.code(), 1, "{r}");
+    assert!(r.stderr().contains("--provenance-file"), "{r}");
+    assert!(!tar.exists());
+}
+
+#[test]
+fn append_attaches_its_documents_to_a_layout() {
+    let s = scenario();
+    let patch = s.path("patch");
+    std::fs::create_dir_all(patch.join("etc")).unwrap();
+    std::fs::write(patch.join("etc/motd"), "patched\n").unwrap();
+    let report = run_ok(
+        ocipatch()
+            .args(["append", &s.oci("app"), "--layer"])
+            .arg(&patch)
+            .args(["-o", &s.oci("patched"), "--sbom", "spdx", "--json"]),
+    )
+    .json();
+    let digest = report["digest"].as_str().unwrap();
+    let listed = layout_referrers(&s.layout.dir, digest);
+    assert_eq!(
+        listed,
+        vec![(
+            "application/spdx+json".to_string(),
+            report["attestations"][0]["referrer"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        )]
+    );
+    let v = run_ok(ocipatch().args(["verify", "--json", &s.oci("patched")])).json();
+    assert_eq!(v["referrers_checked"], 1, "{v}");
+}

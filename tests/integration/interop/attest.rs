@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::util::*;
 
-const DEBIAN_TOOLS: &[&str] = &[
+pub(super) const DEBIAN_TOOLS: &[&str] = &[
     "skopeo",
     "umoci",
     "debootstrap",
@@ -79,13 +79,13 @@ fn validate(kind: &str, file: &Path) -> Run {
 }
 
 #[track_caller]
-fn valid(kind: &str, file: &Path) {
+pub(super) fn valid(kind: &str, file: &Path) {
     let r = validate(kind, file);
     assert!(r.success(), "{kind} {} is not valid:\n{r}", file.display());
 }
 
 /// `name version arch` of every OS package an SBOM lists.
-fn sbom_packages(doc: &serde_json::Value) -> BTreeSet<String> {
+pub(super) fn sbom_packages(doc: &serde_json::Value) -> BTreeSet<String> {
     let arch_of = |purl: &str| {
         purl.split_once('?')
             .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("arch=")))
@@ -231,7 +231,7 @@ fn check_rebase_documents(fx: &Fixture, least: usize, list: impl Fn(&Path) -> BT
 }
 
 /// `name version arch` of every installed package, as dpkg-query lists them.
-fn dpkg_installed(rootfs: &Path) -> BTreeSet<String> {
+pub(super) fn dpkg_installed(rootfs: &Path) -> BTreeSet<String> {
     let r = run_ok(
         cmd("dpkg-query")
             .arg(format!(
@@ -350,6 +350,6 @@ fn the_validators_refuse_broken_documents() {
     assert!(!validate("provenance", &bad).success());
 }
 
-fn read(path: &Path) -> Vec<u8> {
+pub(super) fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -11,6 +11,7 @@
 //! databases, registries, relations, rpm, the verdict, versions).
 
 mod archive;
+mod attach;
 mod attest;
 mod buildah;
 mod faults;

@@ -30,7 +30,7 @@ MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 /// Lists the referrers of `repo@subject` with oras: the referrers tag's index (the SDK has no
 /// referrers call; the tag schema is how a registry without the API holds them), each entry's
 /// manifest and its layer blob fetched through the SDK. Prints one JSON object per referrer.
-const ORAS_DISCOVER: &str = r#"
+pub(super) const ORAS_DISCOVER: &str = r#"
 repo, subject = sys.argv[2], sys.argv[3]
 tag = subject.replace(":", "-")
 index = reg.get_manifest(f"{host}/{repo}:{tag}", allowed_media_type=[INDEX])
@@ -53,7 +53,7 @@ for e in index["manifests"]:
 /// Pushes an attestation with a subject the way oras does (its `push(subject=...)`), then
 /// lists it in the referrers tag as a client without the referrers API must. Prints the
 /// pushed manifest's digest.
-const ORAS_ATTACH: &str = r#"
+pub(super) const ORAS_ATTACH: &str = r#"
 import os, oras.oci
 repo, subject, size, workdir = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 os.chdir(workdir)
@@ -77,7 +77,7 @@ put.raise_for_status()
 print(digest)
 "#;
 
-fn oras(script: &str, args: &[&str]) -> String {
+pub(super) fn oras(script: &str, args: &[&str]) -> String {
     let mut c = cmd(venv_python());
     c.arg("-c")
         .arg(format!("{ORAS_PRELUDE}{script}"))
