@@ -29,7 +29,7 @@ use crate::attest::{
 };
 use crate::error::{Error, LayerName, PackageDbError, Result};
 use crate::layer::{resolve, EntryKind, Lookup};
-use crate::model::{Config, Descriptor, Digest, Location, Reference};
+use crate::model::{Config, Descriptor, Digest, Reference};
 use crate::pkgdb::{self, RpmDbKind};
 use crate::transport::{RegistryOptions, Source};
 use crate::verdict::release;
@@ -73,17 +73,12 @@ impl AttestOptions {
     /// Refuses, before anything is written, a destination that cannot hold referrers (an
     /// archive) when a document is to be attached to it.
     pub fn check_destination(&self, dest: &Reference) -> Result<()> {
-        if !self.attaches() {
+        if !self.attaches() || !dest.is_archive() {
             return Ok(());
         }
-        let transport = match dest.location {
-            Location::DockerArchive { .. } => "docker-archive",
-            Location::OciArchive { .. } => "oci-archive",
-            _ => return Ok(()),
-        };
         Err(Error::ReferrersUnsupported {
             destination: dest.to_string(),
-            transport,
+            transport: dest.transport(),
         })
     }
 

@@ -175,10 +175,7 @@ pub trait Sink: Send + Sync {
     ) -> Result<()> {
         Err(Error::ReferrersUnsupported {
             destination: self.reference().to_string(),
-            transport: match self.reference().location {
-                Location::DockerArchive { .. } => "docker-archive",
-                _ => "oci-archive",
-            },
+            transport: self.reference().transport(),
         })
     }
 }
